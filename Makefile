@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+## make run: install, migrate the SQLite database under instance/, load the demo data if the
+## database is empty, print one demo token per role, serve on http://$(HOST):$(PORT) (/docs).
+run: $(VENV)/.installed
+	$(BIN)/ecovalue db upgrade
+	$(BIN)/ecovalue demo load --if-empty
+	$(BIN)/ecovalue demo tokens
+	@echo "serving on http://$(HOST):$(PORT)  (Swagger UI: http://$(HOST):$(PORT)/docs)"
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
+		'ecovalue.app:create_app()'
+
+## make test: the suite on SQLite, then on a throwaway PostgreSQL 15 that it starts and stops.
+test: test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed-test
+	scripts/with-postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

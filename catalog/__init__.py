@@ -1,0 +1,1 @@
+"""The catalog: regions, parties, ecological products and their monitoring records."""

@@ -1,0 +1,172 @@
+"""Helpers every `api.py` uses: the Blueprint with auth and idempotency decorators, the problem
+schema, pagination and file downloads. Routes stay thin: parse, call one service, return."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import Response, g
+from sqlalchemy.orm import Session
+
+from ecovalue.auth.policy import Principal
+from ecovalue.errors import PROBLEM_MEDIA_TYPE, Unauthorized
+
+BEARER = "bearerAuth"
+
+
+def current_principal() -> Principal | None:
+    """The caller of the current request, None when no token was presented."""
+    return g.get("principal")
+
+
+# --- documentation schemas ---------------------------------------------------------------------
+
+
+class ErrorItemSchema(ma.Schema):
+    location = ma.fields.String(metadata={"description": "json, query, path, headers, file..."})
+    field = ma.fields.String(metadata={"description": "field or column, dotted for nesting"})
+    message = ma.fields.String()
+    row = ma.fields.Integer(metadata={"description": "row number in an uploaded file (1 = header)"})
+    column = ma.fields.String(metadata={"description": "column name in an uploaded file"})
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, with a stable `code` and field `errors`."""
+
+    type = ma.fields.String(metadata={"description": "urn:ecovalue:problem:<code>"})
+    code = ma.fields.String(metadata={"description": "stable machine-readable error code"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String()
+    request_id = ma.fields.String()
+    errors = ma.fields.List(ma.fields.Nested(ErrorItemSchema))
+
+
+class PageQuerySchema(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+_envelopes: dict[type, type] = {}
+
+
+def page_of(item_schema: type[ma.Schema]) -> type[ma.Schema]:
+    """The paginated envelope {items, page, page_size, total, pages} around `item_schema`."""
+    if item_schema not in _envelopes:
+        name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
+        _envelopes[item_schema] = type(name, (ma.Schema,), {
+            "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
+            "page": ma.fields.Integer(required=True),
+            "page_size": ma.fields.Integer(required=True),
+            "total": ma.fields.Integer(required=True),
+            "pages": ma.fields.Integer(required=True),
+        })
+    return _envelopes[item_schema]
+
+
+def paginate(session: Session, stmt: sa.Select, page: int, page_size: int,
+             *, scalars: bool = True) -> dict[str, Any]:
+    """Run `stmt` for one page; the total is counted on the same filters."""
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+    query = stmt.limit(page_size).offset((page - 1) * page_size)
+    items = list(session.scalars(query)) if scalars else list(session.execute(query))
+    return {"items": items, "page": page, "page_size": page_size, "total": total or 0,
+            "pages": math.ceil((total or 0) / page_size)}
+
+
+def sort_clause(columns: dict[str, Any], sort: str | None, default: Sequence[Any]) -> list[Any]:
+    """ORDER BY from `sort` like "-area_ha,name" restricted to whitelisted `columns`; the
+    caller validates the names (see `sort_field`)."""
+    if not sort:
+        return list(default)
+    clauses = []
+    for part in sort.split(","):
+        desc = part.startswith("-")
+        column = columns[part.lstrip("-+")]
+        clauses.append(column.desc() if desc else column.asc())
+    return [*clauses, *default]
+
+
+def sort_field(allowed: Sequence[str], **kwargs: Any) -> ma.fields.String:
+    """A `sort` query field accepting comma-separated names from `allowed`, '-' for descending."""
+
+    def check(value: str) -> None:
+        for part in value.split(","):
+            if part.lstrip("-+") not in allowed:
+                raise ma.ValidationError(f"cannot sort by {part!r}; choose from {list(allowed)}")
+
+    return ma.fields.String(validate=check, metadata={
+        "description": f"comma-separated, '-' for descending; one of {', '.join(allowed)}"}, **kwargs)
+
+
+def file_response(data: bytes, filename: str, mimetype: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# --- the Blueprint -------------------------------------------------------------------------
+
+
+def _add_doc(wrapper: Callable, wrapped: Callable, **doc: Any) -> None:
+    """Merge manual OpenAPI doc into a wrapper the way flask-smorest's decorators do."""
+    apidoc = deepcopy(getattr(wrapped, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    for key, value in doc.items():
+        if isinstance(value, list):
+            manual.setdefault(key, []).extend(value)
+        else:
+            manual[key] = value
+    wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest Blueprint plus `authenticated` and `idempotent`."""
+
+    def authenticated(self, func: Callable) -> Callable:
+        """The route needs a bearer token (role and scope are checked by the service)."""
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current_principal() is None:
+                raise Unauthorized()
+            return func(*args, **kwargs)
+
+        _add_doc(wrapper, func, security=[{BEARER: []}])
+        for status, name in ((401, "UNAUTHORIZED"), (403, "FORBIDDEN")):
+            wrapper = self.alt_response(status, response=name)(wrapper)
+        return wrapper
+
+    def idempotent(self, func: Callable) -> Callable:
+        """Accept an `Idempotency-Key` header: a replay returns the first response unchanged,
+        the same key with another body is a 409. Put it above `arguments`/`response`."""
+        from ecovalue.idempotency import run_idempotent  # avoid an import circle at load
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return run_idempotent(lambda: func(*args, **kwargs))
+
+        _add_doc(wrapper, func, parameters=[{
+            "in": "header", "name": "Idempotency-Key", "required": False,
+            "description": "client-chosen unique key (1-200 printable ASCII characters); "
+                           "retrying with the same key and body replays the first response",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                       "pattern": "^[\\x21-\\x7e]+$"},
+        }])
+        return self.alt_response(409, response="CONFLICT")(wrapper)
+
+
+def problem_responses() -> dict[str, Any]:
+    """Spec fragment for the problem+json media type, used by the Api subclass."""
+    return {"content_type": PROBLEM_MEDIA_TYPE, "schema": ProblemSchema}

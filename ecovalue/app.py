@@ -1,0 +1,178 @@
+"""The composition root: the only module that knows every package.
+
+`create_app` builds the Flask app: configuration, database, error handling, auth, logging,
+OpenAPI with an offline Swagger UI, and the blueprints and CLI commands of catalog, valuation
+and ledger.
+"""
+
+from __future__ import annotations
+
+import http
+import importlib
+from typing import Any
+
+import flask_smorest
+import sqlalchemy as sa
+from flask import Flask, g, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from ecovalue import __version__, errors, protect
+from ecovalue.api import BEARER, ProblemSchema
+from ecovalue.auth import services as auth_services
+from ecovalue.config import load_config
+from ecovalue.db import Database, current_session
+from ecovalue.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, Unauthorized
+from ecovalue.logging import configure_logging
+
+#: every module that defines models; Alembic's autogenerate and `alembic check` see these
+MODEL_MODULES = [
+    "ecovalue.auth.models",
+    "ecovalue.audit.models",
+    "ecovalue.idempotency",
+    "catalog.models",
+    "valuation.models",
+    "ledger.core.models",
+]
+
+#: (module, attribute) of every flask-smorest Blueprint, in the order they appear in the docs
+BLUEPRINTS = [
+    ("ecovalue.health", "blp"),
+    ("ecovalue.auth.api", "blp"),
+    ("ecovalue.audit.api", "blp"),
+    ("catalog.api", "blp"),
+    ("valuation.api", "blp"),
+    ("ledger.core.api", "blp"),
+]
+
+#: click groups or commands added to the `ecovalue` command
+CLI_COMMANDS = [
+    ("ecovalue.cli", "token_group"),
+    ("ecovalue.cli", "audit_group"),
+    ("ecovalue.cli", "db_group"),
+    ("ecovalue.cli", "demo_group"),
+    ("catalog.cli", "cli"),
+    ("valuation.cli", "cli"),
+    ("ledger.core.cli", "cli"),
+]
+
+
+#: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
+DEMO_LOADERS = [("catalog.demo", "load")]
+#: the party the demo trader token acts for: `trader_party_id(session) -> int | None`
+DEMO_TRADER_PARTY = ("catalog.demo", "trader_party_id")
+
+#: checks that a token's county / party exists (the catalog knows regions and parties)
+TOKEN_SCOPE_VALIDATOR = ("catalog.services", "validate_token_scope")
+
+
+def import_models() -> sa.MetaData:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    from ecovalue.db import Base
+
+    return Base.metadata
+
+
+def _load(spec: tuple[str, str]) -> Any:
+    module, attribute = spec
+    return getattr(importlib.import_module(module), attribute)
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, with errors documented and rendered as application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}}
+            self.spec.components.response(status.name, response, lazy=True)
+        self.spec.components.response("DEFAULT_ERROR", {
+            "description": "Error (RFC 9457 problem details)",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}},
+        }, lazy=True)
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return errors.handle_http_exception(error)
+
+
+class EcoFlask(Flask):
+    """Commits the request's unit of work when the view succeeded, before the response leaves,
+    so that a failing commit still becomes a problem+json answer rather than a 500."""
+
+    def dispatch_request(self) -> Any:  # type: ignore[override]
+        response = self.make_response(super().dispatch_request())
+        session = g.get("_db_session")
+        if session is not None:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        return response
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = EcoFlask("ecovalue")
+    app.config.update(load_config(config))
+    protect.configure(app.config["DATA_KEY"])
+    configure_logging(app)
+
+    database = Database(app.config["DATABASE_URL"])
+    app.extensions["ecovalue.db"] = database
+    import_models()
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("_db_session", None)
+        if session is not None:
+            session.close()
+
+    @app.before_request
+    def _limit_body() -> None:
+        """Refuse an oversized body up front, whatever the route (Werkzeug would only notice
+        when a view reads it)."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
+
+    @app.before_request
+    def _authenticate() -> None:
+        g.principal = None
+        header = request.headers.get("Authorization")
+        if header is None:
+            return
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        principal = auth_services.authenticate(current_session(), secret.strip())
+        if principal is None:
+            raise Unauthorized("the token is unknown, expired or revoked")
+        g.principal = principal
+
+    errors.register_error_handlers(app)
+    api = Api(app)
+    api.spec.components.security_scheme(BEARER, {
+        "type": "http", "scheme": "bearer",
+        "description": "opaque token from `ecovalue token create` (shown once)",
+    })
+    for spec in BLUEPRINTS:
+        api.register_blueprint(_load(spec))
+
+    assets = str(swagger_ui_path)
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_assets(filename: str) -> Any:
+        """Swagger UI's files, served locally: county intranets are often offline."""
+        return send_from_directory(assets, filename, max_age=86400)
+
+    app.extensions["ecovalue.token_scope_validator"] = _load(TOKEN_SCOPE_VALIDATOR)
+    app.extensions["ecovalue.demo"] = {
+        "loaders": [_load(spec) for spec in DEMO_LOADERS],
+        "trader_party_id": _load(DEMO_TRADER_PARTY),
+    }
+    for spec in CLI_COMMANDS:
+        app.cli.add_command(_load(spec))
+    app.config["ECOVALUE_VERSION"] = __version__
+    return app

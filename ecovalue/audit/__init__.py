@@ -1,0 +1,14 @@
+"""Audit trail: `record` a change inside the transaction that makes it; `verify_chain` checks it."""
+
+from ecovalue.audit.services import (
+    Change,
+    ChainReport,
+    record,
+    record_many,
+    snapshot,
+    to_jsonable,
+    verify_chain,
+)
+
+__all__ = ["Change", "ChainReport", "record", "record_many", "snapshot", "to_jsonable",
+           "verify_chain"]

@@ -1,0 +1,195 @@
+"""Appending to and verifying the audit hash chain.
+
+Each event's hash covers its content and the previous event's hash, so changing, inserting or
+deleting any stored event breaks the chain from that point on; `verify` names the first broken
+link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by
+the write lock every writing transaction takes at BEGIN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g, has_app_context
+from sqlalchemy.orm import Session
+
+from ecovalue.audit.models import AuditEvent
+from ecovalue.auth.policy import Principal, authorize
+from ecovalue.db import utcnow
+
+GENESIS_HASH = "0" * 64
+_ADVISORY_LOCK_KEY = 0x65636F76  # "ecov"
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-safe, deterministic rendering of a stored value."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "<protected>"
+    return str(value)
+
+
+def snapshot(obj: Any, *, exclude: Iterable[str] = ()) -> dict:
+    """Column values of a mapped object as JSON (binary columns, i.e. protected data, are
+    replaced by a marker; pass personal plaintext columns in `exclude`)."""
+    skip = set(exclude)
+    return {
+        col.key: to_jsonable(getattr(obj, col.key))
+        for col in sa.inspect(obj).mapper.column_attrs
+        if col.key not in skip
+    }
+
+
+def _canonical(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(
+    *, seq: int, occurred_at: dt.datetime, actor: str, action: str, entity_type: str,
+    entity_id: str, before: Any, after: Any, request_id: str | None, prev_hash: str,
+) -> str:
+    payload = {
+        "seq": seq, "occurred_at": to_jsonable(occurred_at), "actor": actor, "action": action,
+        "entity_type": entity_type, "entity_id": entity_id, "before": before, "after": after,
+        "request_id": request_id, "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def _lock_and_head(session: Session) -> tuple[int, str]:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+    head = session.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+
+
+def _current_request_id() -> str | None:
+    return g.get("request_id") if has_app_context() else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One state change to append, for `record_many`."""
+
+    action: str
+    entity_type: str
+    entity_id: Any
+    before: Any = None
+    after: Any = None
+
+
+def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -> list[int]:
+    """Append several events in one go (bulk imports); returns their sequence numbers."""
+    seq, prev_hash = _lock_and_head(session)
+    now = utcnow()
+    request_id = _current_request_id()
+    rows = []
+    for change in changes:
+        seq += 1
+        before, after = to_jsonable(change.before), to_jsonable(change.after)
+        entity_id = str(change.entity_id)
+        digest = compute_hash(
+            seq=seq, occurred_at=now, actor=actor.label, action=change.action,
+            entity_type=change.entity_type, entity_id=entity_id, before=before, after=after,
+            request_id=request_id, prev_hash=prev_hash,
+        )
+        rows.append({
+            "seq": seq, "occurred_at": now, "actor": actor.label, "action": change.action,
+            "entity_type": change.entity_type, "entity_id": entity_id, "before": before,
+            "after": after, "request_id": request_id, "prev_hash": prev_hash, "hash": digest,
+        })
+        prev_hash = digest
+    if rows:
+        session.execute(sa.insert(AuditEvent), rows)
+    return [r["seq"] for r in rows]
+
+
+def record(
+    session: Session, actor: Principal, action: str, entity_type: str, entity_id: Any,
+    *, before: Any = None, after: Any = None,
+) -> int:
+    """Append one event for a change made in the current transaction."""
+    return record_many(session, actor, [Change(action, entity_type, entity_id, before, after)])[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
+    """Recompute every hash in order; report the first event that does not fit."""
+    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    stmt = sa.select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+    for event in session.scalars(stmt):
+        if event.seq != expected_seq:
+            return ChainReport(False, checked, expected_seq,
+                               f"event {expected_seq} is missing (next stored is {event.seq})")
+        if event.prev_hash != expected_prev:
+            return ChainReport(False, checked, event.seq,
+                               "prev_hash does not match the previous event's hash")
+        digest = compute_hash(
+            seq=event.seq, occurred_at=event.occurred_at, actor=event.actor,
+            action=event.action, entity_type=event.entity_type, entity_id=event.entity_id,
+            before=event.before, after=event.after, request_id=event.request_id,
+            prev_hash=event.prev_hash,
+        )
+        if digest != event.hash:
+            return ChainReport(False, checked, event.seq,
+                               "content does not match its hash (the row was altered)")
+        expected_prev, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+    return ChainReport(True, checked)
+
+
+def list_events(
+    session: Session, actor: Principal, *, actor_label: str | None = None,
+    action: str | None = None, entity_type: str | None = None, entity_id: str | None = None,
+    since: dt.datetime | None = None, until: dt.datetime | None = None,
+) -> sa.Select:
+    """A query of events matching the filters, newest first (to be paginated by the caller)."""
+    authorize(actor, "audit.read")
+    stmt = sa.select(AuditEvent)
+    if actor_label:
+        stmt = stmt.where(AuditEvent.actor.contains(actor_label, autoescape=True))
+    if action:
+        stmt = stmt.where(
+            AuditEvent.action.startswith(action, autoescape=True)
+            if action.endswith(".") else AuditEvent.action == action
+        )
+    if entity_type:
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if since:
+        stmt = stmt.where(AuditEvent.occurred_at >= since)
+    if until:
+        stmt = stmt.where(AuditEvent.occurred_at < until)
+    return stmt.order_by(AuditEvent.seq.desc())

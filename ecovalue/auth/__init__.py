@@ -1,0 +1,18 @@
+"""Authentication (opaque bearer tokens) and authorization (roles and scopes, in `policy`)."""
+
+from ecovalue.auth.policy import (
+    ROLES,
+    POLICY,
+    Principal,
+    Role,
+    Scope,
+    authorize,
+    can,
+    county_of,
+    system_principal,
+)
+
+__all__ = [
+    "ROLES", "POLICY", "Principal", "Role", "Scope", "authorize", "can", "county_of",
+    "system_principal",
+]

@@ -1,0 +1,157 @@
+"""Who may do what: the one place where roles and scopes are checked.
+
+Every state-changing service and every non-public read calls `authorize(actor, action, ...)`
+with the county or party the action touches; routes never decide permissions themselves.
+
+Roles (DESIGN.md §3):
+- `admin`: everything;
+- `registrar`: scoped to one county (its 6-digit code); writes only that county's data;
+- `verifier`: prefecture bureau or accredited third party; verifies products, prices, issuances;
+- `trader`: scoped to one party; moves only that party's assets;
+- `finance`: the prefecture finance bureau; runs payments, periods and reconciliation;
+- `auditor`: reads everything, changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from enum import StrEnum
+
+from ecovalue.errors import Forbidden, Unauthorized
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REGISTRAR = "registrar"
+    VERIFIER = "verifier"
+    TRADER = "trader"
+    FINANCE = "finance"
+    AUDITOR = "auditor"
+
+
+ROLES = tuple(r.value for r in Role)
+
+
+class Scope(StrEnum):
+    ANY = "any"  #: no further restriction
+    COUNTY = "county"  #: only inside the principal's county
+    PARTY = "party"  #: only on the principal's own party
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. `label` is what the audit trail records (never the secret)."""
+
+    role: Role
+    label: str
+    token_id: int | None = None
+    county_code: str | None = None
+    party_id: int | None = None
+
+    @property
+    def is_system(self) -> bool:
+        return self.token_id is None
+
+
+def system_principal(label: str = "cli") -> Principal:
+    """The operator at the server's console (CLI, demo loader, migrations): acts as admin."""
+    return Principal(role=Role.ADMIN, label=f"system:{label}")
+
+
+A, R, V, T, F, U = Role.ADMIN, Role.REGISTRAR, Role.VERIFIER, Role.TRADER, Role.FINANCE, Role.AUDITOR
+ANY, COUNTY, PARTY = Scope.ANY, Scope.COUNTY, Scope.PARTY
+_READERS = {A: ANY, R: ANY, V: ANY, F: ANY, U: ANY}
+
+#: action -> {role: scope}. A role absent from an action's entry may not perform it.
+POLICY: dict[str, dict[Role, Scope]] = {
+    # shell
+    "token.manage": {A: ANY},
+    "audit.read": {A: ANY, U: ANY},
+    # catalog
+    "catalog.region.write": {A: ANY, R: COUNTY},
+    "catalog.party.read": {**_READERS, T: PARTY},
+    "catalog.party.write": {A: ANY, R: COUNTY},
+    "catalog.product.read": {**_READERS, T: ANY},
+    "catalog.product.write": {A: ANY, R: COUNTY},
+    "catalog.product.submit": {A: ANY, R: COUNTY},
+    "catalog.product.verify": {A: ANY, V: ANY},
+    "catalog.product.suspend": {A: ANY, V: ANY},
+    "catalog.product.reinstate": {A: ANY, V: ANY},
+    "catalog.product.retire": {A: ANY, R: COUNTY, V: ANY},
+    "catalog.monitoring.write": {A: ANY, R: COUNTY},
+    # valuation
+    "valuation.read": {**_READERS, T: ANY},
+    "valuation.indicator.write": {A: ANY},
+    "valuation.pricebook.write": {A: ANY, V: ANY},
+    "valuation.pricebook.publish": {A: ANY, V: ANY},
+    "valuation.index.write": {A: ANY, V: ANY},
+    "valuation.quantities.write": {A: ANY, R: COUNTY},
+    "valuation.run.create": {A: ANY, R: COUNTY, V: ANY},
+    "valuation.run.publish": {A: ANY, V: ANY},
+    # ledger
+    "ledger.read": {A: ANY, F: ANY, U: ANY, T: PARTY},
+    "ledger.asset.write": {A: ANY, F: ANY},
+    "ledger.account.write": {A: ANY, F: ANY},
+    "ledger.transaction.create": {A: ANY, F: ANY, T: PARTY},
+    "ledger.transaction.reverse": {A: ANY, F: ANY},
+    "ledger.pending.resolve": {A: ANY, F: ANY},
+    "ledger.period.manage": {A: ANY, F: ANY},
+    "ledger.assertion.write": {A: ANY, F: ANY},
+}
+
+
+def county_of(region_code: str) -> str:
+    """The 6-digit county code of a region code: GB/T 2260 county codes and the 9-/12-digit
+    statistical codes below them share their first six digits. A prefecture code (`xx xx 00`)
+    is returned as is and belongs to no county."""
+    return str(region_code)[:6]
+
+
+def allowed_roles(action: str) -> dict[Role, Scope]:
+    try:
+        return POLICY[action]
+    except KeyError:  # a typo in an action name must fail loudly in tests, not open a door
+        raise LookupError(f"unknown action {action!r}") from None
+
+
+def authorize(
+    actor: Principal | None,
+    action: str,
+    *,
+    county: str | Iterable[str] | None = None,
+    party: int | Iterable[int] | None = None,
+) -> Principal:
+    """Check that `actor` may perform `action` on data of `county` (region codes accepted) and/or
+    `party` (party ids). Raises Unauthorized without an actor, Forbidden otherwise; returns the
+    actor so that callers can chain."""
+    rules = allowed_roles(action)
+    if actor is None:
+        raise Unauthorized()
+    scope = rules.get(actor.role)
+    if scope is None:
+        raise Forbidden(f"role {actor.role} may not perform {action}", action=action)
+    if scope is Scope.COUNTY:
+        counties = {county} if isinstance(county, str) else set(county or ())
+        mine = actor.county_code
+        if not counties or not mine or any(county_of(c) != mine for c in counties):
+            raise Forbidden(
+                f"a registrar of county {mine} may not perform {action} outside that county",
+                action=action,
+            )
+    elif scope is Scope.PARTY:
+        parties = {party} if isinstance(party, int) else set(party or ())
+        if not parties or actor.party_id is None or parties != {actor.party_id}:
+            raise Forbidden(
+                f"a trader may perform {action} only on its own party's data", action=action
+            )
+    return actor
+
+
+def can(actor: Principal | None, action: str, **scope: object) -> bool:
+    """`authorize` as a predicate, for filtering what a caller may see."""
+    try:
+        authorize(actor, action, **scope)  # type: ignore[arg-type]
+    except (Forbidden, Unauthorized):
+        return False
+    return True

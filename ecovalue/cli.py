@@ -1,0 +1,223 @@
+"""The `ecovalue` command: Flask's commands (run, shell, routes) plus ours.
+
+    ecovalue db upgrade | check
+    ecovalue token create --role registrar --county 522326 --name "Wangmo registrar"
+    ecovalue token list | revoke ID
+    ecovalue audit verify
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from ecovalue import migrate
+from ecovalue.audit import verify_chain
+from ecovalue.auth import ROLES, system_principal
+from ecovalue.auth import services as tokens
+from ecovalue.errors import EcovalueError
+
+
+def database():  # type: ignore[no-untyped-def]
+    return current_app.extensions["ecovalue.db"]
+
+
+def operator() -> "object":
+    """The console operator, recorded in the audit trail as system:<login>."""
+    try:
+        login = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        login = "operator"
+    return system_principal(f"cli:{login}")
+
+
+def fail(exc: EcovalueError) -> None:
+    click.echo(f"error: {exc.detail}", err=True)
+    for item in exc.errors:
+        where = ", ".join(f"{k}={item[k]}" for k in ("row", "column", "field") if item.get(k))
+        click.echo(f"  - {where}: {item.get('message')}", err=True)
+    sys.exit(1)
+
+
+def _create_app(*_args):  # type: ignore[no-untyped-def]
+    from ecovalue.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+             load_dotenv=False, set_debug_flag=False)
+def main() -> None:
+    """ecovalue: ecological products, GEP valuation and compensation ledger."""
+
+
+# --- db ------------------------------------------------------------------------------------
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply all migrations."""
+    migrate.upgrade(database().url)
+    click.echo("database is at the latest schema")
+
+
+@db_group.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail if models and migrations differ."""
+    migrate.check(database().url)
+    click.echo("models and migrations agree")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    migrate.revision(database().url, message)
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens: create (shown once), list, revoke."""
+
+
+@token_group.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", required=True, help="who holds the token")
+@click.option("--county", "county_code", help="registrar: 6-digit county code, e.g. 522326")
+@click.option("--party", "party_id", type=int, help="trader: party id")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="default: no expiry")
+@with_appcontext
+def token_create(role: str, name: str, county_code: str | None, party_id: int | None,
+                 expires_in_days: int | None) -> None:
+    """Create a token and print it once."""
+    expires_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)
+                  if expires_in_days else None)
+    try:
+        with database().unit_of_work() as session:
+            issued = tokens.create_token(
+                session, operator(), name=name, role=role, county_code=county_code,
+                party_id=party_id, expires_at=expires_at,
+                validate_scope=current_app.extensions["ecovalue.token_scope_validator"],
+            )
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(f"token {issued.token.id} ({role}) for {name}; shown once, keep it safe:")
+    click.echo(issued.secret)
+
+
+@token_group.command("list")
+@with_appcontext
+def token_list() -> None:
+    """List tokens (prefix, role, scope, state), never the secrets."""
+    with database().unit_of_work() as session:
+        now = dt.datetime.now(dt.UTC)
+        for t in tokens.list_tokens(session, operator()):
+            state = "revoked" if t.revoked_at else ("expired" if not t.is_active(now) else "active")
+            scope = t.county_code or (f"party {t.party_id}" if t.party_id else "-")
+            click.echo(f"{t.id:>5}  {t.display_prefix}…  {t.role:<9}  {scope:<10}  {state:<7}  "
+                       f"{t.name}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def token_revoke(token_id: int) -> None:
+    """Revoke a token for good."""
+    try:
+        with database().unit_of_work() as session:
+            tokens.revoke_token(session, operator(), token_id)
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(f"token {token_id} revoked")
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+@click.group("audit")
+def audit_group() -> None:
+    """Audit trail."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 and name the first broken link if it is broken."""
+    with database().session(write=False) as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} events verified")
+        return
+    click.echo(f"audit chain BROKEN at event {report.first_broken_seq}: {report.reason} "
+               f"({report.checked} events verified before it)", err=True)
+    sys.exit(1)
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+DEMO_TOKEN_PREFIX = "demo "
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Demo dataset of the pilot counties (all numbers labelled DEMO)."""
+
+
+@demo_group.command("load")
+@click.option("--if-empty", is_flag=True, help="do nothing if the database has any data")
+@with_appcontext
+def demo_load(if_empty: bool) -> None:
+    """Load the demo dataset (regions, parties, products, monitoring ...)."""
+    from ecovalue.audit.models import AuditEvent
+
+    with database().unit_of_work() as session:
+        if if_empty and session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)):
+            click.echo("database already has data: demo dataset not loaded")
+            return
+        for loader in current_app.extensions["ecovalue.demo"]["loaders"]:
+            for line in loader(session, system_principal("demo")):
+                click.echo(line)
+    click.echo("demo dataset loaded")
+
+
+@demo_group.command("tokens")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@with_appcontext
+def demo_tokens(days: int) -> None:
+    """Revoke the previous demo tokens and print a fresh one per role (shown once)."""
+    actor = operator()
+    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    with database().unit_of_work() as session:
+        for old in tokens.list_tokens(session, actor):
+            if old.name.startswith(DEMO_TOKEN_PREFIX) and old.revoked_at is None:
+                tokens.revoke_token(session, actor, old.id)
+        trader_party = current_app.extensions["ecovalue.demo"]["trader_party_id"](session)
+        scopes = {
+            "admin": {}, "registrar": {"county_code": "522326"}, "verifier": {},
+            "trader": {"party_id": trader_party}, "finance": {}, "auditor": {},
+        }
+        issued = []
+        for role, scope in scopes.items():
+            if role == "trader" and trader_party is None:
+                continue
+            label = f"{DEMO_TOKEN_PREFIX}{role}" + (" (Wangmo 522326)" if role == "registrar"
+                                                    else "")
+            issued.append((role, tokens.create_token(session, actor, name=label, role=role,
+                                                     expires_at=expires_at, **scope)))
+    click.echo(f"demo tokens (valid {days} days; use as 'Authorization: Bearer <token>'):")
+    for role, token in issued:
+        click.echo(f"  {role:<9} {token.secret}")

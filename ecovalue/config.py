@@ -1,0 +1,56 @@
+"""Configuration from environment variables (12-factor); `create_app(config)` may override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ecovalue import protect
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def instance_dir() -> Path:
+    return Path(os.environ.get("ECOVALUE_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+
+
+def _data_key(folder: Path) -> str:
+    """ECOVALUE_DATA_KEY, or a development key kept in instance/data.key (created once)."""
+    key = os.environ.get("ECOVALUE_DATA_KEY")
+    if key:
+        return key
+    path = folder / "data.key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(protect.new_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    overrides = dict(overrides or {})
+    folder = Path(overrides.pop("INSTANCE_DIR", instance_dir()))
+    config: dict[str, Any] = {
+        "INSTANCE_DIR": str(folder),
+        "DATABASE_URL": os.environ.get(
+            "ECOVALUE_DATABASE_URL", f"sqlite:///{folder / 'ecovalue.sqlite3'}"
+        ),
+        # Uploads (spreadsheets) are the largest bodies; everything else is far smaller.
+        "MAX_CONTENT_LENGTH": int(os.environ.get("ECOVALUE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
+        "LOG_LEVEL": os.environ.get("ECOVALUE_LOG_LEVEL", "INFO"),
+        "JSON_SORT_KEYS": False,
+        # flask-smorest / OpenAPI; Swagger UI 4 renders OpenAPI 3.0
+        "API_TITLE": "ecovalue",
+        "API_VERSION": "0.1.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {"persistAuthorization": True},
+    }
+    config.update(overrides)
+    if "DATA_KEY" not in config:
+        config["DATA_KEY"] = _data_key(folder)
+    return config

@@ -1,0 +1,154 @@
+"""Database plumbing shared by every package: the declarative base, column types, engines and the
+per-request session.
+
+Services receive a `Session` as an argument and never commit; whoever owns the unit of work (the
+request, a CLI command, a test) commits once, so one operation is one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; constraint names are deterministic so that Alembic's
+    batch mode on SQLite can find them."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> dt.datetime:
+    """Current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python, on SQLite as on PostgreSQL.
+
+    SQLite has no time zones, so the value is stored as naive UTC and made aware on the way out;
+    a naive datetime handed in is a programming error and refused.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC timestamp is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+#: JSON document column: `json` on PostgreSQL (text kept as written), JSON text on SQLite;
+#: Python None is SQL NULL.
+JSONDocument = sa.JSON(none_as_null=True)
+
+#: 64-bit integer primary key that is still an auto-incrementing rowid alias on SQLite.
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """Engine for `url` with the settings this project relies on.
+
+    SQLite: foreign keys on, WAL journal, a busy timeout, and transactions opened by us: a plain
+    `BEGIN` for readers, `BEGIN IMMEDIATE` for writers (see `write_session`), so two writers queue
+    up instead of failing half-way with "database is locked" when one upgrades its read lock.
+    """
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            if ":memory:" not in url and url != "sqlite://":
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+class Database:
+    """Holds the engine and the two session factories (read and write) of one app."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, **engine_kwargs)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        writer_bind = self.engine
+        if self.engine.dialect.name == "sqlite":
+            writer_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._writer = sessionmaker(writer_bind, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, *, write: bool = True) -> Session:
+        """A new session; `write=True` takes SQLite's write lock at BEGIN."""
+        return (self._writer if write else self._reader)()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A write session committed on success and rolled back on any exception."""
+        session = self.session(write=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def current_session() -> Session:
+    """The session of the current Flask request (opened lazily, committed by the app when the
+    view succeeds, rolled back otherwise). Only for `api.py` modules and the shell."""
+    session = g.get("_db_session")
+    if session is None:
+        database: Database = current_app.extensions["ecovalue.db"]
+        write = not has_request_context() or request.method not in ("GET", "HEAD", "OPTIONS")
+        session = database.session(write=write)
+        g._db_session = session
+    return session

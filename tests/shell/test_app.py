@@ -1,0 +1,59 @@
+"""The shell: health, docs served offline, problem+json for HTTP errors, request ids."""
+
+from __future__ import annotations
+
+
+def test_health(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+    assert response.headers["X-Request-ID"]
+
+
+def test_request_id_is_echoed_when_well_formed(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] \
+        == "abc-123"
+    assert client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["X-Request-ID"] \
+        != "bad id!"
+
+
+def test_openapi_document_has_security_scheme_and_problem_errors(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.0")
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    default_error = spec["components"]["responses"]["DEFAULT_ERROR"]
+    assert "application/problem+json" in default_error["content"]
+    whoami = spec["paths"]["/auth/whoami"]["get"]
+    assert whoami["security"] == [{"bearerAuth": []}]
+    assert {"401", "403"} <= set(whoami["responses"])
+
+
+def test_swagger_ui_is_served_without_a_cdn(client):
+    page = client.get("/docs").get_data(as_text=True)
+    assert "/docs/assets/swagger-ui-bundle.js" in page
+    assert "http://" not in page and "https://" not in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        assert client.get(f"/docs/assets/{asset}").status_code == 200
+
+
+def test_unknown_route_is_problem_404(client, problem):
+    problem(client.get("/no/such/thing"), 404, "not-found")
+
+
+def test_wrong_method_is_problem_405_with_allow(client, problem):
+    response = client.delete("/health")
+    problem(response, 405, "method-not-allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_body_too_large_is_problem_413(app, client, problem):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = client.post("/audit", data=b"x" * (limit + 1),
+                           headers={"Content-Type": "application/octet-stream"})
+    problem(response, 413, "payload-too-large")
+
+
+def test_bad_query_parameter_is_problem_422_with_field_errors(client, tokens, problem):
+    body = problem(client.get("/audit?page=0", headers=tokens.auditor), 422, "validation-error")
+    assert body["errors"][0]["location"] == "query"
+    assert body["errors"][0]["field"] == "page"

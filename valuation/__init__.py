@@ -1,0 +1,1 @@
+"""GEP valuation: indicator registry, price books, valuation runs, reports, asset values."""
