@@ -82,10 +82,13 @@ def db_check() -> None:
 
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
+@click.option("--head", default="head", show_default=True,
+              help="revision to build on, e.g. c0001_catalog")
+@click.option("--rev-id", help="revision id, e.g. c0002_products")
 @with_appcontext
-def db_revision(message: str) -> None:
-    """Autogenerate a migration from the models (developers)."""
-    migrate.revision(database().url, message)
+def db_revision(message: str, head: str, rev_id: str | None) -> None:
+    """Autogenerate a migration from the models (developers): review it before committing."""
+    migrate.revision(database().url, message, head=head, rev_id=rev_id)
 
 
 # --- tokens --------------------------------------------------------------------------------

@@ -28,5 +28,8 @@ def check(url: str) -> None:
     command.check(alembic_config(url))
 
 
-def revision(url: str, message: str) -> None:
-    command.revision(alembic_config(url), message=message, autogenerate=True)
+def revision(url: str, message: str, *, head: str = "head", rev_id: str | None = None) -> None:
+    """Autogenerate a migration on top of `head` (a revision id when there are several
+    heads, one per package branch)."""
+    command.revision(alembic_config(url), message=message, autogenerate=True, head=head,
+                     rev_id=rev_id)
