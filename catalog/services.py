@@ -35,7 +35,7 @@ def load_reference_regions(session: Session) -> int:
             continue
         session.add(Region(code=row["code"], level=row["level"], name_zh=row["name_zh"],
                            name_en=row["name_en"] or None, parent_code=row["parent_code"] or None,
-                           pilot=row["pilot"] or None))
+                           pilot=row["pilot"] or None, source="reference"))
         session.flush()
         added += 1
     return added
