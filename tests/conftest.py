@@ -67,7 +67,8 @@ def database(app: Flask) -> Database:
     return app.extensions["ecovalue.db"]
 
 
-def _wipe(database: Database) -> None:
+def wipe(database: Database) -> None:
+    """Delete every row of every table (the schema stays)."""
     tables = [t for t in reversed(import_models().sorted_tables) if t.name != "alembic_version"]
     with database.engine.begin() as conn:
         if database.dialect == "postgresql":
@@ -82,16 +83,23 @@ def _wipe(database: Database) -> None:
                 conn.exec_driver_sql("DELETE FROM sqlite_sequence")
 
 
+def load_demo(app: Flask) -> None:
+    """The demo dataset, as `ecovalue demo load` creates it."""
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.fixture(autouse=True)
 def _fresh_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Empty tables plus reference regions before every test that uses the app."""
-    if "app" not in request.fixturenames and not any(
-        name in request.fixturenames for name in ("client", "session", "database", "tokens")
-    ):
+    """Empty tables plus reference regions before every test that uses the app, except in
+    modules marked `shared_database`, which prepare their data once themselves."""
+    uses_db = any(name in request.fixturenames
+                  for name in ("app", "client", "session", "database", "tokens"))
+    if not uses_db or request.node.get_closest_marker("shared_database"):
         yield
         return
     database = request.getfixturevalue("database")
-    _wipe(database)
+    wipe(database)
     with database.unit_of_work() as session:
         load_reference_regions(session)
     yield
