@@ -69,3 +69,31 @@ def region_code_error(code: str, level: str) -> str | None:
     if not isinstance(code, str) or not re.fullmatch(rf"\d{{{digits}}}", code):
         return f"a {level} code has {digits} digits"
     return None
+
+
+def normalize_code(value: str) -> str:
+    """Credit codes and ID numbers as people type them: trimmed, inner spaces removed, upper
+    case (a lower-case x check digit is common)."""
+    return "".join(str(value).split()).upper()
+
+
+_ACCOUNT_RE = re.compile(r"^\d{8,30}$")
+
+
+def bank_account_error(account: str) -> str | None:
+    """None if `account` looks like a bank account or card number (8-30 digits)."""
+    if not isinstance(account, str) or not _ACCOUNT_RE.match(account):
+        return "a bank account number has 8 to 30 digits"
+    return None
+
+
+def mask_name(name: str | None) -> str | None:
+    """A person's name with the middle hidden: 王小明 -> 王*明, 王明 -> 王*, Li Ming -> L******g."""
+    if not name:
+        return name
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]

@@ -72,25 +72,31 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "catalog.region.write": {A: ANY, R: COUNTY},
     "catalog.party.read": {**_READERS, T: PARTY},
     "catalog.party.write": {A: ANY, R: COUNTY},
+    "catalog.party.reveal": {A: ANY, F: ANY},
     "catalog.product.read": {**_READERS, T: ANY},
     "catalog.product.write": {A: ANY, R: COUNTY},
     "catalog.product.submit": {A: ANY, R: COUNTY},
+    "catalog.product.reject": {A: ANY, V: ANY},
     "catalog.product.verify": {A: ANY, V: ANY},
     "catalog.product.suspend": {A: ANY, V: ANY},
     "catalog.product.reinstate": {A: ANY, V: ANY},
     "catalog.product.retire": {A: ANY, R: COUNTY, V: ANY},
     "catalog.monitoring.write": {A: ANY, R: COUNTY},
     # valuation
-    "valuation.read": {**_READERS, T: ANY},
+    # (indicators, published price books, indices and published runs are public: no check)
+    "valuation.read": {**_READERS, T: ANY},  # draft price books
     "valuation.indicator.write": {A: ANY},
     "valuation.pricebook.write": {A: ANY, V: ANY},
     "valuation.pricebook.publish": {A: ANY, V: ANY},
     "valuation.index.write": {A: ANY, V: ANY},
-    "valuation.quantities.write": {A: ANY, R: COUNTY},
+    "valuation.quantities.read": {A: ANY, R: COUNTY, V: ANY, F: ANY, U: ANY},
+    "valuation.quantities.write": {A: ANY, R: COUNTY, V: ANY},
+    "valuation.run.read": {A: ANY, R: COUNTY, V: ANY, F: ANY, U: ANY},  # unpublished runs
     "valuation.run.create": {A: ANY, R: COUNTY, V: ANY},
     "valuation.run.publish": {A: ANY, V: ANY},
     # ledger
     "ledger.read": {A: ANY, F: ANY, U: ANY, T: PARTY},
+    "ledger.asset.read": {A: ANY, R: ANY, V: ANY, T: ANY, F: ANY, U: ANY},
     "ledger.asset.write": {A: ANY, F: ANY},
     "ledger.account.write": {A: ANY, F: ANY},
     "ledger.transaction.create": {A: ANY, F: ANY, T: PARTY},

@@ -1,0 +1,538 @@
+"""Reading and checking catalog spreadsheets (pure: bytes in, a checked table and its errors
+out; the database is the service's business, in catalog.services.importing).
+
+- Formats: CSV (comma, semicolon or tab separated) in UTF-8 (with or without BOM) or GBK/GB18030,
+  as Chinese government spreadsheets often are; XLSX (first sheet). Legacy .xls and anything
+  else is refused as not a spreadsheet.
+- Headers: the English column names of the template or their Chinese labels (产品名称, 行政区划
+  代码, 权利人 ...), case and spacing ignored. A title line above the header (a merged
+  "XX县生态产品目录清单" row) is skipped: the header is the first of the first ten lines that names
+  every required column. Columns the importer does not know are reported and ignored.
+- Errors are collected like a compiler does, never stopping at the first: each has the file's
+  row number (1-based, as a spreadsheet program shows it), the column as written in the file,
+  and a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from catalog import vocabulary
+from catalog.errors import ImportRejected, MissingColumns, NotASpreadsheet
+from catalog.identifiers import region_code_error
+from catalog.models import DEVELOPMENT_STATUSES
+from ecovalue.units import UnitError, parse_unit
+
+#: a spreadsheet with more data rows is refused (split it): keeps one request bounded
+MAX_ROWS = 200_000
+#: at most this many errors are listed (the total is always given)
+MAX_REPORTED_ERRORS = 10_000
+_HEADER_SEARCH_LINES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str  #: canonical name (the template's header)
+    required: bool
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+PRODUCT_COLUMNS: tuple[Column, ...] = (
+    Column("external_code", False, ("产品编号", "编号", "目录编号"), "the county's own number"),
+    Column("name_zh", True, ("产品名称", "名称", "name"), "Chinese name"),
+    Column("name_en", False, ("英文名称",), "English name"),
+    Column("category", False, ("产品类别", "类别"), "checked against the type"),
+    Column("type", True, ("产品类型", "类型", "type_code"), "code or Chinese name of the type"),
+    Column("region_code", True, ("行政区划代码", "区划代码", "所在地代码", "region"),
+           "county (6), township (9) or village (12 digits) code"),
+    Column("holder", True, ("权利人", "权益主体", "权属主体", "holder_party_id"),
+           "#party id, credit code, household ID-card number, or unique name in the county"),
+    Column("rights_type", True, ("权利类型", "权属类型", "权属"),
+           "ownership / contract_management / use (所有权 / 承包经营权 / 使用权)"),
+    Column("area_ha", False, ("面积(公顷)", "面积（公顷）", "面积公顷", "面积", "area"), "hectares"),
+    Column("latitude", False, ("纬度", "lat"), "WGS84 degrees"),
+    Column("longitude", False, ("经度", "lon", "lng"), "WGS84 degrees"),
+    Column("grid_cell_id", False, ("网格编号", "网格"), "monitoring grid cell"),
+    Column("quantity", False, ("数量", "产量"), "stock or annual output"),
+    Column("quantity_unit", False, ("数量单位", "单位", "unit"), "e.g. t, 万斤, m3, tCO2/a"),
+    Column("quality_grade", False, ("质量等级", "等级"), ""),
+    Column("development_status", False, ("开发状态", "开发利用状态"),
+           "not_developed / developing / developed / traded (未开发 / 开发中 / 已开发 / 已交易)"),
+    Column("brand", False, ("品牌",), ""),
+    Column("certifications", False, ("认证", "认证情况"), "separated by ; or 、"),
+    Column("note", False, ("备注",), "kept in the product's attributes"),
+)
+
+MONITORING_COLUMNS: tuple[Column, ...] = (
+    Column("product_id", False, ("产品ID", "产品id"), "the catalog's product id"),
+    Column("external_code", False, ("产品编号", "编号", "目录编号"), "with region_code"),
+    Column("region_code", False, ("行政区划代码", "区划代码", "所在地代码"), "with name and type"),
+    Column("type", False, ("产品类型", "类型", "type_code"), "with region_code and name_zh"),
+    Column("name_zh", False, ("产品名称", "名称"), "with region_code and type"),
+    Column("year", True, ("年份", "年度", "period_year"), "calendar year"),
+    Column("month", False, ("月份", "period_month"), "1-12, empty for the whole year"),
+    Column("metric", True, ("指标", "监测指标"), "code or Chinese name of the metric"),
+    Column("value", True, ("数值", "值", "监测值"), "a number"),
+    Column("unit", True, ("单位", "计量单位"), "of the metric's dimension"),
+    Column("method", True, ("监测方法", "方法", "数据来源方式"),
+           "field_survey / remote_sensing / grid_monitoring / statistical_yearbook / "
+           "model_estimate"),
+    Column("source", False, ("数据来源", "来源"), "report, yearbook table, survey id"),
+    Column("note", False, ("备注",), ""),
+)
+
+#: ways to name the product in a monitoring file (any one complete set)
+MONITORING_PRODUCT_KEYS = (("product_id",), ("region_code", "external_code"),
+                           ("region_code", "type", "name_zh"))
+
+
+def _norm_header(text: object) -> str:
+    text = unicodedata.normalize("NFKC", str(text)).strip().casefold()
+    return re.sub(r"[\s_\-*]+", "", text)
+
+
+def header_map(columns: Iterable[Column]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for column in columns:
+        for spelling in (column.name, *column.aliases):
+            table.setdefault(_norm_header(spelling), column.name)
+    return table
+
+
+@dataclasses.dataclass
+class Table:
+    """A spreadsheet's data as text cells ('' when empty), columns renamed to canonical names,
+    indexed by the file's row number."""
+
+    frame: pd.DataFrame
+    encoding: str  #: utf-8, gbk or xlsx
+    headers: dict[str, str]  #: canonical name -> header as written in the file
+    ignored_columns: list[str]
+    header_row: int
+
+
+# --- reading -------------------------------------------------------------------------------
+
+_XLSX_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (BOM optional) first, then GB18030 (a superset of GBK and
+    GB2312); anything else is not a text spreadsheet."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gbk"
+    except UnicodeDecodeError:
+        raise NotASpreadsheet("the file is neither an XLSX workbook nor CSV text in UTF-8 or "
+                              "GBK") from None
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:8192]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    return "\x00" in sample or controls > len(sample) // 100 + 2
+
+
+def _find_header(rows: list[list[str]], columns: tuple[Column, ...]) -> int:
+    """Index of the header among the first lines: the first naming every required column,
+    else the one naming the most known columns."""
+    mapping = header_map(columns)
+    required = {c.name for c in columns if c.required}
+    best, best_known = 0, -1
+    for index, row in enumerate(rows[:_HEADER_SEARCH_LINES]):
+        names = {mapping.get(_norm_header(cell)) for cell in row if str(cell).strip()}
+        if required <= names:
+            return index
+        if len(names - {None}) > best_known:
+            best, best_known = index, len(names - {None})
+    return best
+
+
+def _sniff_delimiter(lines: list[str]) -> str:
+    sample = "\n".join(lines)
+    counts = {d: sample.count(d) for d in (",", "\t", ";")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _read_csv(data: bytes, columns: tuple[Column, ...]) -> tuple[pd.DataFrame, str, int]:
+    text, encoding = decode_text(data)
+    if _looks_binary(text):
+        raise NotASpreadsheet("the file is binary, not CSV text or an XLSX workbook")
+    head_lines = text.splitlines()[:_HEADER_SEARCH_LINES]
+    if not any(line.strip() for line in head_lines):
+        raise NotASpreadsheet("the file is empty")
+    delimiter = _sniff_delimiter(head_lines)
+    head_rows = list(csv.reader(head_lines, delimiter=delimiter))
+    header_index = _find_header(head_rows, columns)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, header=0,
+                            skiprows=header_index, keep_default_na=False, na_filter=False,
+                            skip_blank_lines=False, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise ImportRejected(f"the CSV file cannot be read: {exc}",
+                             errors=[{"location": "file", "message": str(exc)}]) from None
+    return frame, encoding, header_index
+
+
+def _read_xlsx(data: bytes, columns: tuple[Column, ...]) -> tuple[pd.DataFrame, int]:
+    try:
+        raw = pd.read_excel(io.BytesIO(data), sheet_name=0, header=None, dtype=str,
+                            engine="openpyxl", keep_default_na=False, na_filter=False)
+    except Exception as exc:  # noqa: BLE001 - any failure of the parser means "not a workbook"
+        raise NotASpreadsheet(f"the XLSX workbook cannot be read ({type(exc).__name__})") \
+            from None
+    if raw.empty:
+        raise NotASpreadsheet("the workbook's first sheet is empty")
+    head_rows = raw.head(_HEADER_SEARCH_LINES).astype(str).values.tolist()
+    header_index = _find_header(head_rows, columns)
+    header = [str(h) for h in raw.iloc[header_index].tolist()]
+    frame = raw.iloc[header_index + 1:].reset_index(drop=True)
+    frame.columns = header
+    return frame, header_index
+
+
+def read_table(data: bytes, columns: tuple[Column, ...]) -> Table:
+    """Parse CSV or XLSX bytes into a Table with canonical columns; raises NotASpreadsheet,
+    MissingColumns or ImportRejected (malformed file)."""
+    if not data:
+        raise NotASpreadsheet("the file is empty")
+    if data.startswith(_OLE_MAGIC):
+        raise NotASpreadsheet("legacy Excel 97-2003 (.xls) files are not read; save the sheet "
+                              "as .xlsx or .csv")
+    if data.startswith(_XLSX_MAGIC):
+        frame, header_index = _read_xlsx(data, columns)
+        encoding = "xlsx"
+    else:
+        frame, encoding, header_index = _read_csv(data, columns)
+    mapping = header_map(columns)
+    renames: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    ignored: list[str] = []
+    duplicate: list[dict] = []
+    for written in frame.columns:
+        name = mapping.get(_norm_header(written))
+        if name is None:
+            if str(written).strip() and not str(written).startswith("Unnamed:"):
+                ignored.append(str(written))
+            continue
+        if name in headers:
+            duplicate.append({"location": "file", "column": str(written), "field": name,
+                              "message": f"names the same column as {headers[name]!r}"})
+            continue
+        renames[written], headers[name] = name, str(written)
+    if duplicate:
+        raise MissingColumns("the header names a column twice", errors=duplicate)
+    missing = [c for c in columns if c.required and c.name not in headers]
+    if missing:
+        raise MissingColumns(
+            "required columns are missing: " + ", ".join(c.name for c in missing),
+            errors=[{"location": "file", "column": c.name, "field": c.name,
+                     "message": f"required column missing (also accepted: "
+                                f"{', '.join(c.aliases)})"} for c in missing],
+            expected_columns=[c.name for c in columns])
+    frame = frame[list(renames)].rename(columns=renames)
+    frame = frame.astype(str).apply(lambda s: s.str.strip())
+    # file row numbers: the header is row header_index + 1 (1-based), data follows it
+    frame.index = pd.RangeIndex(header_index + 2, header_index + 2 + len(frame))
+    frame = frame[(frame != "").any(axis=1)]
+    if frame.empty:
+        raise ImportRejected("the file has a header but no data rows",
+                             errors=[{"location": "file", "message": "no data rows"}])
+    if len(frame) > MAX_ROWS:
+        raise ImportRejected(f"the file has {len(frame)} data rows; at most {MAX_ROWS} are "
+                             f"imported at once (split the file)")
+    return Table(frame=frame, encoding=encoding, headers=headers, ignored_columns=ignored,
+                 header_row=header_index + 1)
+
+
+# --- checking ------------------------------------------------------------------------------
+
+
+class Errors:
+    """Row errors collected across checks."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.items: list[dict] = []
+        self.headers = headers
+
+    def add(self, rows: Iterable[int], field: str, message: str | Iterable[str]) -> None:
+        column = self.headers.get(field, field)
+        if isinstance(message, str):
+            self.items.extend({"location": "file", "row": int(r), "column": column,
+                               "field": field, "message": message} for r in rows)
+        else:
+            self.items.extend({"location": "file", "row": int(r), "column": column,
+                               "field": field, "message": m} for r, m in zip(rows, message))
+
+    def mask(self, mask: pd.Series, field: str, message: str) -> None:
+        self.add(mask.index[mask.to_numpy()], field, message)
+
+    def mask_values(self, mask: pd.Series, values: pd.Series, field: str, template: str) -> None:
+        rows = mask.index[mask.to_numpy()]
+        self.add(rows, field, (template.format(v) for v in values.loc[rows]))
+
+    def sorted(self) -> list[dict]:
+        return sorted(self.items, key=lambda e: (e.get("row", 0), e.get("column", "")))
+
+
+def column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column's text, '' where the file has no such column."""
+    return frame[name] if name in frame.columns else pd.Series("", index=frame.index, dtype=object)
+
+
+def _code_text(series: pd.Series) -> pd.Series:
+    """Codes typed into a number-formatted spreadsheet cell come back as '522326100.0'."""
+    return series.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+
+
+def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(values as float, mask of cells that are filled but not a finite number)."""
+    cleaned = series.str.replace(",", "", regex=False).str.replace("，", "", regex=False)
+    values = pd.to_numeric(cleaned, errors="coerce").astype(float)
+    bad = (series != "") & ~np.isfinite(values.fillna(np.inf).to_numpy())
+    bad = pd.Series(bad | ((series != "") & values.isna()).to_numpy(), index=series.index)
+    return values.where(series != ""), bad
+
+
+def _codes(series: pd.Series, field: str) -> tuple[pd.Series, pd.Series]:
+    """(codes from a vocabulary spelled as code, Chinese or English; mask of unknown)."""
+    table = vocabulary.lookup_tables()[field]
+    codes = series.str.casefold().map(table)
+    return codes, (series != "") & codes.isna()
+
+
+def _text_limit(errors: Errors, frame: pd.DataFrame, field: str, limit: int) -> None:
+    values = column(frame, field)
+    errors.mask(values.str.len() > limit, field, f"at most {limit} characters")
+
+
+def _none_if_empty(series: pd.Series) -> pd.Series:
+    return series.where(series != "", None)
+
+
+def check_products(table: Table) -> tuple[pd.DataFrame, list[dict]]:
+    """Check what can be checked without the database; returns the typed rows and errors."""
+    f = table.frame
+    errors = Errors(table.headers)
+    out = pd.DataFrame(index=f.index)
+
+    name = column(f, "name_zh")
+    errors.mask(name == "", "name_zh", "a name is required")
+    _text_limit(errors, f, "name_zh", 200)
+    out["name_zh"] = name
+    out["name_en"] = _none_if_empty(column(f, "name_en"))
+    _text_limit(errors, f, "name_en", 200)
+
+    type_text = column(f, "type")
+    type_code, unknown = _codes(type_text, "type")
+    errors.mask(type_text == "", "type", "a product type is required")
+    errors.mask_values(unknown, type_text, "type",
+                       "unknown product type {!r} (see GET /catalog/product-types)")
+    out["type_code"] = type_code
+    categories = {code: t.category for code, t in vocabulary.product_types().items()}
+    out["category"] = type_code.map(categories)
+    if "category" in f.columns:
+        given, unknown_category = _codes(f["category"], "category")
+        errors.mask_values(unknown_category, f["category"], "category", "unknown category {!r}")
+        mismatch = given.notna() & out["category"].notna() & (given != out["category"])
+        errors.mask_values(mismatch, out["category"], "category",
+                           "does not match the type (a product of this type is {})")
+
+    region = _code_text(column(f, "region_code"))
+    errors.mask(region == "", "region_code", "a region code is required")
+    region_ok = region.str.fullmatch(r"\d{6}|\d{9}|\d{12}")
+    errors.mask_values((region != "") & ~region_ok, region, "region_code",
+                       "{!r} is not a region code (6, 9 or 12 digits)")
+    out["region_code"] = region.where(region_ok, None)
+    out["county_code"] = out["region_code"].str[:6]
+
+    holder = column(f, "holder")
+    errors.mask(holder == "", "holder", "a rights holder is required")
+    out["holder"] = holder
+
+    rights_text = column(f, "rights_type")
+    rights, unknown = _codes(rights_text, "rights_type")
+    errors.mask(rights_text == "", "rights_type", "a rights type is required")
+    errors.mask_values(unknown, rights_text, "rights_type",
+                       "unknown rights type {!r} (ownership, contract_management, use)")
+    out["rights_type"] = rights
+
+    for field in ("area_ha", "latitude", "longitude", "quantity"):
+        values, bad = _numbers(column(f, field))
+        errors.mask_values(bad, column(f, field), field, "{!r} is not a number")
+        out[field] = values
+    errors.mask(out["area_ha"] <= 0, "area_ha",
+                "the area must be positive (leave it empty when unknown)")
+    errors.mask(out["quantity"] < 0, "quantity", "a quantity cannot be negative")
+
+    lat, lon = out["latitude"], out["longitude"]
+    both = lat.notna() & lon.notna()
+    errors.mask(lat.notna() ^ lon.notna(), "latitude" if "latitude" in f.columns else "longitude",
+                "give both latitude and longitude, or neither")
+    for row in both.index[both.to_numpy()]:
+        message = vocabulary.location_error(float(lat[row]), float(lon[row]))
+        if message:
+            errors.add([row], "latitude", message)
+
+    grid = column(f, "grid_cell_id")
+    errors.mask((grid != "") & ~grid.str.fullmatch(r"[A-Za-z0-9_.:-]{1,40}"), "grid_cell_id",
+                "letters, digits and _ . : - only, at most 40")
+    out["grid_cell_id"] = _none_if_empty(grid)
+
+    unit = column(f, "quantity_unit")
+    out["quantity_unit"] = _none_if_empty(unit)
+    errors.mask(out["quantity"].notna() & (unit == ""), "quantity_unit",
+                "give the unit of the quantity")
+    errors.mask(out["quantity"].isna() & (unit != "") & (column(f, "quantity") == ""),
+                "quantity", "a unit without a quantity")
+    _text_limit(errors, f, "quantity_unit", 20)
+    pairs = pd.DataFrame({"t": type_code, "u": unit})[type_code.notna() & (unit != "")]
+    for (t, u), group in pairs.groupby(["t", "u"], sort=False):
+        message = vocabulary.quantity_unit_error(t, u)
+        if message:
+            errors.add(group.index, "quantity_unit", message)
+
+    development_text = column(f, "development_status")
+    development, unknown = _codes(development_text, "development_status")
+    errors.mask_values(unknown, development_text, "development_status",
+                       "unknown development status {!r} (" + ", ".join(DEVELOPMENT_STATUSES)
+                       + ")")
+    out["development_status"] = development.fillna("not_developed")
+
+    for field, limit in (("external_code", 60), ("quality_grade", 40), ("brand", 100),
+                         ("note", 500)):
+        _text_limit(errors, f, field, limit)
+        out[field] = _none_if_empty(column(f, field))
+    certifications = column(f, "certifications")
+    out["certifications"] = [
+        [c.strip() for c in re.split(r"[;；、,，]", text) if c.strip()] if text else []
+        for text in certifications
+    ]
+    too_long = pd.Series([any(len(c) > 100 for c in cs) for cs in out["certifications"]],
+                         index=f.index)
+    errors.mask(too_long, "certifications", "a certification name has at most 100 characters")
+
+    key = out[["region_code", "type_code", "name_zh"]]
+    complete = key.notna().all(axis=1) & (name != "")
+    duplicated = key[complete].duplicated(keep="first")
+    if duplicated.any():
+        first_row = {}
+        for row, values in key[complete].iterrows():
+            first_row.setdefault(tuple(values), row)
+        for row in duplicated.index[duplicated.to_numpy()]:
+            errors.add([row], "name_zh", f"same region, type and name as row "
+                                         f"{first_row[tuple(key.loc[row])]}")
+    external = out[["county_code", "external_code"]]
+    has_code = external.notna().all(axis=1)
+    dup_code = external[has_code].duplicated(keep="first")
+    errors.mask(dup_code.reindex(f.index, fill_value=False), "external_code",
+                "the same external code appears earlier in the file for this county")
+    return out, errors.items
+
+
+def check_monitoring(table: Table) -> tuple[pd.DataFrame, list[dict]]:
+    """Check monitoring rows without the database; the product and the unit's dimension (which
+    depends on the product's type) are checked by the service."""
+    f = table.frame
+    present = set(table.headers)
+    if not any(set(keys) <= present for keys in MONITORING_PRODUCT_KEYS):
+        raise MissingColumns(
+            "name the product with product_id, or region_code with external_code, or "
+            "region_code with type and name_zh",
+            errors=[{"location": "file", "column": "product_id", "field": "product_id",
+                     "message": "no column identifies the product"}])
+    errors = Errors(table.headers)
+    out = pd.DataFrame(index=f.index)
+
+    product_id, bad = _numbers(column(f, "product_id"))
+    bad |= product_id.notna() & (product_id != product_id.round())
+    errors.mask_values(bad, column(f, "product_id"), "product_id", "{!r} is not a product id")
+    out["product_id"] = product_id.where(~bad)
+    region = _code_text(column(f, "region_code"))
+    region_ok = region.str.fullmatch(r"\d{6}|\d{9}|\d{12}")
+    errors.mask_values((region != "") & ~region_ok, region, "region_code",
+                       "{!r} is not a region code (6, 9 or 12 digits)")
+    out["region_code"] = region.where(region_ok, None)
+    type_text = column(f, "type")
+    type_code, unknown = _codes(type_text, "type")
+    errors.mask_values(unknown, type_text, "type", "unknown product type {!r}")
+    out["type_code"] = type_code
+    out["name_zh"] = _none_if_empty(column(f, "name_zh"))
+    out["external_code"] = _none_if_empty(column(f, "external_code"))
+    identified = out["product_id"].notna() | (out["region_code"].notna() & (
+        out["external_code"].notna() | (out["type_code"].notna() & out["name_zh"].notna())))
+    unidentified = ~identified & ~bad & ~((region != "") & ~region_ok) & ~unknown
+    errors.mask(unidentified, "product_id" if "product_id" in f.columns else "region_code",
+                "the row does not name its product (product_id, or region_code with "
+                "external_code, or region_code with type and name_zh)")
+
+    year, bad_year = _numbers(column(f, "year"))
+    bad_year |= year.notna() & (year != year.round())
+    errors.mask(column(f, "year") == "", "year", "a year is required")
+    errors.mask_values(bad_year, column(f, "year"), "year", "{!r} is not a year")
+    month, bad_month = _numbers(column(f, "month"))
+    bad_month |= month.notna() & ((month != month.round()) | (month < 1) | (month > 12))
+    errors.mask_values(bad_month, column(f, "month"), "month",
+                       "{!r} is not a month 1-12 (leave it empty for a whole year)")
+    out["period_year"] = year.where(~bad_year)
+    out["period_month"] = month.where(~bad_month)
+    checkable = out["period_year"].notna() & ~bad_month
+    pairs = out.loc[checkable, ["period_year", "period_month"]]
+    for (y, m), group in pairs.groupby(["period_year", "period_month"], dropna=False,
+                                       sort=False):
+        message = vocabulary.period_error(int(y), None if pd.isna(m) else int(m))
+        if message:
+            errors.add(group.index, "month" if "month" in message else "year", message)
+
+    metric_text = column(f, "metric")
+    metric, unknown = _codes(metric_text, "metric")
+    errors.mask(metric_text == "", "metric", "a metric is required")
+    errors.mask_values(unknown, metric_text, "metric",
+                       "unknown metric {!r} (see GET /catalog/metrics)")
+    out["metric"] = metric
+
+    value, bad_value = _numbers(column(f, "value"))
+    errors.mask(column(f, "value") == "", "value",
+                "a value is required (missing is not zero: leave the row out)")
+    errors.mask_values(bad_value, column(f, "value"), "value", "{!r} is not a number")
+    out["value"] = value
+    negative_ok = metric.map({m.code: m.allows_negative for m in vocabulary.metrics().values()})
+    errors.mask((value < 0) & (negative_ok == False), "value",  # noqa: E712 - NaN-aware
+                "this metric cannot be negative")
+
+    unit = column(f, "unit")
+    errors.mask(unit == "", "unit", "a unit is required")
+    _text_limit(errors, f, "unit", 20)
+    for text, group in unit[unit != ""].groupby(unit[unit != ""], sort=False):
+        try:
+            parse_unit(text)
+        except UnitError:
+            errors.add(group.index, "unit", f"unknown unit {text!r}")
+    out["unit"] = unit
+
+    method_text = column(f, "method")
+    method, unknown = _codes(method_text, "method")
+    errors.mask(method_text == "", "method", "a method is required")
+    errors.mask_values(unknown, method_text, "method", "unknown method {!r}")
+    out["method"] = method
+    for field, limit in (("source", 300), ("note", 500)):
+        _text_limit(errors, f, field, limit)
+        out[field] = _none_if_empty(column(f, field))
+    return out, errors.items
+
+
+def template(columns: tuple[Column, ...]) -> list[str]:
+    return [c.name for c in columns]

@@ -1,0 +1,510 @@
+"""Request and response shapes of the catalog API.
+
+Personal data: a household's ID-card number and bank account are accepted in requests and never
+returned; responses carry only the masked forms. Product responses name a household holder with a
+masked name (王*明); public responses omit a household holder's name altogether.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest.fields import Upload
+from marshmallow import fields, validate
+
+from catalog import lifecycle
+from catalog.identifiers import mask_name
+from catalog.models import (
+    DEVELOPMENT_STATUSES,
+    IMPORT_KINDS,
+    MONITORING_METHODS,
+    PARTY_KINDS,
+    PRODUCT_CATEGORIES,
+    PRODUCT_STATUSES,
+    REGION_LEVELS,
+    REGION_SOURCES,
+    RIGHTS_TYPES,
+)
+from ecovalue.api import PageQuerySchema, sort_field
+
+REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,2}$", error="6, 9 or 12 digits")
+COUNTY_CODE = validate.Regexp(r"^\d{6}$", error="a 6-digit county code")
+_TEXT = {"validate": validate.Length(max=200)}
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+# --- vocabularies ----------------------------------------------------------------------------
+
+
+class ProductTypeSchema(ma.Schema):
+    code = fields.String(required=True)
+    category = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    indicator_code = fields.String(required=True, metadata={
+        "description": "GEP indicator (valuation/reference/gep_indicators.csv) it feeds"})
+    quantity_unit = fields.String(required=True, metadata={
+        "description": "reference unit: a quantity must have this unit's dimension"})
+    description = fields.String(required=True)
+
+
+class MetricSchema(ma.Schema):
+    code = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    unit = fields.String(required=True, metadata={
+        "description": "reference unit, or `type` for the product type's quantity unit"})
+    flow = fields.Boolean(required=True)
+    allows_negative = fields.Boolean(required=True)
+    description = fields.String(required=True)
+
+
+# --- regions -----------------------------------------------------------------------------------
+
+
+class RegionSchema(ma.Schema):
+    code = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(REGION_LEVELS))
+    name_zh = fields.String(required=True)
+    name_en = fields.String(allow_none=True)
+    parent_code = fields.String(allow_none=True)
+    pilot = fields.String(allow_none=True)
+    source = fields.String(required=True, validate=validate.OneOf(REGION_SOURCES), metadata={
+        "description": "reference (national list), registered, or demo (made-up code)"})
+
+
+class RegionTreeSchema(ma.Schema):
+    region = fields.Nested(RegionSchema, required=True)
+    children = fields.List(fields.Nested(lambda: RegionTreeSchema()), required=True)
+
+
+class RegionQuerySchema(PageQuerySchema):
+    level = fields.String(validate=validate.OneOf(REGION_LEVELS))
+    parent = fields.String(validate=REGION_CODE)
+    county = fields.String(validate=COUNTY_CODE)
+    q = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class RegionTreeQuerySchema(ma.Schema):
+    root = fields.String(load_default="522300", validate=REGION_CODE)
+
+
+class RegionCreateSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^\d{9}(\d{3})?$", error="a township code has 9 digits, a village code 12"))
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=100))
+
+
+class RegionUpdateSchema(StrictSchema):
+    name_zh = fields.String(validate=validate.Length(min=1, max=100))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=100))
+
+
+# --- parties -----------------------------------------------------------------------------------
+
+
+class PartySchema(ma.Schema):
+    """A party as authenticated callers see it: personal data only masked."""
+
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(PARTY_KINDS))
+    name_zh = fields.String(required=True)
+    name_en = fields.String(allow_none=True)
+    region_code = fields.String(required=True)
+    credit_code = fields.String(allow_none=True)
+    sector = fields.String(allow_none=True)
+    id_number_masked = fields.String(allow_none=True, metadata={
+        "description": "household: ID-card number with all but 3 + 4 characters hidden"})
+    bank_account_masked = fields.String(allow_none=True, metadata={
+        "description": "household: bank account with all but the last 4 digits hidden"})
+    bank_name = fields.String(allow_none=True)
+    attributes = fields.Dict(required=True)
+    active = fields.Boolean(required=True)
+    version = fields.Integer(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class PartyQuerySchema(PageQuerySchema):
+    kind = fields.String(validate=validate.OneOf(PARTY_KINDS))
+    county = fields.String(validate=COUNTY_CODE)
+    region = fields.String(validate=REGION_CODE)
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    active = fields.Boolean()
+
+
+class _PartyWriteSchema(StrictSchema):
+    name_zh = fields.String(validate=validate.Length(min=1, max=200))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=200))
+    region_code = fields.String(validate=REGION_CODE)
+    credit_code = fields.String(allow_none=True, validate=validate.Length(max=30))
+    sector = fields.String(allow_none=True, validate=validate.Length(max=40))
+    id_number = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=30),
+                              metadata={"description": "household head's ID-card number; "
+                                        "stored encrypted, never returned"})
+    bank_account = fields.String(allow_none=True, load_only=True,
+                                 validate=validate.Length(max=40), metadata={
+                                     "description": "household bank account; stored "
+                                     "encrypted, never returned"})
+    bank_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=60)),
+                             metadata={"description": "free attributes; no personal data"})
+
+
+class PartyCreateSchema(_PartyWriteSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(PARTY_KINDS))
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    region_code = fields.String(required=True, validate=REGION_CODE)
+
+
+class PartyUpdateSchema(_PartyWriteSchema):
+    pass
+
+
+class HouseholdLookupSchema(StrictSchema):
+    id_number = fields.String(required=True, validate=validate.Length(min=1, max=30),
+                              metadata={"description": "sent in the body, so that it never "
+                                        "appears in URLs or access logs"})
+
+
+# --- products ----------------------------------------------------------------------------------
+
+
+class HolderSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    name_zh = fields.String(allow_none=True, metadata={
+        "description": "masked for households (王*明)"})
+
+
+class PublicHolderSchema(ma.Schema):
+    kind = fields.String(required=True)
+    name_zh = fields.String(allow_none=True, metadata={
+        "description": "omitted (null) for households: no personal data in public"})
+
+
+class _ProductBaseSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    external_code = fields.String(allow_none=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(allow_none=True)
+    category = fields.String(required=True, validate=validate.OneOf(PRODUCT_CATEGORIES))
+    type_code = fields.String(required=True)
+    region_code = fields.String(required=True)
+    region_name_zh = fields.String(allow_none=True)
+    county_code = fields.String(required=True)
+    rights_type = fields.String(required=True, validate=validate.OneOf(RIGHTS_TYPES))
+    area_ha = fields.Float(allow_none=True)
+    latitude = fields.Float(allow_none=True)
+    longitude = fields.Float(allow_none=True)
+    grid_cell_id = fields.String(allow_none=True)
+    quantity = fields.Float(allow_none=True)
+    quantity_unit = fields.String(allow_none=True)
+    quality_grade = fields.String(allow_none=True)
+    development_status = fields.String(required=True)
+    brand = fields.String(allow_none=True)
+    certifications = fields.List(fields.String(), required=True)
+    status = fields.String(required=True, validate=validate.OneOf(PRODUCT_STATUSES))
+    verified_at = fields.AwareDateTime(allow_none=True)
+
+
+    @ma.pre_dump
+    def _view(self, product, **_kwargs):  # type: ignore[no-untyped-def]
+        """Flatten the product with its region's name and its holder, as this schema shows
+        the holder (masked or omitted)."""
+        if isinstance(product, dict):
+            return product
+        view = {c.key: getattr(product, c.key) for c in product.__table__.columns}
+        view["region_name_zh"] = product.region.name_zh if product.region else None
+        view["holder"] = self.holder_view(product.holder)
+        return view
+
+    @staticmethod
+    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+class ProductSchema(_ProductBaseSchema):
+    holder_party_id = fields.Integer(required=True)
+    holder = fields.Nested(HolderSchema, required=True, metadata={
+        "description": "the rights holder (a household's name masked)"})
+    attributes = fields.Dict(required=True)
+    version = fields.Integer(required=True, metadata={"description": "send as If-Match"})
+    verified_by = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    created_by = fields.String(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    updated_by = fields.String(required=True)
+
+    @staticmethod
+    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+        name = mask_name(holder.name_zh) if holder.kind == "household" else holder.name_zh
+        return {"id": holder.id, "kind": holder.kind, "name_zh": name}
+
+
+class PublicProductSchema(_ProductBaseSchema):
+    """A verified product as the public sees it: no personal data, no internal trail."""
+
+    holder = fields.Nested(PublicHolderSchema, required=True)
+
+    @staticmethod
+    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+        return {"kind": holder.kind,
+                "name_zh": None if holder.kind == "household" else holder.name_zh}
+
+
+class ProductFilterSchema(ma.Schema):
+    county = fields.String(validate=COUNTY_CODE)
+    region = fields.String(validate=REGION_CODE, metadata={
+        "description": "the region and everything below it"})
+    category = fields.String(validate=validate.OneOf(PRODUCT_CATEGORIES))
+    type = fields.List(fields.String(validate=validate.Length(max=40)), metadata={
+        "description": "one or more type codes (repeat the parameter)"})
+    status = fields.List(fields.String(validate=validate.OneOf(PRODUCT_STATUSES)))
+    holder = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "rights holder's party id"})
+    development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))
+    q = fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "text in the names or brand, or an exact external code"})
+    sort = sort_field(["id", "name_zh", "type_code", "region_code", "area_ha", "quantity",
+                       "status", "created_at", "updated_at"])
+
+
+class ProductQuerySchema(ProductFilterSchema, PageQuerySchema):
+    pass
+
+
+class PublicProductQuerySchema(PageQuerySchema):
+    county = fields.String(validate=COUNTY_CODE)
+    region = fields.String(validate=REGION_CODE)
+    category = fields.String(validate=validate.OneOf(PRODUCT_CATEGORIES))
+    type = fields.List(fields.String(validate=validate.Length(max=40)))
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    sort = sort_field(["id", "name_zh", "type_code", "region_code", "area_ha", "quantity"])
+
+
+class ExportQuerySchema(ProductFilterSchema):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
+
+
+_FINITE = {"allow_nan": False}
+
+
+class _ProductWriteSchema(StrictSchema):
+    external_code = fields.String(allow_none=True, validate=validate.Length(max=60))
+    name_zh = fields.String(validate=validate.Length(min=1, max=200))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=200))
+    type_code = fields.String(validate=validate.Length(min=1, max=40), metadata={
+        "description": "see GET /catalog/product-types"})
+    region_code = fields.String(validate=REGION_CODE)
+    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=2**62))
+    rights_type = fields.String(validate=validate.OneOf(RIGHTS_TYPES))
+    area_ha = fields.Float(allow_none=True, **_FINITE)
+    latitude = fields.Float(allow_none=True, **_FINITE)
+    longitude = fields.Float(allow_none=True, **_FINITE)
+    grid_cell_id = fields.String(allow_none=True, validate=validate.Length(max=40))
+    quantity = fields.Float(allow_none=True, **_FINITE)
+    quantity_unit = fields.String(allow_none=True, validate=validate.Length(max=20))
+    quality_grade = fields.String(allow_none=True, validate=validate.Length(max=40))
+    development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))
+    brand = fields.String(allow_none=True, validate=validate.Length(max=100))
+    certifications = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                                 validate=validate.Length(max=50))
+    attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=60)))
+
+
+class ProductCreateSchema(_ProductWriteSchema):
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    region_code = fields.String(required=True, validate=REGION_CODE)
+    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**62))
+    rights_type = fields.String(required=True, validate=validate.OneOf(RIGHTS_TYPES))
+
+
+class ProductUpdateSchema(_ProductWriteSchema):
+    pass
+
+
+class TransitionSchema(StrictSchema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class ProductVersionSchema(ma.Schema):
+    version = fields.Integer(required=True)
+    change = fields.String(required=True, metadata={
+        "description": "create, update, import, or a transition: "
+                       + ", ".join(lifecycle.TRANSITIONS)})
+    status = fields.String(required=True)
+    changed_fields = fields.List(fields.String(), required=True)
+    reason = fields.String(allow_none=True)
+    actor = fields.String(required=True)
+    changed_at = fields.AwareDateTime(required=True)
+    import_batch_id = fields.Integer(allow_none=True)
+    data = fields.Dict(required=True, metadata={"description": "the product after the change"})
+
+
+class SummaryQuerySchema(ma.Schema):
+    county = fields.String(validate=COUNTY_CODE)
+
+
+class SummaryRowSchema(ma.Schema):
+    county_code = fields.String(required=True)
+    county_name_zh = fields.String(allow_none=True)
+    category = fields.String(required=True)
+    type_code = fields.String(required=True)
+    type_name_zh = fields.String(allow_none=True)
+    products = fields.Integer(required=True, metadata={"description": "not retired"})
+    verified = fields.Integer(required=True)
+    products_with_area = fields.Integer(required=True)
+    area_ha = fields.Float(allow_none=True, metadata={
+        "description": "sum over products with a known area; null if none has one"})
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+class MonitoringRecordSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    product_id = fields.Integer(required=True)
+    county_code = fields.String(required=True)
+    period_year = fields.Integer(required=True)
+    period_month = fields.Integer(allow_none=True)
+    period_start = fields.Date(required=True)
+    period_end = fields.Date(required=True)
+    metric = fields.String(required=True)
+    value = fields.Float(required=True)
+    unit = fields.String(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(MONITORING_METHODS))
+    source = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.AwareDateTime(required=True)
+    version = fields.Integer(required=True)
+    import_batch_id = fields.Integer(allow_none=True)
+
+
+class MonitoringCreateSchema(StrictSchema):
+    period_year = fields.Integer(required=True, validate=validate.Range(min=1949, max=9999))
+    period_month = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=12))
+    metric = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    value = fields.Float(required=True, allow_nan=False)
+    unit = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    method = fields.String(required=True, validate=validate.OneOf(MONITORING_METHODS))
+    source = fields.String(allow_none=True, validate=validate.Length(max=300))
+    note = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class MonitoringUpdateSchema(StrictSchema):
+    value = fields.Float(allow_nan=False)
+    unit = fields.String(validate=validate.Length(min=1, max=20))
+    source = fields.String(allow_none=True, validate=validate.Length(max=300))
+    note = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class MonitoringQuerySchema(PageQuerySchema):
+    county = fields.String(validate=COUNTY_CODE)
+    product = fields.Integer(validate=validate.Range(min=1))
+    metric = fields.String(validate=validate.Length(max=40))
+    method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
+    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    monthly = fields.Boolean(metadata={"description": "true: monthly records only; false: "
+                                       "annual only; absent: both"})
+
+
+class ProductMonitoringQuerySchema(PageQuerySchema):
+    metric = fields.String(validate=validate.Length(max=40))
+    method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
+    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    monthly = fields.Boolean()
+
+
+class SeriesQuerySchema(ma.Schema):
+    county = fields.String(required=True, validate=COUNTY_CODE)
+    metric = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    type = fields.String(validate=validate.Length(max=40))
+    category = fields.String(validate=validate.OneOf(PRODUCT_CATEGORIES))
+    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    monthly = fields.Boolean(load_default=False)
+
+
+class SeriesPointSchema(ma.Schema):
+    period_year = fields.Integer(required=True)
+    period_month = fields.Integer(allow_none=True)
+    period_start = fields.Date(required=True)
+    period_end = fields.Date(required=True)
+    value = fields.Float(required=True)
+    products = fields.Integer(required=True)
+    methods = fields.List(fields.String(), required=True)
+
+
+class SeriesSchema(ma.Schema):
+    county_code = fields.String(required=True)
+    metric = fields.String(required=True)
+    type_code = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    unit = fields.String(required=True)
+    monthly = fields.Boolean(required=True)
+    points = fields.List(fields.Nested(SeriesPointSchema), required=True)
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+
+class ImportFileSchema(ma.Schema):
+    file = Upload(required=True, metadata={"description": "CSV (UTF-8 or GBK) or XLSX"})
+
+
+class ImportQuerySchema(ma.Schema):
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "check every row and report what would happen; write nothing"})
+
+
+class ProductImportQuerySchema(ImportQuerySchema):
+    status = fields.String(load_default="registered",
+                           validate=validate.OneOf(["draft", "registered"]),
+                           metadata={"description": "state of newly created products"})
+
+
+class ImportReportSchema(ma.Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(IMPORT_KINDS))
+    dry_run = fields.Boolean(required=True)
+    filename = fields.String(required=True)
+    encoding = fields.String(required=True, metadata={"description": "utf-8, gbk or xlsx"})
+    sha256 = fields.String(required=True)
+    rows = fields.Integer(required=True)
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True, metadata={"description": "skipped: identical"})
+    sent_back_for_verification = fields.Integer(required=True)
+    batch_id = fields.Integer(allow_none=True)
+    ignored_columns = fields.List(fields.String(), required=True)
+
+
+class ImportBatchSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    filename = fields.String(required=True)
+    sha256 = fields.String(required=True)
+    encoding = fields.String(required=True)
+    rows = fields.Integer(required=True)
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    county_code = fields.String(allow_none=True)
+    actor = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ImportBatchQuerySchema(PageQuerySchema):
+    kind = fields.String(validate=validate.OneOf(IMPORT_KINDS))
+
+
+class TemplateQuerySchema(ma.Schema):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))

@@ -1,0 +1,153 @@
+"""Regions: the reference prefecture and counties, and the townships and villages below them."""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from catalog.errors import RegionExists, RegionNotFound
+from catalog.identifiers import region_code_error
+from catalog.models import Party, Region
+from ecovalue import audit
+from ecovalue.auth import Principal, authorize, county_of
+from ecovalue.errors import Forbidden, ValidationFailed
+
+#: level of the region a new code's parent must be, by the new region's level
+_PARENT_LEVEL = {"township": "county", "village": "township"}
+_LEVEL_BY_LENGTH = {9: "township", 12: "village"}
+
+
+def validate_token_scope(session: Session, county_code: str | None,
+                         party_id: int | None) -> list[str]:
+    """Problems with a token's scope: the county must be a known county, the party must exist."""
+    problems = []
+    if county_code is not None:
+        region = session.get(Region, county_code)
+        if region is None or region.level != "county":
+            problems.append(f"{county_code} is not a known county code")
+    if party_id is not None and session.get(Party, party_id) is None:
+        problems.append(f"no party {party_id}")
+    return problems
+
+
+def load_reference_regions(session: Session) -> int:
+    """Insert the prefecture and counties of catalog/reference/regions.csv that are missing;
+    returns how many were added. Reference data, not a user's change: not audited."""
+    text = resources.files("catalog").joinpath("reference/regions.csv").read_text("utf-8")
+    existing = set(session.scalars(sa.select(Region.code)))
+    added = 0
+    for row in csv.DictReader(text.splitlines()):
+        if row["code"] in existing:
+            continue
+        session.add(Region(code=row["code"], level=row["level"], name_zh=row["name_zh"],
+                           name_en=row["name_en"] or None, parent_code=row["parent_code"] or None,
+                           pilot=row["pilot"] or None, source="reference"))
+        session.flush()
+        added += 1
+    return added
+
+
+def get_region(session: Session, code: str) -> Region:
+    region = session.get(Region, code)
+    if region is None:
+        raise RegionNotFound(f"no region with code {code}")
+    return region
+
+
+def list_regions(*, level: str | None = None, parent_code: str | None = None,
+                 county_code: str | None = None, q: str | None = None) -> sa.Select:
+    """Regions matching the filters, by code (public data: no actor needed)."""
+    stmt = sa.select(Region)
+    if level:
+        stmt = stmt.where(Region.level == level)
+    if parent_code:
+        stmt = stmt.where(Region.parent_code == parent_code)
+    if county_code:
+        stmt = stmt.where(Region.code.startswith(county_code, autoescape=True))
+    if q:
+        pattern = f"%{q}%"
+        stmt = stmt.where(sa.or_(Region.name_zh.like(pattern), Region.name_en.ilike(pattern)))
+    return stmt.order_by(Region.code)
+
+
+def region_tree(session: Session, root_code: str) -> dict:
+    """The region `root_code` with its descendants nested under `children`, by code."""
+    root = get_region(session, root_code)
+    prefix = "" if root.level == "prefecture" else root.code
+    rows = session.scalars(
+        sa.select(Region).where(Region.code.startswith(prefix, autoescape=True))
+        .order_by(Region.code)
+    ).all()
+    nodes = {r.code: {"region": r, "children": []} for r in rows}
+    for r in rows:
+        if r.code != root.code and r.parent_code in nodes:
+            nodes[r.parent_code]["children"].append(nodes[r.code])
+    return nodes[root.code]
+
+
+def _region_snapshot(region: Region) -> dict:
+    return audit.snapshot(region)
+
+
+def create_region(session: Session, actor: Principal, *, code: str, name_zh: str,
+                  name_en: str | None = None, source: str = "registered") -> Region:
+    """Add a township (9-digit code starting with its county's code) or a village (12 digits
+    starting with its township's code). Counties and the prefecture come from the reference
+    list only."""
+    code = (code or "").strip()
+    level = _LEVEL_BY_LENGTH.get(len(code))
+    authorize(actor, "catalog.region.write", county=county_of(code))
+    if level is None:
+        problem = ("counties and the prefecture come from the national reference list"
+                   if len(code) == 6 else "a township code has 9 digits, a village code 12")
+        raise ValidationFailed(f"cannot add region {code!r}: {problem}",
+                               errors=[{"field": "code", "message": problem}])
+    if (error := region_code_error(code, level)) is not None:
+        raise ValidationFailed(error, errors=[{"field": "code", "message": error}])
+    name_zh = (name_zh or "").strip()
+    if not name_zh:
+        raise ValidationFailed("a Chinese name is required",
+                               errors=[{"field": "name_zh", "message": "required"}])
+    parent_code = code[:6] if level == "township" else code[:9]
+    parent = session.get(Region, parent_code)
+    if parent is None or parent.level != _PARENT_LEVEL[level]:
+        message = (f"a {level} code must start with the code of an existing "
+                   f"{_PARENT_LEVEL[level]} ({parent_code} is not one)")
+        raise ValidationFailed(message, errors=[{"field": "code", "message": message}])
+    if session.get(Region, code) is not None:
+        raise RegionExists(f"region {code} already exists")
+    region = Region(code=code, level=level, name_zh=name_zh,
+                    name_en=(name_en or "").strip() or None, parent_code=parent_code,
+                    source=source)
+    session.add(region)
+    session.flush()
+    audit.record(session, actor, "catalog.region.create", "region", code,
+                 after=_region_snapshot(region))
+    return region
+
+
+def update_region(session: Session, actor: Principal, code: str, *,
+                  name_zh: str | None = None, name_en: str | None = None) -> Region:
+    """Rename a township or village (codes never change: they are national identifiers)."""
+    authorize(actor, "catalog.region.write", county=county_of(code))
+    region = get_region(session, code)
+    if region.level in ("prefecture", "county"):
+        raise Forbidden("the prefecture and counties come from the national reference list and "
+                        "cannot be changed here", action="catalog.region.write")
+    before = _region_snapshot(region)
+    if name_zh is not None:
+        if not name_zh.strip():
+            raise ValidationFailed("a Chinese name is required",
+                                   errors=[{"field": "name_zh", "message": "must not be empty"}])
+        region.name_zh = name_zh.strip()
+    if name_en is not None:
+        region.name_en = name_en.strip() or None
+    after = _region_snapshot(region)
+    if after != before:
+        session.flush()
+        audit.record(session, actor, "catalog.region.update", "region", code,
+                     before=before, after=after)
+    return region
