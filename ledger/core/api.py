@@ -1,5 +1,398 @@
-"""HTTP routes of this package (to be written)."""
+"""HTTP routes of the ledger core (thin: parse, call one service, return)."""
 
-from ecovalue.api import Blueprint
+from __future__ import annotations
 
-blp = Blueprint("core", __name__, url_prefix="/ledger", description="(to be written)")
+from collections.abc import Callable
+from typing import Any
+
+from flask import request
+
+from ecovalue.api import (
+    XLSX_MIMETYPE,
+    Blueprint,
+    current_principal,
+    file_response,
+    page_of,
+    paginate,
+)
+from ecovalue.db import current_session
+from ecovalue.errors import ValidationFailed
+from ecovalue.idempotency import HEADER as IDEMPOTENCY_HEADER
+from ledger.core import export, services
+from ledger.core import schemas as S
+from ledger.core.calendar import parse_month
+from ledger.core.posting import PostingSpec, TransactionSpec
+
+blp = Blueprint("ledger", __name__, url_prefix="/ledger",
+                description="Double-entry ledger: assets, accounts, transactions, two-phase "
+                            "transfers, balances, statements, periods, balance assertions")
+
+
+def errors(*statuses: int) -> Callable:
+    """Document the problem+json statuses a route can answer with."""
+    names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 409: "CONFLICT",
+             422: "UNPROCESSABLE_ENTITY"}
+
+    def decorate(func: Callable) -> Callable:
+        for status in statuses:
+            func = blp.alt_response(status, response=names[status])(func)
+        return func
+
+    return decorate
+
+
+def _key() -> str | None:
+    return request.headers.get(IDEMPOTENCY_HEADER)
+
+
+def _spec(body: dict, key: str | None = None) -> TransactionSpec:
+    return TransactionSpec(
+        type=body["type"], effective_date=body.get("effective_date"), memo=body.get("memo"),
+        metadata=body.get("metadata"), pending=body.get("pending", False),
+        expires_at=body.get("expires_at"), idempotency_key=key,
+        postings=[PostingSpec(p["account"], p["asset"], p["direction"], p["amount"])
+                  for p in body["postings"]])
+
+
+def _created(view: services.TransactionView) -> tuple[Any, int, dict]:
+    headers = {"Location": f"/ledger/transactions/{view.id}"}
+    if view.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return view, 201, headers
+
+
+def _account_ref(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+@blp.route("/assets", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.AssetCreateSchema)
+@blp.response(201, S.AssetSchema)
+@errors(422)
+def create_asset(body):  # type: ignore[no-untyped-def]
+    """Create an asset: CNY (fen) or the credits of one carbon issuance batch (tCO2e)."""
+    return services.create_asset(current_session(), current_principal(), **body)
+
+
+@blp.route("/assets", methods=["GET"])
+@blp.authenticated
+@blp.arguments(S.AssetQuerySchema, location="query")
+@blp.response(200, page_of(S.AssetSchema))
+def list_assets(query):  # type: ignore[no-untyped-def]
+    """Assets, by code."""
+    page, page_size = query.pop("page"), query.pop("page_size")
+    stmt = services.list_assets(current_session(), current_principal(), **query)
+    return paginate(current_session(), stmt, page, page_size)
+
+
+@blp.route("/assets/<string:code>")
+@blp.authenticated
+@blp.response(200, S.AssetSchema)
+@errors(404)
+def get_asset(code):  # type: ignore[no-untyped-def]
+    """One asset by code."""
+    return services.get_asset(current_session(), current_principal(), code)
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+@blp.route("/accounts", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.AccountCreateSchema)
+@blp.response(201, S.AccountSchema)
+@errors(422)
+def create_account(body):  # type: ignore[no-untyped-def]
+    """Open an account for a party in one asset (finance, admin)."""
+    return services.create_account(current_session(), current_principal(), **body)
+
+
+@blp.route("/accounts", methods=["GET"])
+@blp.authenticated
+@blp.arguments(S.AccountQuerySchema, location="query")
+@blp.response(200, page_of(S.AccountSchema))
+def list_accounts(query):  # type: ignore[no-untyped-def]
+    """Accounts (a trader sees its own party's)."""
+    page, page_size = query.pop("page"), query.pop("page_size")
+    stmt = services.list_accounts(current_session(), current_principal(), **query)
+    return paginate(current_session(), stmt, page, page_size)
+
+
+@blp.route("/accounts/<string:account>")
+@blp.authenticated
+@blp.response(200, S.AccountSchema)
+@errors(404)
+def get_account(account):  # type: ignore[no-untyped-def]
+    """One account by id or code."""
+    return services.get_account(current_session(), current_principal(), _account_ref(account))
+
+
+@blp.route("/accounts/<string:account>/balance")
+@blp.authenticated
+@blp.arguments(S.AsOfQuerySchema, location="query")
+@blp.response(200, S.BalanceSchema)
+@errors(404)
+def account_balance(query, account):  # type: ignore[no-untyped-def]
+    """Current balance with reservations, or the posted balance at the end of `as_of`."""
+    return services.account_balance(current_session(), current_principal(),
+                                    _account_ref(account), as_of=query.get("as_of"))
+
+
+def _statement(query: dict, account: str) -> services.Statement:
+    return services.statement(current_session(), current_principal(), _account_ref(account),
+                              date_from=query.get("date_from"), date_to=query.get("date_to"))
+
+
+@blp.route("/accounts/<string:account>/statement")
+@blp.authenticated
+@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.response(200, S.StatementSchema)
+@errors(404)
+def account_statement(query, account):  # type: ignore[no-untyped-def]
+    """Posted movements between two dates with opening, running and closing balance."""
+    return _statement(query, account)
+
+
+@blp.route("/accounts/<string:account>/statement.csv")
+@blp.authenticated
+@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.response(200, {"type": "string"}, content_type="text/csv")
+@errors(404)
+def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
+    """The statement as CSV (UTF-8 with BOM)."""
+    st = _statement(query, account)
+    return file_response(export.statement_csv(st), f"statement-{st.account_id}-"
+                         f"{st.date_from}-{st.date_to}.csv", "text/csv")
+
+
+@blp.route("/accounts/<string:account>/statement.xlsx")
+@blp.authenticated
+@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type=XLSX_MIMETYPE)
+@errors(404)
+def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
+    """The statement as an Excel workbook."""
+    st = _statement(query, account)
+    return file_response(export.statement_xlsx(st), f"statement-{st.account_id}-"
+                         f"{st.date_from}-{st.date_to}.xlsx", XLSX_MIMETYPE)
+
+
+@blp.route("/parties/<int:party_id>/balances")
+@blp.authenticated
+@blp.arguments(S.AsOfQuerySchema, location="query")
+@blp.response(200, S.PartyBalancesSchema)
+@errors(404)
+def party_balances(query, party_id):  # type: ignore[no-untyped-def]
+    """Every account of a party with its balance, and totals per asset."""
+    rows, totals = services.party_balances(current_session(), current_principal(), party_id,
+                                           as_of=query.get("as_of"))
+    return {"party_id": party_id, "as_of": query.get("as_of"), "accounts": rows,
+            "totals": totals}
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+@blp.route("/transactions", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.TransactionInSchema)
+@blp.response(201, S.TransactionSchema)
+@errors(400, 422)
+def create_transaction(body):  # type: ignore[no-untyped-def]
+    """Post a balanced transaction, or reserve a two-phase transfer (`pending: true`)."""
+    view = services.create_transaction(current_session(), current_principal(),
+                                       _spec(body, _key()))
+    return _created(view)
+
+
+@blp.route("/transactions", methods=["GET"])
+@blp.authenticated
+@blp.arguments(S.TransactionQuerySchema, location="query")
+@blp.response(200, page_of(S.TransactionSchema))
+@errors(404)
+def list_transactions(query):  # type: ignore[no-untyped-def]
+    """Transactions, newest first (a trader sees those touching its accounts)."""
+    page, page_size = query.pop("page"), query.pop("page_size")
+    if "account" in query:
+        query["account"] = _account_ref(query["account"])
+    session = current_session()
+    stmt = services.list_transactions(session, current_principal(), **query)
+    result = paginate(session, stmt, page, page_size)
+    result["items"] = services.load_views(session, result["items"])
+    return result
+
+
+@blp.route("/transactions/<int:tx_id>")
+@blp.authenticated
+@blp.response(200, S.TransactionSchema)
+@errors(404)
+def get_transaction(tx_id):  # type: ignore[no-untyped-def]
+    """One transaction with its postings and, for a pending, its outcome."""
+    return services.get_transaction(current_session(), current_principal(), tx_id)
+
+
+@blp.route("/transactions/<int:tx_id>/reverse", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.ReverseSchema)
+@blp.response(201, S.TransactionSchema)
+@errors(400, 404, 422)
+def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
+    """Correct a transaction by appending its mirror image (finance, admin)."""
+    return _created(services.reverse_transaction(
+        current_session(), current_principal(), tx_id, idempotency_key=_key(), **body))
+
+
+@blp.route("/transactions/<int:tx_id>/post", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.ReverseSchema)
+@blp.response(201, S.TransactionSchema)
+@errors(400, 404, 422)
+def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
+    """Post a pending transfer in full (finance, admin); at most once, not after expiry."""
+    return _created(services.post_pending(current_session(), current_principal(), tx_id,
+                                          idempotency_key=_key(), **body))
+
+
+@blp.route("/transactions/<int:tx_id>/void", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.VoidSchema)
+@blp.response(201, S.TransactionSchema)
+@errors(400, 404, 422)
+def void_pending(body, tx_id):  # type: ignore[no-untyped-def]
+    """Void a pending transfer: its reservation is released (finance, admin)."""
+    return _created(services.void_pending(current_session(), current_principal(), tx_id,
+                                          idempotency_key=_key(), **body))
+
+
+@blp.route("/pending/expire", methods=["POST"])
+@blp.authenticated
+@blp.response(200, S.ExpiredSchema)
+def expire_pendings():  # type: ignore[no-untyped-def]
+    """Record the expiry of every pending transfer past its expiry (finance, admin)."""
+    return {"expired": services.expire_pendings(current_session(), current_principal())}
+
+
+@blp.route("/batches", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.BatchInSchema)
+@blp.response(201, S.BatchSchema)
+@errors(400, 422)
+def post_batch(body):  # type: ignore[no-untyped-def]
+    """Post up to 10,000 transactions at once, all or nothing."""
+    session = current_session()
+    batch_id, ids = services.post_batch(session, current_principal(),
+                                        [_spec(t) for t in body["transactions"]],
+                                        memo=body.get("memo"))
+    batch, _ = services.get_batch(session, current_principal(), batch_id)
+    return ({**_batch(batch), "transaction_ids": ids}, 201,
+            {"Location": f"/ledger/batches/{batch_id}"})
+
+
+def _batch(batch: Any) -> dict:
+    return {k: getattr(batch, k) for k in ("id", "transaction_count", "content_sha256", "memo",
+                                           "author", "created_at")}
+
+
+@blp.route("/batches/<int:batch_id>")
+@blp.authenticated
+@blp.response(200, S.BatchSchema)
+@errors(404)
+def get_batch(batch_id):  # type: ignore[no-untyped-def]
+    """A batch and the ids of its transactions."""
+    batch, ids = services.get_batch(current_session(), current_principal(), batch_id)
+    return {**_batch(batch), "transaction_ids": ids}
+
+
+# --- periods ---------------------------------------------------------------------------------
+
+
+@blp.route("/periods")
+@blp.authenticated
+@blp.response(200, S.PeriodSchema(many=True))
+def list_periods():  # type: ignore[no-untyped-def]
+    """Months that were ever closed, newest first (every other month is open)."""
+    return services.list_periods(current_session(), current_principal())
+
+
+def _month(text: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), errors=[{"location": "path", "field": "month",
+                                                  "message": "YYYY-MM"}]) from None
+
+
+@blp.route("/periods/<string:month>/close", methods=["POST"])
+@blp.authenticated
+@blp.arguments(S.PeriodActionSchema)
+@blp.response(200, S.PeriodSchema)
+@errors(409, 422)
+def close_period(body, month):  # type: ignore[no-untyped-def]
+    """Close a month (YYYY-MM): postings dated in it are refused until it is reopened."""
+    return services.close_period(current_session(), current_principal(), _month(month),
+                                 note=body.get("note"))
+
+
+@blp.route("/periods/<string:month>/reopen", methods=["POST"])
+@blp.authenticated
+@blp.arguments(S.PeriodActionSchema)
+@blp.response(200, S.PeriodSchema)
+@errors(409, 422)
+def reopen_period(body, month):  # type: ignore[no-untyped-def]
+    """Reopen a closed month (finance, admin; audited)."""
+    return services.reopen_period(current_session(), current_principal(), _month(month),
+                                  note=body.get("note"))
+
+
+# --- balance assertions ----------------------------------------------------------------------
+
+
+@blp.route("/assertions", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(S.AssertionInSchema)
+@blp.response(201, S.AssertionSchema)
+@errors(404, 422)
+def create_assertion(body):  # type: ignore[no-untyped-def]
+    """Record the expected balance of an account at the end of a date and check it now (a
+    failed assertion is recorded too, with `passed: false`)."""
+    return services.assert_balance(current_session(), current_principal(), body["account"],
+                                   as_of=body["as_of"], expected_balance=body["expected_balance"],
+                                   memo=body.get("memo"))
+
+
+@blp.route("/assertions", methods=["GET"])
+@blp.authenticated
+@blp.arguments(S.AssertionQuerySchema, location="query")
+@blp.response(200, page_of(S.AssertionSchema))
+@errors(404)
+def list_assertions(query):  # type: ignore[no-untyped-def]
+    """Recorded balance assertions, newest first; `passed=false` lists the discrepancies."""
+    page, page_size = query.pop("page"), query.pop("page_size")
+    if "account" in query:
+        query["account"] = _account_ref(query["account"])
+    stmt = services.list_assertions(current_session(), current_principal(), **query)
+    return paginate(current_session(), stmt, page, page_size)
+
+
+@blp.route("/assertions/recheck", methods=["POST"])
+@blp.authenticated
+@blp.arguments(S.RecheckSchema)
+@blp.response(200, S.RecheckResultSchema)
+@errors(404)
+def recheck_assertions(body):  # type: ignore[no-untyped-def]
+    """Check every recorded assertion again (after back-dated postings, say)."""
+    checked = services.recheck_assertions(current_session(), current_principal(),
+                                          account=body.get("account"))
+    return {"checked": len(checked), "failed": [a for a in checked if not a.passed]}

@@ -1,8 +1,432 @@
-"""CLI commands of this package (to be written)."""
+"""`ecovalue ledger ...`: the ledger from the server's console (wraps the services).
+
+    ecovalue ledger asset create CNY --kind currency --name-zh 人民币
+    ecovalue ledger account create --party 3 --asset CNY --kind holding --code P3-CNY
+    ecovalue ledger tx create --type transfer -p BANK:CNY:debit:10000 -p P3-CNY:CNY:credit:10000
+    ecovalue ledger tx reverse 42 | post 43 | void 44 | show 42 | list --account P3-CNY
+    ecovalue ledger pending expire
+    ecovalue ledger batch import transfers.csv
+    ecovalue ledger balance P3-CNY [--as-of 2024-03-31] | party-balances 3
+    ecovalue ledger statement P3-CNY --from 2024-03-01 --to 2024-03-31 [-o out.xlsx]
+    ecovalue ledger period close 2024-03 | reopen 2024-03 | list
+    ecovalue ledger assert P3-CNY --as-of 2024-03-31 --expected 10000 | recheck
+    ecovalue ledger verify
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
+
+from ecovalue.cli import database, fail, operator
+from ecovalue.errors import EcovalueError
+from ledger.core import export, services
+from ledger.core.calendar import format_month, parse_month
+from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS
+from ledger.core.posting import PostingSpec, TransactionSpec
+
+
+def _ref(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def _date(_ctx: object, _param: object, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("a date YYYY-MM-DD") from None
+
+
+def _month(_ctx: object, _param: object, value: str) -> dt.date:
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _posting(text: str) -> PostingSpec:
+    """ACCOUNT:ASSET:debit|credit:AMOUNT (amount an integer in the asset's unit)."""
+    try:
+        account, asset, direction, amount = text.rsplit(":", 3)
+        if not amount.isdigit():
+            raise ValueError
+        return PostingSpec(_ref(account), asset, direction, int(amount))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected ACCOUNT:ASSET:debit|credit:AMOUNT "
+                                 "with an integer amount") from None
+
+
+def _show_tx(view: services.TransactionView) -> None:
+    flags = " (replayed)" if view.replayed else ""
+    click.echo(f"transaction {view.id} {view.type} {view.phase}/{view.status} "
+               f"{view.effective_date}{flags}")
+    if view.memo:
+        click.echo(f"  memo: {view.memo}")
+    for p in view.postings:
+        click.echo(f"  {p.direction:<6} {p.account_code:<30} {p.amount:>20} {p.asset}")
+
+
+def _run(fn):  # type: ignore[no-untyped-def]
+    try:
+        with database().unit_of_work() as session:
+            return fn(session)
+    except EcovalueError as exc:
+        fail(exc)
 
 
 @click.group("ledger")
 def cli() -> None:
-    """(to be written)"""
+    """Double-entry ledger: assets, accounts, transactions, balances, periods."""
+
+
+# --- assets and accounts ---------------------------------------------------------------------
+
+
+@cli.group("asset")
+def asset_group() -> None:
+    """Assets: CNY (fen) and carbon issuance batches (tCO2e)."""
+
+
+@asset_group.command("create")
+@click.argument("code")
+@click.option("--kind", type=click.Choice(sorted(ASSET_KINDS)), required=True)
+@click.option("--name-zh", required=True)
+@click.option("--name-en")
+@click.option("--vintage-year", type=int)
+@click.option("--batch-reference")
+@click.option("--project-reference")
+@with_appcontext
+def asset_create(code, kind, name_zh, name_en, vintage_year, batch_reference,  # type: ignore
+                 project_reference) -> None:
+    """Create an asset."""
+    asset = _run(lambda s: services.create_asset(
+        s, operator(), code=code, kind=kind, name_zh=name_zh, name_en=name_en,
+        vintage_year=vintage_year, batch_reference=batch_reference,
+        project_reference=project_reference))
+    click.echo(f"asset {asset.id} {asset.code} ({asset.unit})")
+
+
+@asset_group.command("list")
+@with_appcontext
+def asset_list() -> None:
+    """List assets."""
+    def show(s):  # type: ignore[no-untyped-def]
+        for a in s.scalars(services.list_assets(s, operator())):
+            extra = f" vintage {a.vintage_year} batch {a.batch_reference}" if a.vintage_year else ""
+            click.echo(f"{a.id:>5}  {a.code:<24} {a.unit:<6} {a.name_zh}{extra}")
+    _run(show)
+
+
+@cli.group("account")
+def account_group() -> None:
+    """Accounts of parties."""
+
+
+@account_group.command("create")
+@click.option("--party", "party_id", type=int, required=True)
+@click.option("--asset", required=True)
+@click.option("--kind", type=click.Choice(ACCOUNT_KINDS), required=True)
+@click.option("--code")
+@click.option("--name")
+@click.option("--allow-overdraft", is_flag=True, help="turn the no-overdraft guard off")
+@with_appcontext
+def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None:  # type: ignore
+    """Open an account."""
+    account = _run(lambda s: services.create_account(
+        s, operator(), party_id=party_id, asset=asset, kind=kind, code=code, name=name,
+        no_overdraft=False if allow_overdraft else None))
+    click.echo(f"account {account.id} {account.code}")
+
+
+@account_group.command("list")
+@click.option("--party", "party_id", type=int)
+@click.option("--asset")
+@with_appcontext
+def account_list(party_id, asset) -> None:  # type: ignore[no-untyped-def]
+    """List accounts with their current balance."""
+    def show(s):  # type: ignore[no-untyped-def]
+        accounts = list(s.scalars(services.list_accounts(s, operator(), party_id=party_id,
+                                                         asset=asset)))
+        for a in accounts:
+            b = services.account_balance(s, operator(), a.id)
+            guard = "guarded" if a.no_overdraft else "open"
+            click.echo(f"{a.id:>5}  {a.code:<30} {a.kind:<10} {a.asset_code:<20} "
+                       f"{b.balance:>20} avail {b.available:>20} {guard}")
+    _run(show)
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+@cli.group("tx")
+def tx_group() -> None:
+    """Transactions: create, show, list, reverse, post, void."""
+
+
+@tx_group.command("create")
+@click.option("--type", "tx_type", required=True)
+@click.option("-p", "--posting", "postings", multiple=True, required=True,
+              help="ACCOUNT:ASSET:debit|credit:AMOUNT, at least two")
+@click.option("--date", "effective_date", callback=_date, help="effective date, default today")
+@click.option("--memo")
+@click.option("--pending", is_flag=True, help="two-phase: reserve now, post or void later")
+@click.option("--expires-in-hours", type=click.IntRange(min=1))
+@click.option("--idempotency-key", help="retrying with the same key replays the first result")
+@with_appcontext
+def tx_create(tx_type, postings, effective_date, memo, pending,  # type: ignore[no-untyped-def]
+              expires_in_hours, idempotency_key) -> None:
+    """Post a balanced transaction."""
+    expires_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=expires_in_hours)
+                  if expires_in_hours else None)
+    spec = TransactionSpec(type=tx_type, postings=[_posting(p) for p in postings],
+                           effective_date=effective_date, memo=memo, pending=pending,
+                           expires_at=expires_at, idempotency_key=idempotency_key)
+    _show_tx(_run(lambda s: services.create_transaction(s, operator(), spec)))
+
+
+@tx_group.command("show")
+@click.argument("tx_id", type=int)
+@with_appcontext
+def tx_show(tx_id: int) -> None:
+    """Show one transaction."""
+    _show_tx(_run(lambda s: services.get_transaction(s, operator(), tx_id)))
+
+
+@tx_group.command("list")
+@click.option("--account")
+@click.option("--party", "party_id", type=int)
+@click.option("--type", "tx_type")
+@click.option("--from", "date_from", callback=_date)
+@click.option("--to", "date_to", callback=_date)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@with_appcontext
+def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # type: ignore
+    """List transactions, newest first."""
+    def show(s):  # type: ignore[no-untyped-def]
+        stmt = services.list_transactions(
+            s, operator(), account=_ref(account) if account else None, party_id=party_id,
+            type=tx_type, date_from=date_from, date_to=date_to).limit(limit)
+        for view in services.load_views(s, list(s.scalars(stmt))):
+            _show_tx(view)
+    _run(show)
+
+
+@tx_group.command("reverse")
+@click.argument("tx_id", type=int)
+@click.option("--memo")
+@click.option("--date", "effective_date", callback=_date)
+@click.option("--idempotency-key")
+@with_appcontext
+def tx_reverse(tx_id, memo, effective_date, idempotency_key) -> None:  # type: ignore
+    """Reverse a transaction."""
+    _show_tx(_run(lambda s: services.reverse_transaction(
+        s, operator(), tx_id, memo=memo, effective_date=effective_date,
+        idempotency_key=idempotency_key)))
+
+
+@tx_group.command("post")
+@click.argument("tx_id", type=int)
+@click.option("--memo")
+@click.option("--date", "effective_date", callback=_date)
+@with_appcontext
+def tx_post(tx_id, memo, effective_date) -> None:  # type: ignore[no-untyped-def]
+    """Post a pending transfer."""
+    _show_tx(_run(lambda s: services.post_pending(s, operator(), tx_id, memo=memo,
+                                                  effective_date=effective_date)))
+
+
+@tx_group.command("void")
+@click.argument("tx_id", type=int)
+@click.option("--memo")
+@with_appcontext
+def tx_void(tx_id, memo) -> None:  # type: ignore[no-untyped-def]
+    """Void a pending transfer."""
+    _show_tx(_run(lambda s: services.void_pending(s, operator(), tx_id, memo=memo)))
+
+
+@cli.group("pending")
+def pending_group() -> None:
+    """Two-phase transfers."""
+
+
+@pending_group.command("expire")
+@with_appcontext
+def pending_expire() -> None:
+    """Record the expiry of every pending transfer past its expiry time."""
+    expired = _run(lambda s: services.expire_pendings(s, operator()))
+    click.echo(f"{len(expired)} pending transfer(s) expired" +
+               (f": {', '.join(map(str, expired))}" if expired else ""))
+
+
+@cli.group("batch")
+def batch_group() -> None:
+    """Batch posting."""
+
+
+@batch_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--memo")
+@with_appcontext
+def batch_import(path: Path, memo: str | None) -> None:
+    """Post a CSV of transfers (columns: type, debit_account, credit_account, asset, amount,
+    effective_date, memo) as one all-or-nothing batch."""
+    specs = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                amount = int(row["amount"]) if row["amount"].strip().isdigit() else row["amount"]
+                day = dt.date.fromisoformat(row["effective_date"]) \
+                    if row.get("effective_date") else None
+                specs.append(TransactionSpec(
+                    type=row.get("type") or "transfer", effective_date=day,
+                    memo=row.get("memo") or None, postings=[
+                        PostingSpec(_ref(row["debit_account"]), row["asset"], "debit", amount),
+                        PostingSpec(_ref(row["credit_account"]), row["asset"], "credit",
+                                    amount)]))
+            except (KeyError, ValueError, AttributeError) as exc:
+                click.echo(f"error: row {number}: {exc}", err=True)
+                sys.exit(1)
+    batch_id, ids = _run(lambda s: services.post_batch(s, operator(), specs, memo=memo))
+    click.echo(f"batch {batch_id}: {len(ids)} transactions posted ({ids[0]}-{ids[-1]})")
+
+
+# --- balances, statements --------------------------------------------------------------------
+
+
+@cli.command("balance")
+@click.argument("account")
+@click.option("--as-of", callback=_date)
+@with_appcontext
+def balance(account: str, as_of: dt.date | None) -> None:
+    """Balance of an account (current, or posted at the end of --as-of)."""
+    b = _run(lambda s: services.account_balance(s, operator(), _ref(account), as_of=as_of))
+    if as_of:
+        click.echo(f"{b.account_code}: {b.balance} {b.asset} ({b.unit}) at the end of {as_of}")
+    else:
+        click.echo(f"{b.account_code}: {b.balance} {b.asset} ({b.unit}); pending debits "
+                   f"{b.pending_debits}, credits {b.pending_credits}; available {b.available}")
+
+
+@cli.command("party-balances")
+@click.argument("party_id", type=int)
+@click.option("--as-of", callback=_date)
+@with_appcontext
+def party_balances(party_id: int, as_of: dt.date | None) -> None:
+    """Every account of a party, and totals per asset."""
+    rows, totals = _run(lambda s: services.party_balances(s, operator(), party_id, as_of=as_of))
+    for b in rows:
+        click.echo(f"{b.account_code:<30} {b.kind:<10} {b.balance:>20} {b.asset}")
+    for asset, total in totals.items():
+        click.echo(f"total {asset}: {total}")
+
+
+@cli.command("statement")
+@click.argument("account")
+@click.option("--from", "date_from", callback=_date)
+@click.option("--to", "date_to", callback=_date)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="write .csv or .xlsx; default: print")
+@with_appcontext
+def statement(account, date_from, date_to, output) -> None:  # type: ignore[no-untyped-def]
+    """Statement of an account with running balance."""
+    st = _run(lambda s: services.statement(s, operator(), _ref(account), date_from=date_from,
+                                           date_to=date_to))
+    if output is not None:
+        data = export.statement_xlsx(st) if output.suffix.lower() == ".xlsx" \
+            else export.statement_csv(st)
+        output.write_bytes(data)
+        click.echo(f"{len(st.lines)} lines written to {output}")
+        return
+    click.echo(f"{st.account_code} {st.asset} {st.date_from} .. {st.date_to}")
+    click.echo(f"opening balance {st.opening_balance}")
+    for line in st.lines:
+        click.echo(f"{line.effective_date} {line.transaction_id:>10} {line.type:<14} "
+                   f"{line.debit:>16} {line.credit:>16} {line.balance:>18}  {line.memo or ''}")
+    click.echo(f"closing balance {st.closing_balance}")
+
+
+# --- periods, assertions, verification -------------------------------------------------------
+
+
+@cli.group("period")
+def period_group() -> None:
+    """Monthly accounting periods."""
+
+
+@period_group.command("close")
+@click.argument("month", callback=_month)
+@click.option("--note")
+@with_appcontext
+def period_close(month: dt.date, note: str | None) -> None:
+    """Close a month (YYYY-MM)."""
+    _run(lambda s: services.close_period(s, operator(), month, note=note))
+    click.echo(f"period {format_month(month)} closed")
+
+
+@period_group.command("reopen")
+@click.argument("month", callback=_month)
+@click.option("--note")
+@with_appcontext
+def period_reopen(month: dt.date, note: str | None) -> None:
+    """Reopen a closed month."""
+    _run(lambda s: services.reopen_period(s, operator(), month, note=note))
+    click.echo(f"period {format_month(month)} reopened")
+
+
+@period_group.command("list")
+@with_appcontext
+def period_list() -> None:
+    """Months that were ever closed."""
+    def show(s):  # type: ignore[no-untyped-def]
+        for p in services.list_periods(s, operator()):
+            click.echo(f"{format_month(p.month)}  {p.status:<6}  {p.closed_by or ''}")
+    _run(show)
+
+
+@cli.command("assert")
+@click.argument("account")
+@click.option("--as-of", callback=_date, required=True)
+@click.option("--expected", type=int, required=True)
+@click.option("--memo")
+@with_appcontext
+def assert_balance(account, as_of, expected, memo) -> None:  # type: ignore[no-untyped-def]
+    """Record and check the expected balance of an account at the end of a date."""
+    a = _run(lambda s: services.assert_balance(s, operator(), _ref(account), as_of=as_of,
+                                               expected_balance=expected, memo=memo))
+    state = "passed" if a.passed else f"FAILED (actual {a.actual_balance})"
+    click.echo(f"assertion {a.id}: {account} = {expected} at {as_of}: {state}")
+    if not a.passed:
+        sys.exit(1)
+
+
+@cli.command("recheck")
+@with_appcontext
+def recheck() -> None:
+    """Check every recorded balance assertion again; exit 1 if any fails."""
+    checked = _run(lambda s: services.recheck_assertions(s, operator()))
+    failed = [a for a in checked if not a.passed]
+    click.echo(f"{len(checked)} assertions checked, {len(failed)} failed")
+    for a in failed:
+        click.echo(f"  assertion {a.id}: account {a.account_id} at {a.as_of}: expected "
+                   f"{a.expected_balance}, actual {a.actual_balance}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("verify")
+@with_appcontext
+def verify() -> None:
+    """Recompute balances from the postings and check every invariant; exit 1 on a problem."""
+    problems = _run(lambda s: services.verify(s, operator()))
+    if problems:
+        for problem in problems:
+            click.echo(f"PROBLEM: {problem}", err=True)
+        sys.exit(1)
+    click.echo("ledger verified: balances equal postings, every asset sums to zero")

@@ -1,0 +1,342 @@
+"""Request and response shapes of the ledger API.
+
+Amounts are passed through unconverted (`RawInteger`) and checked by the service, so that
+1.5, "1", 1.0, true or 2**64 are refused with the named `invalid-amount` error instead of
+being coerced or truncated by a generic field.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from ecovalue.api import PageQuerySchema
+from ledger.core.amounts import MAX_AMOUNT
+from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS, PHASES
+
+_I64 = {"type": "integer", "format": "int64"}
+
+
+class RawInteger(ma.fields.Raw):
+    """Documented as an integer; validated by the service (never coerced)."""
+
+    def __init__(self, *, minimum: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        doc = dict(_I64)
+        doc["maximum"] = MAX_AMOUNT
+        doc["minimum"] = minimum if minimum is not None else -MAX_AMOUNT - 1
+        metadata = {**kwargs.pop("metadata", {}), **doc}
+        super().__init__(metadata=metadata, **kwargs)
+
+
+def _account_ref(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ma.ValidationError("an account id (integer) or code (string)")
+    if isinstance(value, str) and not 1 <= len(value) <= 100:
+        raise ma.ValidationError("an account code has 1-100 characters")
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+class AssetCreateSchema(ma.Schema):
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=40),
+                            metadata={"example": "CNY"})
+    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
+    name_zh = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name_en = ma.fields.String(load_default=None, allow_none=True,
+                               validate=ma.validate.Length(max=200))
+    vintage_year = ma.fields.Integer(load_default=None, allow_none=True, strict=True,
+                                     validate=ma.validate.Range(min=1990, max=2100))
+    batch_reference = ma.fields.String(load_default=None, allow_none=True,
+                                       validate=ma.validate.Length(min=1, max=100))
+    project_reference = ma.fields.String(load_default=None, allow_none=True,
+                                         validate=ma.validate.Length(min=1, max=100))
+    attributes = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+
+
+class AssetSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    code = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True, metadata={"description": "fen or tCO2e"})
+    name_zh = ma.fields.String(required=True)
+    name_en = ma.fields.String(allow_none=True)
+    vintage_year = ma.fields.Integer(allow_none=True)
+    batch_reference = ma.fields.String(allow_none=True)
+    project_reference = ma.fields.String(allow_none=True)
+    attributes = ma.fields.Dict(allow_none=True)
+    created_by = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class AssetQuerySchema(PageQuerySchema):
+    kind = ma.fields.String(validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
+    vintage_year = ma.fields.Integer(validate=ma.validate.Range(min=1990, max=2100))
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+class AccountCreateSchema(ma.Schema):
+    party_id = ma.fields.Integer(required=True, strict=True,
+                                 validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    asset = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
+    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(ACCOUNT_KINDS))
+    code = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(min=1, max=100),
+                            metadata={"description": "default P<party>-<KIND>-<ASSET>"})
+    name = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(min=1, max=200))
+    no_overdraft = ma.fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "the no-overdraft guard; default true for every kind but external"})
+    attributes = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+
+
+class AccountSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    code = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    party_id = ma.fields.Integer(required=True)
+    asset = ma.fields.Function(lambda a: a.asset_code, required=True)
+    kind = ma.fields.String(required=True)
+    no_overdraft = ma.fields.Boolean(required=True)
+    attributes = ma.fields.Dict(allow_none=True)
+    created_by = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class AccountQuerySchema(PageQuerySchema):
+    party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    asset = ma.fields.String(validate=ma.validate.Length(max=40))
+    kind = ma.fields.String(validate=ma.validate.OneOf(ACCOUNT_KINDS))
+    code_prefix = ma.fields.String(validate=ma.validate.Length(max=100))
+
+
+class BalanceSchema(ma.Schema):
+    account_id = ma.fields.Integer(required=True)
+    account_code = ma.fields.String(required=True)
+    party_id = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True)
+    asset = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True)
+    as_of = ma.fields.Date(allow_none=True, metadata={
+        "description": "null: the current balance with reservations"})
+    balance = ma.fields.Integer(required=True, metadata={
+        "description": "posted credits - posted debits, in the asset's unit"})
+    pending_debits = ma.fields.Integer(allow_none=True)
+    pending_credits = ma.fields.Integer(allow_none=True)
+    available = ma.fields.Integer(allow_none=True, metadata={
+        "description": "balance - pending debits: what can still be debited"})
+    no_overdraft = ma.fields.Boolean(required=True)
+
+
+class AsOfQuerySchema(ma.Schema):
+    as_of = ma.fields.Date(metadata={"description": "local date; omit for the current balance"})
+
+
+class PartyBalancesSchema(ma.Schema):
+    party_id = ma.fields.Integer(required=True)
+    as_of = ma.fields.Date(allow_none=True)
+    accounts = ma.fields.List(ma.fields.Nested(BalanceSchema), required=True)
+    totals = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+                            metadata={"description": "balance per asset code"})
+
+
+class StatementQuerySchema(ma.Schema):
+    date_from = ma.fields.Date(metadata={"description": "default: first day of date_to's month"})
+    date_to = ma.fields.Date(metadata={"description": "default: today (Asia/Shanghai)"})
+
+
+class StatementLineSchema(ma.Schema):
+    effective_date = ma.fields.Date(required=True)
+    transaction_id = ma.fields.Integer(required=True)
+    type = ma.fields.String(required=True)
+    memo = ma.fields.String(allow_none=True)
+    debit = ma.fields.Integer(required=True)
+    credit = ma.fields.Integer(required=True)
+    balance = ma.fields.Integer(required=True, metadata={"description": "running balance"})
+
+
+class StatementSchema(ma.Schema):
+    account_id = ma.fields.Integer(required=True)
+    account_code = ma.fields.String(required=True)
+    account_name = ma.fields.String(required=True)
+    party_id = ma.fields.Integer(required=True)
+    asset = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True)
+    date_from = ma.fields.Date(required=True)
+    date_to = ma.fields.Date(required=True)
+    opening_balance = ma.fields.Integer(required=True)
+    closing_balance = ma.fields.Integer(required=True)
+    total_debits = ma.fields.Integer(required=True)
+    total_credits = ma.fields.Integer(required=True)
+    lines = ma.fields.List(ma.fields.Nested(StatementLineSchema), required=True)
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+class PostingInSchema(ma.Schema):
+    account = ma.fields.Raw(required=True, validate=_account_ref, metadata={
+        "description": "account id (integer) or code (string)",
+        "oneOf": [{"type": "integer", "format": "int64"},
+                  {"type": "string", "minLength": 1, "maxLength": 100}]})
+    asset = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40),
+                             metadata={"description": "must be the account's asset"})
+    direction = ma.fields.String(required=True, validate=ma.validate.OneOf(["debit", "credit"]))
+    amount = RawInteger(required=True, minimum=1, metadata={
+        "description": "positive integer in the asset's unit (fen, tCO2e); never fractional"})
+
+
+class TransactionInSchema(ma.Schema):
+    type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40),
+                            metadata={"example": "transfer"})
+    effective_date = ma.fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "local accounting date (Asia/Shanghai); default today"})
+    memo = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+    metadata = ma.fields.Dict(keys=ma.fields.String(), load_default=None, allow_none=True)
+    pending = ma.fields.Boolean(load_default=False, metadata={
+        "description": "true: a two-phase transfer that reserves the amounts until posted, "
+                       "voided or expired"})
+    expires_at = ma.fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "pending only: after this instant it can no longer be posted"})
+    postings = ma.fields.List(ma.fields.Nested(PostingInSchema), required=True,
+                              validate=ma.validate.Length(min=2, max=1000))
+
+
+class PostingSchema(ma.Schema):
+    id = ma.fields.Integer(allow_none=True)
+    account_id = ma.fields.Integer(required=True)
+    account_code = ma.fields.String(required=True)
+    asset = ma.fields.String(required=True)
+    direction = ma.fields.String(required=True)
+    amount = ma.fields.Integer(required=True)
+
+
+class TransactionSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    type = ma.fields.String(required=True)
+    phase = ma.fields.String(required=True, metadata={"enum": list(PHASES)})
+    status = ma.fields.String(required=True, metadata={
+        "description": "posted, pending, voided or expired (for a pending: its outcome)"})
+    effective_date = ma.fields.Date(required=True)
+    memo = ma.fields.String(allow_none=True)
+    metadata = ma.fields.Dict(allow_none=True)
+    author = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    reverses_id = ma.fields.Integer(allow_none=True)
+    reversed_by_id = ma.fields.Integer(allow_none=True)
+    pending_id = ma.fields.Integer(allow_none=True)
+    resolved_by_id = ma.fields.Integer(allow_none=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True)
+    batch_id = ma.fields.Integer(allow_none=True)
+    idempotency_key = ma.fields.String(allow_none=True)
+    postings = ma.fields.List(ma.fields.Nested(PostingSchema), required=True)
+
+
+class TransactionQuerySchema(PageQuerySchema):
+    account = ma.fields.String(validate=ma.validate.Length(min=1, max=100), metadata={
+        "description": "account id or code"})
+    party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    asset = ma.fields.String(validate=ma.validate.Length(max=40))
+    type = ma.fields.String(validate=ma.validate.Length(max=40))
+    phase = ma.fields.String(validate=ma.validate.OneOf(PHASES))
+    date_from = ma.fields.Date()
+    date_to = ma.fields.Date()
+    batch_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+
+
+class ReverseSchema(ma.Schema):
+    memo = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+    effective_date = ma.fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "default today; not before the original's date"})
+
+
+class VoidSchema(ma.Schema):
+    memo = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+
+
+class ExpiredSchema(ma.Schema):
+    expired = ma.fields.List(ma.fields.Integer(), required=True, metadata={
+        "description": "ids of the pending transfers whose expiry was recorded"})
+
+
+class BatchInSchema(ma.Schema):
+    memo = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+    transactions = ma.fields.List(ma.fields.Nested(TransactionInSchema), required=True,
+                                  validate=ma.validate.Length(min=1, max=10_000))
+
+
+class BatchSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    transaction_count = ma.fields.Integer(required=True)
+    content_sha256 = ma.fields.String(required=True)
+    memo = ma.fields.String(allow_none=True)
+    author = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    transaction_ids = ma.fields.List(ma.fields.Integer(), required=True)
+
+
+# --- periods and assertions ------------------------------------------------------------------
+
+
+class PeriodSchema(ma.Schema):
+    month = ma.fields.Function(lambda p: f"{p.month.year:04d}-{p.month.month:02d}",
+                               required=True, metadata={"example": "2024-03"})
+    status = ma.fields.String(required=True)
+    closed_at = ma.fields.AwareDateTime(allow_none=True)
+    closed_by = ma.fields.String(allow_none=True)
+    reopened_at = ma.fields.AwareDateTime(allow_none=True)
+    reopened_by = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+
+
+class PeriodActionSchema(ma.Schema):
+    note = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+
+
+class AssertionInSchema(ma.Schema):
+    account = ma.fields.Raw(required=True, validate=_account_ref, metadata={
+        "description": "account id (integer) or code (string)",
+        "oneOf": [{"type": "integer", "format": "int64"},
+                  {"type": "string", "minLength": 1, "maxLength": 100}]})
+    as_of = ma.fields.Date(required=True)
+    expected_balance = RawInteger(required=True)
+    memo = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.Length(max=500))
+
+
+class AssertionSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    account_id = ma.fields.Integer(required=True)
+    as_of = ma.fields.Date(required=True)
+    expected_balance = ma.fields.Integer(required=True)
+    actual_balance = ma.fields.Integer(required=True)
+    difference = ma.fields.Function(lambda a: a.actual_balance - a.expected_balance,
+                                    required=True)
+    passed = ma.fields.Boolean(required=True)
+    memo = ma.fields.String(allow_none=True)
+    created_by = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    checked_at = ma.fields.AwareDateTime(required=True)
+
+
+class AssertionQuerySchema(PageQuerySchema):
+    account = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    passed = ma.fields.Boolean()
+
+
+class RecheckSchema(ma.Schema):
+    account = ma.fields.Raw(load_default=None, allow_none=True, validate=_account_ref, metadata={
+        "description": "only this account's assertions (id or code); default all",
+        "oneOf": [{"type": "integer", "format": "int64"},
+                  {"type": "string", "minLength": 1, "maxLength": 100}], "nullable": True})
+
+
+class RecheckResultSchema(ma.Schema):
+    checked = ma.fields.Integer(required=True)
+    failed = ma.fields.List(ma.fields.Nested(AssertionSchema), required=True)
