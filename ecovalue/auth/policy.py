@@ -97,7 +97,6 @@ POLICY: dict[str, dict[Role, Scope]] = {
     # ledger
     "ledger.read": {A: ANY, F: ANY, U: ANY, T: PARTY},
     "ledger.asset.read": {A: ANY, R: ANY, V: ANY, T: ANY, F: ANY, U: ANY},
-    "ledger.asset.read": {A: ANY, R: ANY, V: ANY, T: ANY, F: ANY, U: ANY},
     "ledger.asset.write": {A: ANY, F: ANY},
     "ledger.account.write": {A: ANY, F: ANY},
     "ledger.transaction.create": {A: ANY, F: ANY, T: PARTY},
