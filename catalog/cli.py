@@ -1,8 +1,104 @@
-"""CLI commands of this package (to be written)."""
+"""`ecovalue catalog ...`: the catalog's console commands (wrapping the services).
+
+    ecovalue catalog import products.csv --dry-run
+    ecovalue catalog import monitoring.xlsx --kind monitoring
+    ecovalue catalog template products --format xlsx -o products.xlsx
+    ecovalue catalog export -o wangmo.xlsx --county 522326
+    ecovalue catalog summary
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
+
+from catalog.services import exports, importing, products
+from ecovalue.cli import database, fail, operator
+from ecovalue.errors import EcovalueError
 
 
 @click.group("catalog")
 def cli() -> None:
-    """(to be written)"""
+    """Ecological product catalog: bulk import, templates, export, summary."""
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["products", "monitoring"]), default="products",
+              show_default=True)
+@click.option("--dry-run", is_flag=True, help="check every row and report; write nothing")
+@click.option("--status", type=click.Choice(["draft", "registered"]), default="registered",
+              show_default=True, help="state of newly created products")
+@with_appcontext
+def import_command(file: Path, kind: str, dry_run: bool, status: str) -> None:
+    """Import products or monitoring records from a CSV (UTF-8 or GBK) or XLSX file: all rows
+    or none; the same file twice creates no duplicates."""
+    data = file.read_bytes()
+    try:
+        with database().unit_of_work() as session:
+            if kind == "products":
+                report = importing.import_products(session, operator(), data, file.name,
+                                                   dry_run=dry_run, initial_status=status)
+            else:
+                report = importing.import_monitoring(session, operator(), data, file.name,
+                                                     dry_run=dry_run)
+    except EcovalueError as exc:
+        fail(exc)
+    values = dataclasses.asdict(report)
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{file.name}: {values['rows']} rows ({values['encoding']}); "
+               f"{values['created']} {verb} created, {values['updated']} {verb} updated, "
+               f"{values['unchanged']} unchanged"
+               + (f", {values['sent_back_for_verification']} sent back for verification"
+                  if values["sent_back_for_verification"] else "")
+               + ("" if dry_run or values["batch_id"] is None
+                  else f" (import batch {values['batch_id']})"))
+    if report.ignored_columns:
+        click.echo(f"ignored columns: {', '.join(report.ignored_columns)}")
+    if dry_run:
+        click.echo("dry run: nothing was written")
+
+
+@cli.command("template")
+@click.argument("kind", type=click.Choice(["products", "monitoring"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def template_command(kind: str, fmt: str, output: Path) -> None:
+    """Write an import template (header and one example row)."""
+    output.write_bytes(exports.template(kind, fmt))
+    click.echo(f"wrote {output}")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
+              help="default: from the output file's extension")
+@click.option("--county", help="6-digit county code")
+@click.option("--status", multiple=True, help="draft, registered, verified ... (repeatable)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@with_appcontext
+def export_command(fmt: str | None, county: str | None, status: tuple[str, ...],
+                   output: Path) -> None:
+    """Export products in the import template's columns."""
+    fmt = fmt or ("xlsx" if output.suffix.lower() == ".xlsx" else "csv")
+    with database().session(write=False) as session:
+        data = exports.export_products(session, operator(), fmt, county_code=county,
+                                       status=list(status) or None)
+    output.write_bytes(data)
+    click.echo(f"wrote {output}")
+
+
+@cli.command("summary")
+@click.option("--county", help="6-digit county code")
+@with_appcontext
+def summary_command(county: str | None) -> None:
+    """Products and areas per county and type (not retired)."""
+    with database().session(write=False) as session:
+        rows = products.summary(session, operator(), county_code=county)
+    for r in rows:
+        area = f"{r['area_ha']:.2f} ha" if r["area_ha"] is not None else "area unknown"
+        click.echo(f"{r['county_code']} {r['county_name_zh'] or '':<6} {r['type_code']:<24} "
+                   f"{r['products']:>6} products ({r['verified']} verified)  {area}")

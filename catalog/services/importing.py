@@ -6,7 +6,8 @@ this module checks it against the database and writes it).
 - Natural keys make imports idempotent. Products: (region_code, type, name_zh). Monitoring
   records: (product, metric, year/month, method). A row whose key exists UPDATES that record
   when a value differs and is SKIPPED (counted `unchanged`) when nothing differs, so importing
-  the same file twice creates no duplicates and changes nothing the second time. Optional
+  the same file twice creates no duplicates and changes nothing the second time (not even an
+  import batch or an audit event: nothing happened). Optional
   columns absent from the file leave the stored fields alone; a present but empty cell clears
   the field.
 - New products are created `registered` (the county's catalog; `draft` on request); existing
@@ -306,8 +307,8 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     report.sent_back_for_verification = sum(
         1 for stored, _, changed in updates
         if lifecycle.reverification_needed(stored["status"], changed))
-    if dry_run:
-        return report
+    if dry_run or not (inserts or updates):
+        return report  # nothing to write: no batch, no audit event
 
     batch = ImportBatch(kind="products", filename=filename[:255], sha256=report.sha256,
                         encoding=table.encoding, rows=report.rows, created=report.created,
@@ -496,8 +497,8 @@ def import_monitoring(session: Session, actor: Principal, data: bytes, filename:
         else:
             report.unchanged += 1
     report.created, report.updated = len(inserts), len(updates)
-    if dry_run:
-        return report
+    if dry_run or not (inserts or updates):
+        return report  # nothing to write: no batch, no audit event
 
     batch = ImportBatch(kind="monitoring", filename=filename[:255], sha256=report.sha256,
                         encoding=table.encoding, rows=report.rows, created=report.created,
