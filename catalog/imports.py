@@ -320,7 +320,8 @@ def _text_limit(errors: Errors, frame: pd.DataFrame, field: str, limit: int) -> 
 
 
 def _none_if_empty(series: pd.Series) -> pd.Series:
-    return series.where(series != "", None)
+    """Text with None (not NaN) for empty cells."""
+    return series.astype(object).where(series != "", None)
 
 
 def check_products(table: Table) -> tuple[pd.DataFrame, list[dict]]:

@@ -94,7 +94,8 @@ class RegionTreeQuerySchema(ma.Schema):
 
 class RegionCreateSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{9}(\d{3})?$", error="a township code has 9 digits, a village code 12"))
+        r"^\d{9}(\d{3})?$", error="a township code has 9 digits, a village code 12 (the "
+        "prefecture and counties come from the national reference list)"))
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=100))
     name_en = fields.String(allow_none=True, validate=validate.Length(max=100))
 

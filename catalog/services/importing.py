@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -46,6 +47,8 @@ from ecovalue.db import utcnow
 from ecovalue.errors import Forbidden
 
 _CHUNK = 5000
+_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_USCC_SHAPE = re.compile(r"^[0-9A-Z]{18}$")
 #: product fields an import can set, by the file column that carries them
 _PRODUCT_FIELD_COLUMNS = {
     "name_en": "name_en", "external_code": "external_code", "holder_party_id": "holder",
@@ -171,6 +174,7 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
     by_code: dict[str, str] = {}
     by_index: dict[str, str] = {}
     by_name: set[str] = set()
+    malformed: dict[str, str] = {}
     protector = protect.protector()
     for text in pairs["holder"].unique():
         stripped = text.lstrip("#")
@@ -182,6 +186,11 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
             by_code[text] = code
         elif len(code) == 18 and id_number_error(code) is None:
             by_index[text] = protector.blind_index(code)
+        elif _ID_SHAPE.match(code):
+            malformed[text] = (f"{protect.mask_id_number(code)} is not a valid ID-card number "
+                               f"({id_number_error(code)})")
+        elif _USCC_SHAPE.match(code):
+            malformed[text] = f"{code} is not a valid credit code ({uscc_error(code)})"
         else:
             by_name.add(text)
     columns = (Party.id, Party.name_zh, Party.region_code, Party.active, Party.credit_code,
@@ -202,6 +211,9 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
     resolved: dict[tuple[str, str], int | str] = {}
     for (text, county), _ in pairs.groupby(["holder", "county"], sort=False, dropna=False):
         party_id: int | None
+        if text in malformed:
+            resolved[(text, county)] = malformed[text]
+            continue
         if text in by_id:
             party_id = by_id[text] if by_id[text] in found else None
             problem = f"no party {text}"
@@ -400,8 +412,10 @@ def _resolve_products(session: Session, rows: pd.DataFrame, errors: imports.Erro
     for row_number, pid, region, type_code, name, code in zip(
             rows.index, rows["product_id"], rows["region_code"], rows["type_code"],
             rows["name_zh"], rows["external_code"]):
+        pid, region, type_code, name, code = (_clean(v) for v in (pid, region, type_code, name,
+                                                                  code))
         product = None
-        if isinstance(pid, float) and not math.isnan(pid):
+        if pid is not None:
             product = found.get(int(pid))
             if product is None:
                 errors.add([row_number], "product_id", f"no product {int(pid)}")
@@ -410,7 +424,7 @@ def _resolve_products(session: Session, rows: pd.DataFrame, errors: imports.Erro
             if product is None:
                 errors.add([row_number], "external_code",
                            f"no product with external code {code} in region {region}")
-        elif region is not None and isinstance(type_code, str) and name is not None:
+        elif region is not None and type_code is not None and name is not None:
             product = by_key.get((region, type_code, name))
             if product is None:
                 errors.add([row_number], "name_zh",
