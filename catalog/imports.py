@@ -383,10 +383,12 @@ def check_products(table: Table) -> tuple[pd.DataFrame, list[dict]]:
     both = lat.notna() & lon.notna()
     errors.mask(lat.notna() ^ lon.notna(), "latitude" if "latitude" in f.columns else "longitude",
                 "give both latitude and longitude, or neither")
-    for row in both.index[both.to_numpy()]:
-        message = vocabulary.location_error(float(lat[row]), float(lon[row]))
-        if message:
-            errors.add([row], "latitude", message)
+    b = vocabulary.PREFECTURE_BOUNDS
+    outside = both & ~(lat.between(b["lat_min"], b["lat_max"])
+                       & lon.between(b["lon_min"], b["lon_max"]))
+    for row in outside.index[outside.to_numpy()]:  # few: the message is per row
+        errors.add([row], "latitude", vocabulary.location_error(float(lat[row]),
+                                                                float(lon[row])))
 
     grid = column(f, "grid_cell_id")
     errors.mask((grid != "") & ~grid.str.fullmatch(r"[A-Za-z0-9_.:-]{1,40}"), "grid_cell_id",

@@ -26,6 +26,7 @@ this module checks it against the database and writes it).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import math
 import re
@@ -243,10 +244,66 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
     return result.where(~problems, None)
 
 
-def _snapshot_row(row: dict) -> dict:
-    """The JSON history entry of a product given as a dict of columns (same shape as
-    audit.snapshot of the ORM object)."""
-    return {key: audit.to_jsonable(row.get(key)) for key in _PRODUCT_COLUMNS}
+_PLAIN = (str, int, float, bool, type(None), list, dict)
+
+
+def _bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
+    """INSERT many rows through the driver's executemany, without SQLAlchemy's per-row
+    parameter assembly: each column's bind processor (JSON serialisation, the UTC timestamp
+    type) still converts every value, but a timestamp shared by all rows is converted once."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    converted: dict[int, Any] = {}
+
+    def convert(processor: Any, value: Any) -> Any:
+        if processor is None or value is None:
+            return value
+        if isinstance(value, dt.datetime):  # the batch's timestamp: convert once
+            key = id(value)
+            if key not in converted:
+                converted[key] = processor(value)
+            return converted[key]
+        return processor(value)
+
+    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    if dialect.paramstyle == "qmark":
+        marks = ", ".join("?" for _ in names)
+        params: list = [tuple(convert(p, row[n]) for p, n in zip(processors, names))
+                        for row in rows]
+    else:  # pyformat (psycopg)
+        marks = ", ".join(f"%({n})s" for n in names)
+        params = [{n: convert(p, row[n]) for p, n in zip(processors, names)} for row in rows]
+    sql = f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} ({quoted}) VALUES ({marks})"
+    for chunk in _chunks(params):
+        connection.exec_driver_sql(sql, chunk)
+
+
+def _snapshot_row(row: dict, now: Any, now_json: str) -> dict:
+    """The JSON history entry of a product given as a dict of columns (the same shape as
+    audit.snapshot of the ORM object). Values from a file are plain (lists and dicts of text);
+    the batch's timestamp is rendered once, anything else goes through audit.to_jsonable."""
+    out = {}
+    for key in _PRODUCT_COLUMNS:
+        value = row.get(key)
+        out[key] = (now_json if value is now else value if isinstance(value, _PLAIN)
+                    else audit.to_jsonable(value))
+    return out
+
+
+def _records(frame: pd.DataFrame) -> Iterator[tuple[int, dict]]:
+    """(row number, {column: value}) with missing values as None, fast (column lists, not
+    pandas row objects)."""
+    columns = {}
+    for name in frame.columns:
+        series = frame[name].astype(object)
+        columns[name] = series.where(series.notna(), None).tolist()
+    names = list(columns)
+    for position, row_number in enumerate(frame.index.tolist()):
+        yield row_number, {name: columns[name][position] for name in names}
 
 
 def import_products(session: Session, actor: Principal, data: bytes, filename: str, *,
@@ -273,14 +330,19 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     # existing products by natural key, set-based
     region_codes = [c for c in rows["region_code"].dropna().unique()]
     existing: dict[tuple, dict] = {}
-    for record in _select_in(session, lambda chunk: sa.select(Product.__table__)
+    compared = [Product.__table__.c[name] for name in (
+        "id", "region_code", "type_code", "name_zh", "status", "version",
+        *_PRODUCT_FIELD_COLUMNS)]
+    for record in _select_in(session, lambda chunk: sa.select(*compared)
                              .where(Product.region_code.in_(chunk)), region_codes):
         existing[(record.region_code, record.type_code, record.name_zh)] = dict(record._mapping)
     codes = rows[["county_code", "external_code"]].dropna()
     taken: dict[tuple, dict] = {}
     for record in _select_in(session, lambda chunk: sa.select(
             Product.id, Product.county_code, Product.external_code, Product.region_code,
-            Product.type_code, Product.name_zh).where(Product.external_code.in_(chunk)),
+            Product.type_code, Product.name_zh).where(
+                Product.county_code.in_(list(codes["county_code"].unique())),
+                Product.external_code.in_(chunk)),
             list(codes["external_code"].unique())):
         taken[(record.county_code, record.external_code)] = record
 
@@ -289,9 +351,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     now = utcnow()
     inserts: list[dict] = []
     updates: list[tuple[dict, dict, set[str]]] = []  # (stored, new values, changed fields)
-    records = rows.to_dict("index")
-    for row_number, row in records.items():
-        row = {k: _clean(v) for k, v in row.items()}
+    for row_number, row in _records(rows):
         key = (row["region_code"], row["type_code"], row["name_zh"])
         stored = existing.get(key)
         code_owner = taken.get((row["county_code"], row["external_code"])) \
@@ -344,21 +404,31 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         "created_at": now, "created_by": actor.label, "updated_at": now,
         "updated_by": actor.label,
     } for r in inserts]
-    created_ids: list[int] = []
-    for chunk in _chunks(new_rows):
-        created_ids.extend(session.scalars(
-            sa.insert(Product).returning(Product.id, sort_by_parameter_order=True), chunk))
+    # executemany without RETURNING (SQLite would return ids one statement per row), then the
+    # new ids by natural key, set-based
+    _bulk_insert(session, Product.__table__, new_rows)
+    new_ids = {}
+    for record in _select_in(session, lambda chunk: sa.select(
+            Product.id, Product.region_code, Product.type_code, Product.name_zh)
+            .where(Product.region_code.in_(chunk), Product.created_at == now,
+                   Product.version == 1), region_codes):
+        new_ids[(record.region_code, record.type_code, record.name_zh)] = record.id
+    created_ids = [new_ids[(r["region_code"], r["type_code"], r["name_zh"])] for r in new_rows]
+    now_json = audit.to_jsonable(now)
     versions = []
     for product_id, values in zip(created_ids, new_rows, strict=True):
         values["id"] = product_id
         versions.append({"product_id": product_id, "version": 1, "change": "import",
-                         "status": initial_status, "data": _snapshot_row(values),
+                         "status": initial_status, "data": _snapshot_row(values, now, now_json),
                          "changed_fields": [], "reason": None, "actor": actor.label,
                          "changed_at": now, "import_batch_id": batch.id})
 
     update_rows = []
+    full = {r.id: dict(r._mapping) for r in _select_in(  # whole rows, for the history
+        session, lambda chunk: sa.select(Product.__table__).where(Product.id.in_(chunk)),
+        [stored["id"] for stored, _, _ in updates])}
     for stored, values, changed in updates:
-        new = {**stored, **{f: values[f] for f in changed}}
+        new = {**full[stored["id"]], **{f: values[f] for f in changed}}
         reason = None
         if lifecycle.reverification_needed(stored["status"], changed):
             new["status"] = "registered"
@@ -368,7 +438,8 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         update_rows.append({k: new[k] for k in ("id", "status", "version", "updated_at",
                                                  "updated_by", *changed)})
         versions.append({"product_id": stored["id"], "version": new["version"],
-                         "change": "import", "status": new["status"], "data": _snapshot_row(new),
+                         "change": "import", "status": new["status"],
+                         "data": _snapshot_row(new, now, now_json),
                          "changed_fields": sorted(changed), "reason": reason,
                          "actor": actor.label, "changed_at": now, "import_batch_id": batch.id})
     # rows changing different fields cannot share one UPDATE statement: group by field set
@@ -377,8 +448,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         by_fields[tuple(sorted(row))].append(row)
     for group in by_fields.values():
         session.execute(sa.update(Product), group)
-    for chunk in _chunks(versions):
-        session.execute(sa.insert(ProductVersion), chunk)
+    _bulk_insert(session, ProductVersion.__table__, versions)
     audit.record(session, actor, "catalog.product.import", "import_batch", batch.id, after={
         "filename": filename, "sha256": report.sha256, "encoding": table.encoding,
         "rows": report.rows, "created": report.created, "updated": report.updated,
@@ -521,13 +591,11 @@ def import_monitoring(session: Session, actor: Principal, data: bytes, filename:
     session.add(batch)
     session.flush()
     report.batch_id = batch.id
-    created_ids: list[int] = []
-    for chunk in _chunks(inserts):
-        for row in chunk:
-            row["import_batch_id"] = batch.id
-        created_ids.extend(session.scalars(
-            sa.insert(MonitoringRecord).returning(MonitoringRecord.id,
-                                                  sort_by_parameter_order=True), chunk))
+    for row in inserts:
+        row["import_batch_id"] = batch.id
+    _bulk_insert(session, MonitoringRecord.__table__, inserts)
+    created_ids = list(session.scalars(sa.select(MonitoringRecord.id).where(
+        MonitoringRecord.import_batch_id == batch.id)))
     previous = []
     by_fields: dict[tuple, list[dict]] = defaultdict(list)
     for existing, changes in updates:

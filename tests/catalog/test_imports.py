@@ -107,6 +107,21 @@ def test_reimport_with_changes_updates_and_sends_verified_back(client, tokens, w
     assert history[-1]["changed_fields"] == ["area_ha"]
 
 
+def test_import_history_matches_what_an_api_edit_would_record(client, tokens, world, database):
+    """The bulk path writes the same history entry the ORM path (audit.snapshot) would."""
+    from catalog.services.products import product_data
+
+    upload(client, tokens.registrar(), product_csv(world))
+    upload(client, tokens.registrar(), product_csv(world).replace(",40,2.4,", ",41,2.4,"))
+    with database.session(write=False) as s:
+        for product in s.scalars(sa.select(Product)):
+            latest = s.scalars(sa.select(ProductVersion).where(
+                ProductVersion.product_id == product.id)
+                .order_by(ProductVersion.version.desc())).first()
+            assert latest.version == product.version
+            assert latest.data == product_data(product), product.name_zh
+
+
 def test_dry_run_lists_every_error_at_once_and_commit_writes_nothing(client, tokens, world,
                                                                     database, problem):
     rows = [
