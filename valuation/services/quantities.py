@@ -1,0 +1,445 @@
+"""Physical quantities: immutable quantity sets from an uploaded table (CSV/XLSX), rows posted
+through the API, the grid route, or the catalog's monitoring records.
+
+Every row is checked and every problem reported at once (row and column), like a compiler:
+unknown indicator, unit of the wrong dimension, negative quantity where impossible, item or
+ecosystem type not in the vocabulary, region outside the scope, year not the set's year,
+duplicated rows. Units convert exactly (Fraction factors from ecovalue.units; a decimal written
+in the file is read as the decimal it is, so 3.2 亿m³ is 320,000,000 m³).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.models import Region
+from ecovalue import audit
+from ecovalue.auth import Principal, authorize, can
+from ecovalue.auth.policy import Role
+from ecovalue.units import MONEY, UnitError, conversion_factor, dimension_name, parse_unit
+from valuation import grid, registry, tables
+from valuation.errors import GridInvalid, QuantitiesInvalid, QuantitySetNotFound
+from valuation.models import QuantityRow, QuantitySet
+from valuation.registry import IndicatorDef
+from valuation.services.indicators import current_registry
+
+ORIGIN_ALIASES = {"local": "local", "区域内": "local", "本地": "local", "内": "local",
+                  "outside": "outside", "external": "outside", "区域外": "outside",
+                  "外部": "outside", "外": "outside", "区外": "outside"}
+MAX_NOTE = 500
+MAX_ID = 2**63 - 1  #: larger path ids cannot exist (and would overflow a 64-bit column)
+
+
+# --- regions -----------------------------------------------------------------------------------
+
+
+def region_tree(session: Session) -> dict[str, tuple[str | None, str]]:
+    """code -> (parent code, level) of every known region."""
+    return {code: (parent, level) for code, parent, level in session.execute(
+        sa.select(Region.code, Region.parent_code, Region.level))}
+
+
+def inside(code: str, scope: str, tree: Mapping[str, tuple[str | None, str]]) -> bool:
+    """Whether region `code` is `scope` or lies below it."""
+    seen = 0
+    current: str | None = code
+    while current is not None and seen < 10:
+        if current == scope:
+            return True
+        current = tree.get(current, (None, ""))[0]
+        seen += 1
+    return False
+
+
+def require_region(session: Session, code: str) -> Region:
+    region = session.get(Region, code)
+    if region is None:
+        raise QuantitiesInvalid(f"unknown region {code!r}", errors=[{
+            "field": "region_code", "message": f"unknown region {code!r}"}])
+    return region
+
+
+# --- row checks --------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> Fraction | None:
+    """The exact number written in a cell (Decimal text, int, or the binary float of an XLSX
+    numeric cell); None if empty; ValueError if not a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValueError("not a finite number")
+        # a float from JSON or an XLSX cell stands for the decimal that was typed: its
+        # shortest repr (1.1, not 1.100000000000000088817841970012523...)
+        return Fraction(Decimal(repr(value)))
+    text = str(value).strip().replace(",", "").replace("，", "")
+    if text == "":
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError("not a finite number")
+    return Fraction(number)
+
+
+def _lookup_indicator(text: str, definitions: Mapping[str, IndicatorDef]) -> IndicatorDef | None:
+    upper = text.strip().upper()
+    if upper in definitions:
+        return definitions[upper]
+    for definition in definitions.values():
+        if text.strip() in (definition.name_zh, definition.name_en):
+            return definition
+    return None
+
+
+@dataclasses.dataclass
+class CleanRow:
+    source_row: int
+    region_code: str
+    indicator_code: str
+    item: str
+    ecosystem_type: str
+    origin: str
+    quantity: float | None
+    quantity_unit: str | None
+    money: bool
+    reported_quantity: float | None
+    reported_unit: str | None
+    note: str | None
+
+    def key(self) -> tuple:
+        return (self.region_code, self.indicator_code, self.item, self.ecosystem_type,
+                self.origin, self.money)
+
+    def canonical(self) -> dict[str, Any]:
+        return {"region_code": self.region_code, "indicator_code": self.indicator_code,
+                "item": self.item, "ecosystem_type": self.ecosystem_type, "origin": self.origin,
+                "quantity": None if self.quantity is None else float.hex(self.quantity),
+                "quantity_unit": self.quantity_unit, "money": self.money}
+
+
+def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, year: int,
+               definitions: Mapping[str, IndicatorDef],
+               tree: Mapping[str, tuple[str | None, str]], row_label: str = "row",
+               ) -> tuple[list[CleanRow], list[dict[str, Any]]]:
+    """Turn raw rows into clean rows in canonical units; collect every problem."""
+    clean: list[CleanRow] = []
+    problems: list[dict[str, Any]] = []
+    first_seen: dict[tuple, int] = {}
+    for number, raw in rows:
+        row_problems: list[dict[str, Any]] = []
+
+        def bad(column: str, message: str, number: int = number) -> None:
+            row_problems.append({"row": number, "column": column,
+                                 "message": f"{row_label} {number}: {message}"})
+
+        if raw.get("__extra__"):
+            bad("", "has values beyond the last named column")
+        region = str(raw.get("region_code") or "").strip()
+        if isinstance(raw.get("region_code"), float) and float(raw["region_code"]).is_integer():
+            region = str(int(raw["region_code"]))
+        if not region:
+            bad("region_code", "region code is missing")
+        elif region not in tree:
+            bad("region_code", f"unknown region {region!r}")
+        elif not inside(region, scope, tree):
+            bad("region_code", f"region {region} lies outside {scope}")
+        raw_year = raw.get("year")
+        if raw_year not in (None, ""):
+            try:
+                row_year = int(Decimal(str(raw_year).strip()))
+                if row_year != year:
+                    bad("year", f"year {row_year} differs from the accounting year {year}")
+            except (InvalidOperation, ValueError):
+                bad("year", f"{raw_year!r} is not a year")
+        indicator_text = str(raw.get("indicator") or "").strip()
+        definition = _lookup_indicator(indicator_text, definitions) if indicator_text else None
+        if not indicator_text:
+            bad("indicator", "indicator is missing")
+        elif definition is None:
+            bad("indicator", f"unknown indicator {indicator_text!r}")
+        item = "" if raw.get("item") is None else str(raw.get("item")).strip()
+        if definition is not None and item:
+            if definition.items == ():
+                bad("item", f"{definition.code} has no items; leave the item empty")
+            elif definition.items is not None:
+                match = next((i for i in definition.items if i.lower() == item.lower()), None)
+                if match is None:
+                    bad("item", f"item {item!r} is not one of {', '.join(definition.items)}")
+                else:
+                    item = match
+            elif not registry.ITEM_RE.match(item):
+                bad("item", "an item is 1-40 characters without a dot")
+        eco_text = raw.get("ecosystem_type")
+        eco = registry.normalize_ecosystem_type(None if eco_text is None else str(eco_text))
+        if eco is None:
+            bad("ecosystem_type", f"unknown ecosystem type {eco_text!r}; use one of "
+                                  f"{', '.join(registry.ECOSYSTEM_TYPES)}")
+        origin_text = str(raw.get("origin") or "local").strip()
+        origin = ORIGIN_ALIASES.get(origin_text.lower(), ORIGIN_ALIASES.get(origin_text))
+        if origin is None:
+            bad("origin", f"origin {origin_text!r} must be local or outside")
+        try:
+            value = _number(raw.get("quantity"))
+        except ValueError as exc:
+            bad("quantity", str(exc))
+            value = None
+            number_ok = False
+        else:
+            number_ok = True
+        unit_text = str(raw.get("unit") or "").strip()
+        canonical_unit: str | None = None
+        money = False
+        quantity: float | None = None
+        if number_ok and value is not None:
+            if not unit_text:
+                bad("unit", "unit is missing")
+            elif definition is not None:
+                try:
+                    unit = parse_unit(unit_text)
+                except UnitError:
+                    bad("unit", f"unknown unit {unit_text!r}")
+                    unit = None
+                if unit is not None:
+                    if unit.without_per_year() == MONEY:
+                        if definition.money_quantity:
+                            money, canonical_unit = True, "yuan"
+                        else:
+                            bad("unit", f"{definition.code} is valued from its physical "
+                                        f"quantity ({' or '.join(definition.quantity_units)}), "
+                                        f"not from an amount in {unit_text}")
+                    else:
+                        canonical_unit = definition.canonical_unit(unit_text)
+                        if canonical_unit is None:
+                            bad("unit", f"unit {unit_text} ({dimension_name(unit)}) does not "
+                                        f"fit {definition.code}, which expects "
+                                        f"{' or '.join(definition.quantity_units)}")
+                    if canonical_unit is not None:
+                        factor = conversion_factor(unit_text, canonical_unit, annual=True)
+                        exact = value * factor
+                        quantity = exact.numerator / exact.denominator
+                        if quantity < 0 and (origin == "outside" or not
+                                             definition.allow_negative):
+                            bad("quantity", f"a negative quantity is impossible for "
+                                            f"{definition.code}" + (" (outside origin)"
+                                                                    if origin == "outside"
+                                                                    else ""))
+        note = raw.get("note")
+        note = None if note is None else str(note)[:MAX_NOTE]
+        if row_problems:
+            problems.extend(row_problems)
+            continue
+        assert definition is not None and eco is not None and origin is not None
+        row = CleanRow(
+            source_row=number, region_code=region, indicator_code=definition.code, item=item,
+            ecosystem_type=eco, origin=origin, quantity=quantity, quantity_unit=canonical_unit,
+            money=money,
+            reported_quantity=None if value is None else value.numerator / value.denominator,
+            reported_unit=unit_text or None, note=note)
+        key = row.key()
+        if key in first_seen:
+            problems.append({"row": number, "column": "", "message":
+                             f"{row_label} {number}: duplicate of {row_label} {first_seen[key]} "
+                             "(same region, indicator, item, ecosystem type and origin): add "
+                             "them up in one row or remove one"})
+            continue
+        first_seen[key] = number
+        clean.append(row)
+    return clean, problems
+
+
+def content_hash(rows: Iterable[CleanRow]) -> str:
+    payload = sorted((r.canonical() for r in rows),
+                     key=lambda r: json.dumps(r, sort_keys=True, ensure_ascii=False))
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
+# --- creating sets -----------------------------------------------------------------------------
+
+
+def _store(session: Session, actor: Principal, *, scope: str, year: int, source: str,
+           rows: list[CleanRow], filename: str | None = None, file_sha256: str | None = None,
+           note: str | None = None, warnings: list[str] | None = None,
+           grid_info: dict[str, Any] | None = None) -> QuantitySet:
+    quantity_set = QuantitySet(
+        region_code=scope, year=year, source=source, filename=filename, file_sha256=file_sha256,
+        content_hash=content_hash(rows), row_count=len(rows), note=note,
+        warnings=list(warnings or []), grid=grid_info, created_by=actor.label)
+    session.add(quantity_set)
+    session.flush()
+    session.execute(sa.insert(QuantityRow), [{
+        "set_id": quantity_set.id, "source_row": r.source_row, "region_code": r.region_code,
+        "indicator_code": r.indicator_code, "item": r.item, "ecosystem_type": r.ecosystem_type,
+        "origin": r.origin, "quantity": r.quantity, "quantity_unit": r.quantity_unit,
+        "money": r.money, "reported_quantity": r.reported_quantity,
+        "reported_unit": r.reported_unit, "note": r.note} for r in rows])
+    audit.record(session, actor, "valuation.quantities.create", "valuation_quantity_set",
+                 quantity_set.id, after={**audit.snapshot(quantity_set),
+                                         "rows_sha256": quantity_set.content_hash})
+    return quantity_set
+
+
+def _validate_scope(session: Session, actor: Principal, scope: str, year: int) -> Region:
+    authorize(actor, "valuation.quantities.write", county=scope)
+    region = require_region(session, scope)
+    if not 1950 <= year <= 2100:
+        raise QuantitiesInvalid("year out of range", errors=[{
+            "field": "year", "message": "the accounting year must lie between 1950 and 2100"}])
+    return region
+
+
+def create_from_rows(session: Session, actor: Principal, *, region_code: str, year: int,
+                     rows: Sequence[Mapping[str, Any]], note: str | None = None) -> QuantitySet:
+    """A set from rows posted as JSON (positions count from 1)."""
+    _validate_scope(session, actor, region_code, year)
+    if not rows:
+        raise QuantitiesInvalid("no rows given", errors=[{"field": "rows",
+                                                          "message": "at least one row"}])
+    numbered = [(position, row) for position, row in enumerate(rows, start=1)]
+    clean, problems = check_rows(numbered, scope=region_code, year=year,
+                                 definitions=current_registry(session),
+                                 tree=region_tree(session), row_label="rows item")
+    if problems:
+        for problem in problems:
+            problem["field"] = f"rows.{problem['row'] - 1}.{problem.pop('column') or 'row'}"
+            problem.pop("row")
+        raise QuantitiesInvalid(f"{len(problems)} problem(s) in the rows: "
+                                f"{problems[0]['message']}", errors=problems)
+    return _store(session, actor, scope=region_code, year=year, source="api", rows=clean,
+                  note=note)
+
+
+def create_from_file(session: Session, actor: Principal, *, region_code: str, year: int,
+                     filename: str | None, data: bytes, note: str | None = None) -> QuantitySet:
+    """A set from an aggregate table as counties report it (CSV in UTF-8/GBK, or XLSX)."""
+    _validate_scope(session, actor, region_code, year)
+    kind, rows = tables.read_rows(filename, data,
+                                  required=("region_code", "indicator", "quantity", "unit"))
+    if not rows:
+        raise QuantitiesInvalid("the file has a header but no data rows")
+    clean, problems = check_rows(rows, scope=region_code, year=year,
+                                 definitions=current_registry(session),
+                                 tree=region_tree(session))
+    if problems:
+        raise QuantitiesInvalid(f"{len(problems)} problem(s) in {filename or 'the file'}: "
+                                f"{problems[0]['message']}", errors=problems)
+    return _store(session, actor, scope=region_code, year=year, source=kind, rows=clean,
+                  filename=filename, file_sha256=hashlib.sha256(data).hexdigest(), note=note)
+
+
+def create_from_grid(session: Session, actor: Principal, *, region_code: str, year: int,
+                     cells: pd.DataFrame, indicators: Sequence[str] | None = None,
+                     options: grid.GridOptions | None = None, filename: str | None = None,
+                     file_sha256: str | None = None, note: str | None = None) -> QuantitySet:
+    """Per-cell inputs -> quantities by region x ecosystem type (grid route)."""
+    _validate_scope(session, actor, region_code, year)
+    options = options or grid.GridOptions()
+    definitions = current_registry(session)
+    if indicators is None:
+        indicators = [c for c in grid.GRID_INDICATORS if c in definitions and all(
+            col in cells.columns for col in grid.REQUIRED_COLUMNS[c]) and (
+            c not in ("R-AIR", "R-WQ") or options.removal_rates)]
+    tree = region_tree(session)
+    problems: list[dict[str, Any]] = []
+    if "region_code" in cells.columns:
+        for code in pd.unique(cells["region_code"].dropna().astype("string")):
+            if code not in tree:
+                problems.append({"column": "region_code", "message": f"unknown region {code!r}"})
+            elif not inside(str(code), region_code, tree):
+                problems.append({"column": "region_code",
+                                 "message": f"region {code} lies outside {region_code}"})
+    try:
+        result = grid.compute(cells, indicators, options)
+    except grid.GridError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise GridInvalid(f"{len(problems)} problem(s) in the grid: {problems[0]['message']}",
+                          errors=[{k: v for k, v in p.items() if v is not None}
+                                  for p in problems])
+    rows = [(position, {"region_code": r.region_code, "indicator": r.indicator_code,
+                        "item": r.item or None, "ecosystem_type": r.ecosystem_type,
+                        "quantity": float(r.quantity), "unit": r.unit})
+            for position, r in enumerate(result.quantities.itertuples(index=False), start=1)]
+    clean, row_problems = check_rows(rows, scope=region_code, year=year,
+                                     definitions=definitions, tree=tree,
+                                     row_label="aggregate")
+    if row_problems:
+        raise GridInvalid(f"the grid aggregates are not usable: {row_problems[0]['message']}",
+                          errors=row_problems)
+    info = {"cells": result.cells, "indicators": list(indicators), "options": options.to_dict()}
+    return _store(session, actor, scope=region_code, year=year, source="grid", rows=clean,
+                  filename=filename, file_sha256=file_sha256, note=note,
+                  warnings=result.warnings, grid_info=info)
+
+
+def create_from_grid_file(session: Session, actor: Principal, *, region_code: str, year: int,
+                          filename: str | None, data: bytes,
+                          indicators: Sequence[str] | None = None,
+                          options: grid.GridOptions | None = None,
+                          note: str | None = None) -> QuantitySet:
+    _validate_scope(session, actor, region_code, year)
+    cells = tables.read_grid(filename, data)
+    return create_from_grid(session, actor, region_code=region_code, year=year, cells=cells,
+                            indicators=indicators, options=options, filename=filename,
+                            file_sha256=hashlib.sha256(data).hexdigest(), note=note)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def _readable(actor: Principal | None, quantity_set: QuantitySet) -> bool:
+    return can(actor, "valuation.quantities.read", county=quantity_set.region_code)
+
+
+def get_set(session: Session, actor: Principal | None, set_id: int, *,
+            with_rows: bool = False) -> QuantitySet:
+    if not 0 < set_id <= MAX_ID:
+        raise QuantitySetNotFound(f"no quantity set {set_id}")
+    stmt = sa.select(QuantitySet).where(QuantitySet.id == set_id)
+    if with_rows:
+        stmt = stmt.options(selectinload(QuantitySet.rows))
+    quantity_set = session.scalar(stmt)
+    if quantity_set is None:
+        raise QuantitySetNotFound(f"no quantity set {set_id}")
+    if not _readable(actor, quantity_set):
+        authorize(actor, "valuation.quantities.read", county=quantity_set.region_code)
+    return quantity_set
+
+
+def list_sets(session: Session, actor: Principal | None, *, region_code: str | None = None,
+              year: int | None = None) -> sa.Select:
+    authorize(actor, "valuation.quantities.read",
+              county=region_code or (actor.county_code if actor else None))
+    stmt = sa.select(QuantitySet)
+    if actor is not None and actor.role == Role.REGISTRAR:
+        stmt = stmt.where(QuantitySet.region_code.startswith(actor.county_code or "-"))
+    if region_code:
+        stmt = stmt.where(QuantitySet.region_code == region_code)
+    if year:
+        stmt = stmt.where(QuantitySet.year == year)
+    return stmt.order_by(QuantitySet.id.desc())
+
+
+def set_rows(session: Session, actor: Principal | None, set_id: int) -> sa.Select:
+    get_set(session, actor, set_id)
+    return sa.select(QuantityRow).where(QuantityRow.set_id == set_id).order_by(QuantityRow.id)
+
