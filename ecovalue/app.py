@@ -57,7 +57,7 @@ CLI_COMMANDS = [
 
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
-DEMO_LOADERS = [("catalog.demo", "load")]
+DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load")]
 #: the party the demo trader token acts for: `trader_party_id(session) -> int | None`
 DEMO_TRADER_PARTY = ("catalog.demo", "trader_party_id")
 

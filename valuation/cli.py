@@ -1,8 +1,377 @@
-"""CLI commands of this package (to be written)."""
+"""`ecovalue valuation ...`: GEP valuation from the console.
+
+    ecovalue valuation run --region 522326 --year 2024 --quantities wangmo.xlsx [--prices VERSION]
+    ecovalue valuation export RUN_ID --format xlsx [--output FILE] [--unit 亿元]
+    ecovalue valuation grid cells.csv --region 522326 --year 2024
+    ecovalue valuation compare BASE_RUN OTHER_RUN
+    ecovalue valuation publish RUN_ID | reproduce RUN_ID | asset-value RUN_ID
+    ecovalue valuation reference | price-books | indicators
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
 
 import click
+from flask.cli import with_appcontext
+
+from ecovalue.cli import database, fail, operator
+from ecovalue.errors import EcovalueError
+from valuation import grid, reports
+from valuation.services import indicators, prices, quantities, reporting, runs
+
+UNITS = click.Choice(list(reports.DISPLAY_UNITS))
 
 
 @click.group("valuation")
 def cli() -> None:
-    """(to be written)"""
+    """GEP valuation: quantities, price books, runs, reports."""
+
+
+def _amount(text: str | None, name: str) -> dict[str, Any] | None:
+    """'98.6 亿元' or '98.6亿元' -> {value: 98.6, unit: 亿元}."""
+    if not text:
+        return None
+    match = re.match(r"^\s*([-+0-9.eE]+)\s*(.+?)\s*$", text)
+    if not match:
+        raise click.BadParameter(f"{text!r}: give a number and a unit, e.g. '98.6 亿元'",
+                                 param_hint=name)
+    try:
+        return {"value": float(match.group(1)), "unit": match.group(2)}
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: {match.group(1)!r} is not a number",
+                                 param_hint=name) from None
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value / reports.DISPLAY_UNITS[unit]:,.2f}"
+
+
+def print_run(session: Any, run_id: int, unit: str) -> None:
+    view = reporting.run_view(session, operator(), run_id)
+    run = runs.get_run(session, operator(), run_id)
+    click.echo(f"run {run.id}: {run.title} | region {run.region_code} | year {run.year} | "
+               f"constant prices of {run.base_year} | price book {run.price_book.version} | "
+               f"{run.status}")
+    click.echo(f"input hash {run.input_hash}")
+    header = (f"{'indicator':<9} {'name':<34} {'quantity':>18} {'unit':<6} "
+              f"{'unit price':>12} {'adj.':>7} {'current ' + unit:>16} {'constant ' + unit:>16}")
+    click.echo(header)
+    click.echo("-" * len(header))
+    table = reports.table(view, "indicator", "元")
+    for row in table.itertuples(index=False):
+        quantity = "-" if row.quantity != row.quantity else f"{row.quantity:,.2f}"
+        price = "-" if row.unit_price != row.unit_price else f"{row.unit_price:,.4f}"
+        factor = "-" if row.adjustment_factor != row.adjustment_factor else \
+            f"{row.adjustment_factor:.4f}"
+        mark = "" if row.complete else " *"
+        click.echo(f"{row.indicator_code:<9} {str(row.name_en)[:34]:<34} {quantity:>18} "
+                   f"{str(row.quantity_unit)[:6]:<6} {price:>12} {factor:>7} "
+                   f"{_fmt(getattr(row, 'value_current_元'), unit):>16} "
+                   f"{_fmt(getattr(row, 'value_constant_元'), unit):>16}{mark}")
+    click.echo("-" * len(header))
+    for category, values in run.summary["by_category"].items():
+        click.echo(f"{category:<44} {'':>46} {_fmt(values['current'], unit):>16} "
+                   f"{_fmt(values['constant'], unit):>16}")
+    click.echo(f"{'GEP':<44} {'':>46} {_fmt(run.gep_current, unit):>16} "
+               f"{_fmt(run.gep_constant, unit):>16}")
+    for region, values in sorted(run.ratios.items()):
+        parts = []
+        if values.get("gep_to_gdp") is not None:
+            parts.append(f"GEP/GDP {values['gep_to_gdp']:.2f}")
+        if values.get("gep_per_km2_yuan") is not None:
+            parts.append(f"per km2 {values['gep_per_km2_yuan']:,.0f} yuan")
+        if values.get("gep_per_capita_yuan") is not None:
+            parts.append(f"per capita {values['gep_per_capita_yuan']:,.0f} yuan")
+        if parts:
+            click.echo(f"{region}: " + "; ".join(parts))
+    if run.unvalued:
+        click.echo("unvalued (missing is not zero):")
+        for item in run.unvalued:
+            where = " ".join(str(x) for x in (item["indicator_code"], item.get("item") or "",
+                                             item.get("region_code") or "",
+                                             item.get("ecosystem_type") or "") if x)
+            click.echo(f"  - {where}: {item['reason']}")
+    if run.warnings:
+        click.echo("warnings:")
+        for warning in run.warnings:
+            click.echo(f"  ! {warning}")
+
+
+@cli.command("run")
+@click.option("--region", "region_code", required=True, help="county (or prefecture) code")
+@click.option("--year", type=int, required=True, help="accounting year")
+@click.option("--quantities", "quantity_files", multiple=True, type=click.Path(
+    exists=True, dir_okay=False, path_type=Path), help="aggregate table (CSV or XLSX); repeat "
+    "for several")
+@click.option("--grid", "grid_files", multiple=True, type=click.Path(
+    exists=True, dir_okay=False, path_type=Path), help="grid file (one row per cell)")
+@click.option("--quantity-set", "set_ids", multiple=True, type=int,
+              help="an existing quantity set id")
+@click.option("--prices", "price_book", help="price-book version (default: the default book)")
+@click.option("--base-year", type=int, help="constant-price base year (default: --year)")
+@click.option("--enable", multiple=True, help="switch on an optional indicator, e.g. R-O2")
+@click.option("--disable", multiple=True, help="switch off an indicator")
+@click.option("--allow-double-count", multiple=True, help="accept an overlap, e.g. R-CARB+R-O2")
+@click.option("--gdp", help="GDP of the region, e.g. '98.6 亿元'")
+@click.option("--area", help="area of the region, e.g. '3006 km2'")
+@click.option("--population", help="population, e.g. '32.1 万人'")
+@click.option("--title", help="label of the run")
+@click.option("--unit", type=UNITS, default="万元", show_default=True, help="display unit")
+@click.option("--publish", is_flag=True, help="publish the run")
+@with_appcontext
+def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
+                grid_files: tuple[Path, ...], set_ids: tuple[int, ...], price_book: str | None,
+                base_year: int | None, enable: tuple[str, ...], disable: tuple[str, ...],
+                allow_double_count: tuple[str, ...], gdp: str | None, area: str | None,
+                population: str | None, title: str | None, unit: str, publish: bool) -> None:
+    """Value a region's quantities for a year and print the result table."""
+    if not (quantity_files or grid_files or set_ids):
+        raise click.UsageError("give --quantities FILE (or --grid FILE, --quantity-set ID)")
+    actor = operator()
+    context = []
+    if gdp or area or population:
+        context.append({"region_code": region_code, "gdp": _amount(gdp, "--gdp"),
+                        "area": _amount(area, "--area"),
+                        "population": _amount(population, "--population")})
+    try:
+        with database().unit_of_work() as session:
+            ids = list(set_ids)
+            for path in quantity_files:
+                created = quantities.create_from_file(
+                    session, actor, region_code=region_code, year=year, filename=path.name,
+                    data=path.read_bytes())
+                click.echo(f"quantity set {created.id}: {created.row_count} rows from "
+                           f"{path.name}")
+                ids.append(created.id)
+            for path in grid_files:
+                created = quantities.create_from_grid_file(
+                    session, actor, region_code=region_code, year=year, filename=path.name,
+                    data=path.read_bytes())
+                click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
+                           f"{created.grid['cells']} cells of {path.name}")
+                ids.append(created.id)
+            run = runs.create_run(
+                session, actor, region_code=region_code, year=year, quantity_set_ids=ids,
+                price_book_version=price_book, base_year=base_year,
+                options={"enable": list(enable), "disable": list(disable),
+                         "allow_double_count": list(allow_double_count)},
+                context=context, title=title)
+            if publish:
+                runs.publish_run(session, actor, run.id)
+            run_id = run.id
+        with database().unit_of_work() as session:
+            print_run(session, run_id, unit)
+    except EcovalueError as exc:
+        fail(exc)
+
+
+@cli.command("show")
+@click.argument("run_id", type=int)
+@click.option("--unit", type=UNITS, default="万元", show_default=True)
+@with_appcontext
+def show_command(run_id: int, unit: str) -> None:
+    """Print a stored run's result table."""
+    try:
+        with database().unit_of_work() as session:
+            print_run(session, run_id, unit)
+    except EcovalueError as exc:
+        fail(exc)
+
+
+@cli.command("export")
+@click.argument("run_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx",
+              show_default=True)
+@click.option("--unit", type=UNITS, default="万元", show_default=True)
+@click.option("--table", type=click.Choice(list(reports.TABLES)), default="indicator",
+              show_default=True, help="CSV: which table")
+@click.option("--region", "region_code", help="narrow a prefecture run to one county")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="file to write (default: a name from the run)")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the composition chart as PNG")
+@with_appcontext
+def export_command(run_id: int, fmt: str, unit: str, table: str, region_code: str | None,
+                   output: Path | None, chart_path: Path | None) -> None:
+    """Export a run to XLSX (every table and the chart) or one table to CSV."""
+    try:
+        with database().unit_of_work() as session:
+            data, filename = reporting.export(session, operator(), run_id, fmt=fmt, unit=unit,
+                                              table=table, region_code=region_code)
+            chart = (reporting.composition_png(session, operator(), run_id,
+                                               region_code=region_code) if chart_path else None)
+    except EcovalueError as exc:
+        fail(exc)
+    target = output or Path(filename)
+    target.write_bytes(data)
+    click.echo(f"wrote {target} ({len(data)} bytes)")
+    if chart_path and chart:
+        chart_path.write_bytes(chart)
+        click.echo(f"wrote {chart_path} ({len(chart)} bytes)")
+
+
+@cli.command("grid")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--region", "region_code", required=True)
+@click.option("--year", type=int, required=True)
+@click.option("--indicator", "indicator_codes", multiple=True,
+              type=click.Choice(list(grid.GRID_INDICATORS)),
+              help="default: every grid indicator the columns allow")
+@click.option("--npp-basis", type=click.Choice(["dry_matter", "carbon"]), default="dry_matter",
+              show_default=True)
+@click.option("--negative-water-balance", type=click.Choice(["keep", "zero"]), default="keep",
+              show_default=True)
+@click.option("--options", "options_path", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+              help="JSON with removal_rates and emissions (R-AIR, R-WQ)")
+@with_appcontext
+def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple[str, ...],
+                 npp_basis: str, negative_water_balance: str, options_path: Path | None) -> None:
+    """Compute quantities from a grid file and store them as a quantity set."""
+    extra = json.loads(options_path.read_text("utf-8")) if options_path else {}
+    options = grid.GridOptions(npp_basis=npp_basis,
+                               negative_water_balance=negative_water_balance,
+                               removal_rates=extra.get("removal_rates") or {},
+                               emissions=extra.get("emissions") or {})
+    data = path.read_bytes()
+    try:
+        with database().unit_of_work() as session:
+            created = quantities.create_from_grid_file(
+                session, operator(), region_code=region_code, year=year, filename=path.name,
+                data=data, indicators=list(indicator_codes) or None, options=options)
+            click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
+                       f"{created.grid['cells']} cells (sha256 "
+                       f"{hashlib.sha256(data).hexdigest()[:12]}…)")
+            for warning in created.warnings:
+                click.echo(f"  ! {warning}")
+    except EcovalueError as exc:
+        fail(exc)
+
+
+@cli.command("compare")
+@click.argument("base_id", type=int)
+@click.argument("other_id", type=int)
+@click.option("--basis", type=click.Choice(["current", "constant"]), default="current",
+              show_default=True)
+@click.option("--unit", type=UNITS, default="万元", show_default=True)
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def compare_command(base_id: int, other_id: int, basis: str, unit: str,
+                    chart_path: Path | None) -> None:
+    """Change between two runs split into quantity, price, interaction, composition."""
+    try:
+        with database().unit_of_work() as session:
+            result = runs.compare_runs(session, operator(), base_id, other_id, basis=basis)
+            chart = (reporting.change_png(session, operator(), base_id, other_id, basis=basis,
+                                          unit="亿元") if chart_path else None)
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(result["method"])
+    click.echo(f"{'indicator':<10} {'change':>14} {'quantity':>14} {'price':>14} "
+               f"{'interaction':>14} {'composition':>14}   ({unit})")
+    for row in [*result["by_indicator"], {"indicator_code": "GEP", **result["totals"]}]:
+        click.echo(f"{row['indicator_code']:<10} {_fmt(row['change'], unit):>14} "
+                   f"{_fmt(row['quantity_effect'], unit):>14} "
+                   f"{_fmt(row['price_effect'], unit):>14} {_fmt(row['interaction'], unit):>14} "
+                   f"{_fmt(row['composition'], unit):>14}")
+    for note in result["notes"]:
+        click.echo(f"  ! {note}")
+    if chart_path and chart:
+        chart_path.write_bytes(chart)
+        click.echo(f"wrote {chart_path}")
+
+
+@cli.command("publish")
+@click.argument("run_id", type=int)
+@with_appcontext
+def publish_command(run_id: int) -> None:
+    """Publish a run (public from now on)."""
+    try:
+        with database().unit_of_work() as session:
+            runs.publish_run(session, operator(), run_id)
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(f"run {run_id} published")
+
+
+@cli.command("reproduce")
+@click.argument("run_id", type=int)
+@with_appcontext
+def reproduce_command(run_id: int) -> None:
+    """Recompute a run from its stored inputs; exit 1 unless identical."""
+    try:
+        with database().unit_of_work() as session:
+            result = runs.reproduce_run(session, operator(), run_id)
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(json.dumps(result, indent=2))
+    if not result["identical"]:
+        raise SystemExit(1)
+
+
+@cli.command("asset-value")
+@click.argument("run_id", type=int)
+@click.option("--rate", "rates", multiple=True, type=float, default=(0.03, 0.05, 0.08),
+              show_default=True, help="discount rate as a fraction (repeat)")
+@click.option("--horizon", type=int, default=30, show_default=True, help="years")
+@click.option("--growth", type=float, default=0.0, show_default=True, help="as a fraction")
+@click.option("--unit", type=UNITS, default="亿元", show_default=True)
+@with_appcontext
+def asset_value_command(run_id: int, rates: tuple[float, ...], horizon: int, growth: float,
+                        unit: str) -> None:
+    """NPV of the run's GEP as an annual flow (a stock: never added to GEP)."""
+    try:
+        with database().unit_of_work() as session:
+            result = runs.asset_value(session, operator(), run_id, discount_rates=rates,
+                                      horizon_years=horizon, growth=growth)
+    except EcovalueError as exc:
+        fail(exc)
+    click.echo(f"annual flow {_fmt(result['annual_flow_yuan'], unit)} {unit} "
+               f"({result['basis']} prices), {horizon} years, growth {growth:g}")
+    for row in result["sensitivity"]:
+        click.echo(f"  rate {row['discount_rate']:.2%}: NPV {_fmt(row['npv'], unit)} {unit}")
+    click.echo(result["note"])
+
+
+@cli.command("reference")
+@with_appcontext
+def reference_command() -> None:
+    """Load the default price book and CPI series from the reference files (idempotent)."""
+    with database().unit_of_work() as session:
+        loaded = prices.ensure_reference_data(session)
+    click.echo("\n".join(loaded) or "reference data already loaded")
+
+
+@cli.command("price-books")
+@with_appcontext
+def price_books_command() -> None:
+    """List price books."""
+    with database().unit_of_work() as session:
+        for book in prices.list_books(session, operator()):
+            click.echo(f"{book.version:<20} {book.status:<10} {len(book.entries):>3} entries  "
+                       f"{book.title}")
+
+
+@cli.command("indicators")
+@with_appcontext
+def indicators_command() -> None:
+    """List the indicator registry."""
+    with database().unit_of_work() as session:
+        for item in indicators.list_indicators(session):
+            flags = []
+            if not item["default_enabled"]:
+                flags.append("optional, off by default")
+            if item["grid"]:
+                flags.append("grid")
+            if item["custom"]:
+                flags.append("custom")
+            click.echo(f"{item['code']:<8} {item['category']:<13} {item['name_zh']:<8} "
+                       f"{item['name_en']:<40} {'|'.join(item['quantity_units']):<12} "
+                       f"{', '.join(flags)}")
