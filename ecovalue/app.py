@@ -15,6 +15,7 @@ import flask_smorest
 import sqlalchemy as sa
 from flask import Flask, g, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.routing import IntegerConverter
 
 from ecovalue import __version__, errors, protect
 from ecovalue.api import BEARER, ProblemSchema
@@ -83,12 +84,18 @@ class Api(flask_smorest.Api):
 
     ERROR_SCHEMA = ProblemSchema
 
+    #: names that differ between Python versions (3.13 renamed 413 and 422), registered too
+    RESPONSE_ALIASES = {413: ("PAYLOAD_TOO_LARGE", "CONTENT_TOO_LARGE",
+                              "REQUEST_ENTITY_TOO_LARGE"),
+                        422: ("UNPROCESSABLE_ENTITY", "UNPROCESSABLE_CONTENT")}
+
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}}
-            self.spec.components.response(status.name, response, lazy=True)
+            for name in {status.name, *self.RESPONSE_ALIASES.get(status.value, ())}:
+                self.spec.components.response(name, dict(response), lazy=True)
         self.spec.components.response("DEFAULT_ERROR", {
             "description": "Error (RFC 9457 problem details)",
             "content": {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}},
@@ -96,6 +103,22 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: Any) -> Any:
         return errors.handle_http_exception(error)
+
+
+INT64_MAX = 2**63 - 1
+
+
+class Int64Converter(IntegerConverter):
+    """`<int:...>` limited to what a BIGINT column holds: a larger id is simply not found
+    (404) instead of overflowing the database driver."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", INT64_MAX)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def _int64_schema(_converter: Any) -> dict[str, Any]:
+    return {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX}
 
 
 class EcoFlask(Flask):
@@ -152,7 +175,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         g.principal = principal
 
     errors.register_error_handlers(app)
+    app.url_map.converters["int"] = Int64Converter
     api = Api(app)
+    api.register_converter(Int64Converter, _int64_schema)
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
         "description": "opaque token from `ecovalue token create` (shown once)",
