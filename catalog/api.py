@@ -449,7 +449,7 @@ _IMPORT_DOC = ("Dry run (`dry_run=true`): every error of the file at once (row, 
 @blp.arguments(schemas.ImportFileSchema, location="files")
 @blp.response(200, schemas.ImportReportSchema)
 @blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(413, response="PAYLOAD_TOO_LARGE")
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 @blp.doc(description=_IMPORT_DOC + "Natural key of a product: region_code + type + name_zh; "
          "a matching row updates the product (or is skipped if identical). Columns: "
@@ -469,7 +469,7 @@ def import_products(query, files):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ImportFileSchema, location="files")
 @blp.response(200, schemas.ImportReportSchema)
 @blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(413, response="PAYLOAD_TOO_LARGE")
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 @blp.doc(description=_IMPORT_DOC + "Natural key of a record: product + metric + year/month + "
          "method; a matching row updates the value (or is skipped if identical). Columns: "

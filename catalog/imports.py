@@ -241,8 +241,7 @@ def read_table(data: bytes, columns: tuple[Column, ...]) -> Table:
             "required columns are missing: " + ", ".join(c.name for c in missing),
             errors=[{"location": "file", "column": c.name, "field": c.name,
                      "message": f"required column missing (also accepted: "
-                                f"{', '.join(c.aliases)})"} for c in missing],
-            expected_columns=[c.name for c in columns])
+                                f"{', '.join(c.aliases)})"} for c in missing])
     frame = frame[list(renames)].rename(columns=renames)
     frame = frame.astype(str).apply(lambda s: s.str.strip())
     # file row numbers: the header is row header_index + 1 (1-based), data follows it

@@ -24,6 +24,7 @@ from catalog.models import (
     REGION_SOURCES,
     RIGHTS_TYPES,
 )
+from catalog.services.common import MAX_ID
 from ecovalue.api import PageQuerySchema, sort_field
 
 REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,2}$", error="6, 9 or 12 digits")
@@ -31,7 +32,29 @@ COUNTY_CODE = validate.Regexp(r"^\d{6}$", error="a 6-digit county code")
 _TEXT = {"validate": validate.Length(max=200)}
 
 
-class StrictSchema(ma.Schema):
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class InputSchema(ma.Schema):
+    """Refuses NUL characters anywhere in the input: no text column can store them
+    (PostgreSQL rejects them outright), so they are bad input, not a server error."""
+
+    @ma.pre_load
+    def _refuse_nul(self, data, **_kwargs):  # type: ignore[no-untyped-def]
+        items = data.to_dict(flat=False) if hasattr(data, "to_dict") else data
+        if isinstance(items, dict) and _has_nul(items):
+            raise ma.ValidationError("text must not contain NUL characters")
+        return data
+
+
+class StrictSchema(InputSchema):
     class Meta:
         unknown = ma.RAISE
 
@@ -81,14 +104,14 @@ class RegionTreeSchema(ma.Schema):
     children = fields.List(fields.Nested(lambda: RegionTreeSchema()), required=True)
 
 
-class RegionQuerySchema(PageQuerySchema):
+class RegionQuerySchema(InputSchema, PageQuerySchema):
     level = fields.String(validate=validate.OneOf(REGION_LEVELS))
     parent = fields.String(validate=REGION_CODE)
     county = fields.String(validate=COUNTY_CODE)
     q = fields.String(validate=validate.Length(min=1, max=100))
 
 
-class RegionTreeQuerySchema(ma.Schema):
+class RegionTreeQuerySchema(InputSchema):
     root = fields.String(load_default="522300", validate=REGION_CODE)
 
 
@@ -130,7 +153,7 @@ class PartySchema(ma.Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
-class PartyQuerySchema(PageQuerySchema):
+class PartyQuerySchema(InputSchema, PageQuerySchema):
     kind = fields.String(validate=validate.OneOf(PARTY_KINDS))
     county = fields.String(validate=COUNTY_CODE)
     region = fields.String(validate=REGION_CODE)
@@ -258,7 +281,7 @@ class PublicProductSchema(_ProductBaseSchema):
                 "name_zh": None if holder.kind == "household" else holder.name_zh}
 
 
-class ProductFilterSchema(ma.Schema):
+class ProductFilterSchema(InputSchema):
     county = fields.String(validate=COUNTY_CODE)
     region = fields.String(validate=REGION_CODE, metadata={
         "description": "the region and everything below it"})
@@ -266,7 +289,7 @@ class ProductFilterSchema(ma.Schema):
     type = fields.List(fields.String(validate=validate.Length(max=40)), metadata={
         "description": "one or more type codes (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf(PRODUCT_STATUSES)))
-    holder = fields.Integer(validate=validate.Range(min=1), metadata={
+    holder = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={
         "description": "rights holder's party id"})
     development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))
     q = fields.String(validate=validate.Length(min=1, max=100), metadata={
@@ -279,7 +302,7 @@ class ProductQuerySchema(ProductFilterSchema, PageQuerySchema):
     pass
 
 
-class PublicProductQuerySchema(PageQuerySchema):
+class PublicProductQuerySchema(InputSchema, PageQuerySchema):
     county = fields.String(validate=COUNTY_CODE)
     region = fields.String(validate=REGION_CODE)
     category = fields.String(validate=validate.OneOf(PRODUCT_CATEGORIES))
@@ -302,7 +325,7 @@ class _ProductWriteSchema(StrictSchema):
     type_code = fields.String(validate=validate.Length(min=1, max=40), metadata={
         "description": "see GET /catalog/product-types"})
     region_code = fields.String(validate=REGION_CODE)
-    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=2**62))
+    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     rights_type = fields.String(validate=validate.OneOf(RIGHTS_TYPES))
     area_ha = fields.Float(allow_none=True, **_FINITE)
     latitude = fields.Float(allow_none=True, **_FINITE)
@@ -322,7 +345,7 @@ class ProductCreateSchema(_ProductWriteSchema):
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
     region_code = fields.String(required=True, validate=REGION_CODE)
-    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**62))
+    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
     rights_type = fields.String(required=True, validate=validate.OneOf(RIGHTS_TYPES))
 
 
@@ -348,7 +371,7 @@ class ProductVersionSchema(ma.Schema):
     data = fields.Dict(required=True, metadata={"description": "the product after the change"})
 
 
-class SummaryQuerySchema(ma.Schema):
+class SummaryQuerySchema(InputSchema):
     county = fields.String(validate=COUNTY_CODE)
 
 
@@ -406,9 +429,9 @@ class MonitoringUpdateSchema(StrictSchema):
     note = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
-class MonitoringQuerySchema(PageQuerySchema):
+class MonitoringQuerySchema(InputSchema, PageQuerySchema):
     county = fields.String(validate=COUNTY_CODE)
-    product = fields.Integer(validate=validate.Range(min=1))
+    product = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     metric = fields.String(validate=validate.Length(max=40))
     method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
     year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
@@ -417,7 +440,7 @@ class MonitoringQuerySchema(PageQuerySchema):
                                        "annual only; absent: both"})
 
 
-class ProductMonitoringQuerySchema(PageQuerySchema):
+class ProductMonitoringQuerySchema(InputSchema, PageQuerySchema):
     metric = fields.String(validate=validate.Length(max=40))
     method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
     year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
@@ -425,7 +448,7 @@ class ProductMonitoringQuerySchema(PageQuerySchema):
     monthly = fields.Boolean()
 
 
-class SeriesQuerySchema(ma.Schema):
+class SeriesQuerySchema(InputSchema):
     county = fields.String(required=True, validate=COUNTY_CODE)
     metric = fields.String(required=True, validate=validate.Length(min=1, max=40))
     type = fields.String(validate=validate.Length(max=40))
@@ -462,7 +485,7 @@ class ImportFileSchema(ma.Schema):
     file = Upload(required=True, metadata={"description": "CSV (UTF-8 or GBK) or XLSX"})
 
 
-class ImportQuerySchema(ma.Schema):
+class ImportQuerySchema(InputSchema):
     dry_run = fields.Boolean(load_default=False, metadata={
         "description": "check every row and report what would happen; write nothing"})
 
@@ -503,9 +526,9 @@ class ImportBatchSchema(ma.Schema):
     created_at = fields.AwareDateTime(required=True)
 
 
-class ImportBatchQuerySchema(PageQuerySchema):
+class ImportBatchQuerySchema(InputSchema, PageQuerySchema):
     kind = fields.String(validate=validate.OneOf(IMPORT_KINDS))
 
 
-class TemplateQuerySchema(ma.Schema):
+class TemplateQuerySchema(InputSchema):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))

@@ -138,8 +138,7 @@ def _scope_errors(actor: Principal, table: imports.Table, counties: pd.Series,
                (f"county {c} is outside your scope ({actor.county_code})"
                 for c in counties[mask]))
     raise Forbidden(f"{int(mask.sum())} rows lie outside the counties you may write; nothing "
-                    f"was imported", errors=errors.sorted()[:imports.MAX_REPORTED_ERRORS],
-                    action=actions[0], error_count=len(errors.items))
+                    f"was imported", errors=errors.sorted()[:imports.MAX_REPORTED_ERRORS])
 
 
 def _reject(errors: list[dict], rows: int) -> None:
@@ -151,7 +150,7 @@ def _reject(errors: list[dict], rows: int) -> None:
     more = (f"; the first {len(shown)} are listed" if len(shown) < len(errors) else "")
     raise ImportRejected(
         f"{len(errors)} errors in {bad_rows} of {rows} rows{more}; nothing was imported",
-        errors=shown, error_count=len(errors), rows=rows)
+        errors=shown)
 
 
 def _check_regions(session: Session, table: imports.Table, regions: pd.Series,

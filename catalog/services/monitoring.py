@@ -18,6 +18,7 @@ from catalog.errors import (
     ProductNotFound,
 )
 from catalog.models import MONITORING_METHODS, MonitoringRecord, Product, Region
+from catalog.services.common import fetch
 from catalog.services.products import get_product
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize
@@ -73,7 +74,7 @@ def record_errors(product_type: str, values: dict[str, Any]) -> list[dict]:
 
 
 def _writable_product(session: Session, actor: Principal, product_id: int) -> Product:
-    product = session.get(Product, product_id)
+    product = fetch(session, Product, product_id)
     if product is None:
         authorize(actor, "catalog.monitoring.write", county=(actor.county_code if actor else None)
                   or "")
@@ -102,7 +103,7 @@ def create_record(session: Session, actor: Principal, product_id: int,
     if clash is not None:
         raise MonitoringRecordExists(
             f"record {clash} already holds {values['metric']} of product {product.id} for this "
-            f"period and method; change it instead", record_id=clash)
+            f"period and method; change it instead")
     record = MonitoringRecord(
         product_id=product.id, county_code=product.county_code,
         period_year=values["period_year"], period_month=values.get("period_month"),
@@ -119,7 +120,7 @@ def create_record(session: Session, actor: Principal, product_id: int,
 
 
 def _load_record(session: Session, actor: Principal, record_id: int) -> MonitoringRecord:
-    record = session.get(MonitoringRecord, record_id)
+    record = fetch(session, MonitoringRecord, record_id)
     if record is None:
         authorize(actor, "catalog.monitoring.write", county=(actor.county_code if actor else None)
                   or "")
@@ -133,7 +134,7 @@ def update_record(session: Session, actor: Principal, record_id: int,
     """Correct a record's value, unit, source or note (its product, metric, period and method
     are its identity: record another one instead)."""
     record = _load_record(session, actor, record_id)
-    product = session.get(Product, record.product_id)
+    product = fetch(session, Product, record.product_id)
     if product.status == "retired":
         raise ProductLocked(f"product {product.id} is retired; its records are kept as they are")
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
@@ -173,7 +174,7 @@ def delete_record(session: Session, actor: Principal, record_id: int) -> None:
 
 def get_record(session: Session, actor: Principal, record_id: int) -> MonitoringRecord:
     authorize(actor, "catalog.product.read")
-    record = session.get(MonitoringRecord, record_id)
+    record = fetch(session, MonitoringRecord, record_id)
     if record is None:
         raise MonitoringRecordNotFound(f"no monitoring record {record_id}")
     return record

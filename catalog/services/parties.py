@@ -21,6 +21,7 @@ from catalog.identifiers import (
     uscc_error,
 )
 from catalog.models import PARTY_KINDS, Party, Product, Region
+from catalog.services.common import fetch
 from ecovalue import audit, protect
 from ecovalue.auth import Principal, Role, authorize, county_of
 from ecovalue.db import utcnow
@@ -38,7 +39,7 @@ def party_snapshot(party: Party) -> dict:
 
 
 def get_party(session: Session, actor: Principal, party_id: int) -> Party:
-    party = session.get(Party, party_id)
+    party = fetch(session, Party, party_id)
     if party is None:
         # A trader probing other ids learns nothing more than "not yours".
         if actor is not None and actor.role == Role.TRADER:
@@ -191,14 +192,14 @@ def create_party(session: Session, actor: Principal, values: dict[str, Any]) -> 
 def _expect_version(current: int, expected: int | None) -> None:
     if expected is not None and expected != current:
         raise VersionMismatch(f"the party is at version {current}, not {expected}; "
-                              f"read it again and retry", current_version=current)
+                              f"read it again and retry")
 
 
 def update_party(session: Session, actor: Principal, party_id: int, changes: dict[str, Any],
                  *, expected_version: int | None = None) -> Party:
     """Change a party's fields; its kind never changes. Moving it to another county needs the
     right to write in both."""
-    party = session.get(Party, party_id)
+    party = fetch(session, Party, party_id)
     if party is None:
         authorize(actor, "catalog.party.write", county=actor.county_code or "")
         raise PartyNotFound(f"no party {party_id}")
@@ -244,7 +245,7 @@ def update_party(session: Session, actor: Principal, party_id: int, changes: dic
 def deactivate_party(session: Session, actor: Principal, party_id: int) -> Party:
     """Deactivate a party: it stays (accounts, history and products refer to it) but can no
     longer be named as a rights holder. Refused while it holds products that are not retired."""
-    party = session.get(Party, party_id)
+    party = fetch(session, Party, party_id)
     if party is None:
         authorize(actor, "catalog.party.write", county=actor.county_code or "")
         raise PartyNotFound(f"no party {party_id}")
@@ -269,7 +270,7 @@ def reveal_bank_account(session: Session, actor: Principal, party_id: int) -> st
     """The plaintext bank account of a household, for a payment file (finance, admin). Every
     reveal is recorded in the audit trail (who saw whose account, never the number)."""
     authorize(actor, "catalog.party.reveal")
-    party = session.get(Party, party_id)
+    party = fetch(session, Party, party_id)
     if party is None:
         raise PartyNotFound(f"no party {party_id}")
     if party.bank_account_encrypted is None:

@@ -28,6 +28,7 @@ from catalog.models import (
     ProductVersion,
     Region,
 )
+from catalog.services.common import fetch
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, county_of
 from ecovalue.db import utcnow
@@ -119,7 +120,7 @@ def reference_errors(session: Session, values: dict[str, Any]) -> list[dict]:
         errors.append({"field": "region_code",
                        "message": "a product lies in a county, township or village"})
     holder_id = values.get("holder_party_id")
-    holder = session.get(Party, holder_id) if isinstance(holder_id, int) else None
+    holder = fetch(session, Party, holder_id) if isinstance(holder_id, int) else None
     if holder is None:
         errors.append({"field": "holder_party_id", "message": f"unknown party {holder_id}"})
     elif not holder.active:
@@ -149,8 +150,7 @@ def _check_natural_key(session: Session, values: dict[str, Any], own_id: int | N
         raise ProductExists(
             f"product {clash} already has this name, type and region "
             f"({values['name_zh']}, {values['type_code']}, {values['region_code']})",
-            errors=[{"field": "name_zh", "message": "already used for this type in this region"}],
-            product_id=clash)
+            errors=[{"field": "name_zh", "message": "already used for this type in this region"}])
     if values.get("external_code"):
         clash = session.scalar(sa.select(Product.id).where(
             Product.county_code == county_of(values["region_code"]),
@@ -158,8 +158,7 @@ def _check_natural_key(session: Session, values: dict[str, Any], own_id: int | N
         if clash is not None:
             raise ProductExists(
                 f"product {clash} already has external code {values['external_code']} in this "
-                f"county", errors=[{"field": "external_code", "message": "already used"}],
-                product_id=clash)
+                f"county", errors=[{"field": "external_code", "message": "already used"}])
 
 
 def add_version(session: Session, product: Product, actor: Principal, change: str, *,
@@ -176,7 +175,7 @@ def add_version(session: Session, product: Product, actor: Principal, change: st
 
 def get_product(session: Session, actor: Principal, product_id: int) -> Product:
     authorize(actor, "catalog.product.read")
-    product = session.get(Product, product_id)
+    product = fetch(session, Product, product_id)
     if product is None:
         raise ProductNotFound(f"no product {product_id}")
     return product
@@ -184,7 +183,7 @@ def get_product(session: Session, actor: Principal, product_id: int) -> Product:
 
 def _load_for_write(session: Session, actor: Principal, product_id: int,
                     action: str) -> Product:
-    product = session.get(Product, product_id)
+    product = fetch(session, Product, product_id)
     if product is None:
         # writers learn it does not exist; everyone else only that they may not write
         authorize(actor, action, county=(actor.county_code if actor else None) or "")
@@ -221,7 +220,7 @@ def _expect_version(product: Product, expected: int | None) -> None:
     if expected is not None and expected != product.version:
         raise VersionMismatch(
             f"product {product.id} is at version {product.version}, not {expected}; read it "
-            f"again and retry", current_version=product.version)
+            f"again and retry", )
 
 
 def update_product(session: Session, actor: Principal, product_id: int,
@@ -280,7 +279,7 @@ def transition_product(session: Session, actor: Principal, product_id: int, name
         allowed = ", ".join(sorted(rule.sources))
         raise IllegalTransition(
             f"cannot {name} product {product.id}: it is {product.status} "
-            f"({name} is allowed from {allowed})", status_now=product.status, transition=name)
+            f"({name} is allowed from {allowed})")
     reason = (reason or "").strip() or None
     if rule.reason_required and not reason:
         raise ValidationFailed(f"a reason is required to {name} a product",
@@ -376,7 +375,7 @@ def public_products(*, sort: str | None = None, **filters: Any) -> sa.Select:
 
 
 def get_public_product(session: Session, product_id: int) -> Product:
-    product = session.get(Product, product_id)
+    product = fetch(session, Product, product_id)
     if product is None or product.status != "verified":
         raise ProductNotFound(f"no verified product {product_id}")
     return product

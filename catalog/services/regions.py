@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import RegionExists, RegionNotFound
 from catalog.identifiers import region_code_error
 from catalog.models import Party, Region
+from catalog.services.common import fetch
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, county_of
 from ecovalue.errors import Forbidden, ValidationFailed
@@ -28,7 +29,7 @@ def validate_token_scope(session: Session, county_code: str | None,
         region = session.get(Region, county_code)
         if region is None or region.level != "county":
             problems.append(f"{county_code} is not a known county code")
-    if party_id is not None and session.get(Party, party_id) is None:
+    if party_id is not None and fetch(session, Party, party_id) is None:
         problems.append(f"no party {party_id}")
     return problems
 
@@ -51,7 +52,7 @@ def load_reference_regions(session: Session) -> int:
 
 
 def get_region(session: Session, code: str) -> Region:
-    region = session.get(Region, code)
+    region = session.get(Region, code) if code.isdigit() and len(code) <= 12 else None
     if region is None:
         raise RegionNotFound(f"no region with code {code}")
     return region
@@ -136,7 +137,7 @@ def update_region(session: Session, actor: Principal, code: str, *,
     region = get_region(session, code)
     if region.level in ("prefecture", "county"):
         raise Forbidden("the prefecture and counties come from the national reference list and "
-                        "cannot be changed here", action="catalog.region.write")
+                        "cannot be changed here")
     before = _region_snapshot(region)
     if name_zh is not None:
         if not name_zh.strip():

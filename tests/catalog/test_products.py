@@ -74,7 +74,7 @@ def test_duplicate_natural_key_is_409(client, tokens, world, problem):
                        headers=tokens.registrar()).status_code == 201
     body = problem(client.post("/catalog/products", json=product_body(world, area_ha=1.0),
                                headers=tokens.registrar()), 409, "product-exists")
-    assert body["product_id"] == 1
+    assert "product 1 " in body["detail"]
     # same name in another village, or as another type, is a different product
     assert client.post("/catalog/products", json=product_body(world, type_code="walnut"),
                        headers=tokens.registrar()).status_code == 201
@@ -227,3 +227,18 @@ def test_public_catalog_shows_verified_products_without_personal_data(client, wo
 def test_reading_needs_a_token(client, problem):
     problem(client.get("/catalog/products"), 401)
     problem(client.get("/catalog/products/1"), 401)
+
+
+def test_ids_beyond_bigint_and_nul_characters_are_bad_input_not_errors(client, tokens, world,
+                                                                        problem):
+    huge = 2**70
+    problem(client.get(f"/catalog/products/{huge}", headers=tokens.admin), 404)
+    problem(client.post(f"/catalog/products/{huge}/verify", headers=tokens.admin), 404)
+    problem(client.get(f"/catalog/parties/{huge}", headers=tokens.admin), 404)
+    problem(client.patch(f"/catalog/monitoring/{huge}", json={"value": 1.0},
+                         headers=tokens.admin), 404)
+    problem(client.get(f"/catalog/products?holder={huge}", headers=tokens.admin), 422)
+    problem(client.get("/catalog/products?q=a%00b", headers=tokens.admin), 422)
+    problem(client.get("/catalog/regions/52%0026"), 404)
+    problem(client.post("/catalog/products", json=product_body(world, name_zh="a\x00b"),
+                        headers=tokens.admin), 422)
