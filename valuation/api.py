@@ -252,6 +252,19 @@ def upload_grid(query, files):  # type: ignore[no-untyped-def]
         options=options, note=query.get("note"))
 
 
+@blp.route("/quantity-sets/from-catalog", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(schemas.CatalogQuantitiesSchema)
+@blp.response(201, schemas.QuantitySetSchema)
+def quantities_from_catalog(data):  # type: ignore[no-untyped-def]
+    """Derive quantities from the catalog's monitoring records of verified products (read
+    only): annual records, money figures preferred over physical ones for a product, units
+    converted exactly, summed per county x indicator x item x ecosystem type; everything not
+    used is listed in the set's warnings."""
+    return quantities.create_from_catalog(current_session(), _actor(), **data)
+
+
 @blp.route("/quantity-sets/<int:set_id>")
 @blp.authenticated
 @blp.response(200, schemas.QuantitySetSchema)
@@ -344,7 +357,9 @@ def run_report(query, run_id):  # type: ignore[no-untyped-def]
 @blp.response(200, BINARY, content_type=XLSX_MIMETYPE,
               description="XLSX workbook (all tables and the chart) or, with format=csv, one "
                           "table as CSV (text/csv, UTF-8 with BOM)")
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={"200": {
+    "description": "XLSX workbook, or with format=csv one table as CSV (UTF-8 with BOM)",
+    "content": {XLSX_MIMETYPE: {"schema": BINARY}, "text/csv": {"schema": {"type": "string"}}}}})
 def export_run(query, run_id):  # type: ignore[no-untyped-def]
     """Download the run as XLSX or one table as CSV."""
     data, filename = reporting.export(current_session(), _actor(), run_id,
@@ -375,6 +390,21 @@ def run_asset_value(query, run_id):  # type: ignore[no-untyped-def]
                             growth=query["growth"], basis=query["basis"],
                             indicator_code=query.get("indicator"),
                             category=query.get("category"))
+
+
+@blp.route("/products/<int:product_id>/asset-value")
+@blp.authenticated
+@blp.arguments(schemas.ProductValueQuerySchema, location="query")
+@blp.response(200, schemas.ProductValuationSchema)
+def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
+    """NPV of one catalog product's annual flow (e.g. a forest carbon-sink parcel's
+    sequestration over a crediting period) at a published book's unit price: a reference
+    price per unit and per hectare over discount rates."""
+    return runs.product_value(current_session(), _actor(), product_id, year=query["year"],
+                              discount_rates=query["rates"], horizon_years=query["horizon"],
+                              growth=query["growth"],
+                              price_book_version=query.get("price_book_version"),
+                              unit_price=query.get("unit_price"))
 
 
 # --- comparisons -----------------------------------------------------------------------------

@@ -255,6 +255,25 @@ def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple
         fail(exc)
 
 
+@cli.command("from-catalog")
+@click.option("--region", "region_code", required=True)
+@click.option("--year", type=int, required=True)
+@click.option("--include-registered", is_flag=True, help="also registered (unverified) products")
+@with_appcontext
+def from_catalog_command(region_code: str, year: int, include_registered: bool) -> None:
+    """Derive a quantity set from the catalog's monitoring records."""
+    try:
+        with database().unit_of_work() as session:
+            created = quantities.create_from_catalog(
+                session, operator(), region_code=region_code, year=year,
+                include_registered=include_registered)
+            click.echo(f"quantity set {created.id}: {created.row_count} rows from the catalog")
+            for warning in created.warnings:
+                click.echo(f"  ! {warning}")
+    except EcovalueError as exc:
+        fail(exc)
+
+
 @cli.command("compare")
 @click.argument("base_id", type=int)
 @click.argument("other_id", type=int)

@@ -160,7 +160,8 @@ def compute(inputs: RunInputs, *, active: Sequence[str] | None = None) -> RunOut
                 "kind": kind, "indicator_code": record.indicator_code, "item": record.item,
                 "region_code": record.region_code, "ecosystem_type": record.ecosystem_type,
                 "term": None, "quantity": None if pd.isna(record.quantity)
-                else float(record.quantity), "quantity_unit": record.quantity_unit,
+                else float(record.quantity),
+                "quantity_unit": None if pd.isna(record.quantity_unit) else record.quantity_unit,
                 "reason": reason})
 
     off = ~rows["indicator_code"].isin(enabled)

@@ -352,6 +352,8 @@ class QuantityRowSchema(ma.Schema):
 class CatalogQuantitiesSchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
     year = ma.fields.Integer(required=True, validate=YEAR)
+    include_registered = ma.fields.Boolean(load_default=False, metadata={
+        "description": "also use registered (not yet verified) products"})
     note = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(
         max=500))
 

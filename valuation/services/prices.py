@@ -331,10 +331,11 @@ def content_hash(book: PriceBook) -> str:
 
 def _publish(session: Session, actor: Principal, book: PriceBook) -> PriceBook:
     before = audit.snapshot(book)
+    digest = content_hash(book)  # first: reading the entries may flush pending changes
     book.status = "published"
     book.published_at = utcnow()
     book.published_by = actor.label
-    book.content_hash = content_hash(book)
+    book.content_hash = digest
     session.flush()
     audit.record(session, actor, "valuation.pricebook.publish", "valuation_price_book", book.id,
                  before=before, after=audit.snapshot(book))

@@ -443,3 +443,207 @@ def set_rows(session: Session, actor: Principal | None, set_id: int) -> sa.Selec
     get_set(session, actor, set_id)
     return sa.select(QuantityRow).where(QuantityRow.set_id == set_id).order_by(QuantityRow.id)
 
+
+
+# --- from the catalog --------------------------------------------------------------------------
+
+#: when a product has several records of one metric for the year (different methods), the first
+#: method in this order is used and the others are listed in the set's warnings
+METHOD_PRIORITY = ("field_survey", "grid_monitoring", "remote_sensing", "statistical_yearbook",
+                   "model_estimate")
+
+
+def _catalog_reference(name: str) -> list[dict[str, str]]:
+    import csv
+    from importlib import resources
+
+    text = resources.files("valuation").joinpath(f"reference/{name}").read_text("utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+def create_from_catalog(session: Session, actor: Principal, *, region_code: str, year: int,
+                        include_registered: bool = False, note: str | None = None,
+                        ) -> QuantitySet:
+    """Quantities derived from the catalog's monitoring records (read only) of the products in
+    `region_code` for `year`.
+
+    Rules (valuation/reference/catalog_metrics.csv, catalog_ecosystems.csv):
+    - products: verified ones (and registered ones with `include_registered`); others are
+      counted in the warnings, never used silently;
+    - records: the annual record of the year; else the sum of 12 monthly records; a year with
+      only some months is reported and not used; of several methods the first of
+      METHOD_PRIORITY is used;
+    - metric -> indicator: output/output_value/pollutant_removed follow the product type's
+      indicator (output with the type as item); carbon_sink -> R-CARB, visits and
+      tourism_revenue -> C-REC ...; a money metric (output_value, tourism_revenue) is preferred
+      over the physical one for the same product (it is the market value); stock metrics
+      (area, stock volume, carbon stock, NPP ...) are not GEP flows and are listed as unused;
+    - ecosystem type from the product type (or a valid `ecosystem_type` attribute);
+    - quantities are converted exactly to the indicator's unit and summed per county x
+      indicator x item x ecosystem type.
+    """
+    from catalog.models import Product
+
+    _validate_scope(session, actor, region_code, year)
+    authorize(actor, "catalog.product.read", county=region_code)
+    tree = region_tree(session)
+    definitions = current_registry(session)
+    metric_rules = {r["metric"]: r for r in _catalog_reference("catalog_metrics.csv")}
+    ecosystems = {r["type_code"]: r["ecosystem_type"]
+                  for r in _catalog_reference("catalog_ecosystems.csv")}
+    type_indicators = _product_type_indicators()
+    statuses = ("verified", "registered") if include_registered else ("verified",)
+    candidates = [p for p in session.scalars(sa.select(Product).order_by(Product.id))
+                  if inside(p.region_code, region_code, tree)]
+    products = {p.id: p for p in candidates if p.status in statuses}
+    warnings: list[str] = []
+    skipped = {}
+    for product in candidates:
+        if product.status not in statuses:
+            skipped[product.status] = skipped.get(product.status, 0) + 1
+    if skipped:
+        warnings.append("products not used (status): " + ", ".join(
+            f"{count} {status}" for status, count in sorted(skipped.items())))
+    chosen, flow_warnings = annual_flows(session, list(products), year, metric_rules)
+    warnings.extend(flow_warnings)
+    sums: dict[tuple[str, str, str, str, bool], list[Any]] = {}
+    problems: list[dict[str, Any]] = []
+    for (product_id, metric), (value, unit, record_ids) in sorted(chosen.items()):
+        product = products[product_id]
+        rule = metric_rules[metric]
+        code = type_indicators.get(product.type_code) if rule["indicator"] == "type" \
+            else rule["indicator"]
+        definition = definitions.get(code or "")
+        where = f"product {product_id} ({product.name_zh}) {metric}"
+        if definition is None:
+            problems.append({"field": "catalog", "message": f"{where}: no indicator for "
+                             f"product type {product.type_code}"})
+            continue
+        money = rule["money"] == "true"
+        try:
+            parsed = parse_unit(unit)
+        except UnitError:
+            problems.append({"field": "catalog", "message": f"{where}: unknown unit {unit!r}"})
+            continue
+        if money:
+            if parsed.without_per_year() != MONEY or not definition.money_quantity:
+                problems.append({"field": "catalog", "message": f"{where}: {unit} is not an "
+                                 f"amount {definition.code} can take as its value"})
+                continue
+            canonical = "yuan"
+        else:
+            canonical = definition.canonical_unit(unit)
+            if canonical is None:
+                problems.append({"field": "catalog", "message": f"{where}: unit {unit} does "
+                                 f"not fit {definition.code}"})
+                continue
+        factor = conversion_factor(unit, canonical, annual=True)
+        exact = Fraction(Decimal(repr(float(value)))) * factor
+        item = product.type_code if metric == "output" and definition.items is None else ""
+        eco = registry.normalize_ecosystem_type(str((product.attributes or {}).get(
+            "ecosystem_type", ""))) if (product.attributes or {}).get("ecosystem_type") else None
+        eco = eco or ecosystems.get(product.type_code, "unspecified")
+        key = (county_of_region(product.region_code, tree), code, item, eco, money)
+        entry = sums.setdefault(key, [Fraction(0), canonical, [], []])
+        entry[0] += exact
+        entry[2].append(product_id)
+        entry[3].extend(record_ids)
+    if problems:
+        raise QuantitiesInvalid(f"{len(problems)} catalog record(s) cannot be used: "
+                                f"{problems[0]['message']}", errors=problems)
+    rows = []
+    for position, ((region, code, item, eco, money), (total, unit, product_ids, record_ids)) in \
+            enumerate(sorted(sums.items()), start=1):
+        quantity = total.numerator / total.denominator
+        if quantity < 0 and not definitions[code].allow_negative:
+            raise QuantitiesInvalid(f"catalog records give a negative {code} for {region}")
+        rows.append(CleanRow(
+            source_row=position, region_code=region, indicator_code=code, item=item,
+            ecosystem_type=eco, origin="local", quantity=quantity, quantity_unit=unit,
+            money=money, reported_quantity=quantity, reported_unit=unit,
+            note=(f"catalog: {len(record_ids)} record(s) of product(s) "
+                  + ", ".join(map(str, sorted(set(product_ids)))))[:MAX_NOTE]))
+    if not rows:
+        raise QuantitiesInvalid(f"no usable monitoring record for {region_code} in {year}",
+                                errors=[{"field": "catalog", "message": w} for w in warnings]
+                                or None)
+    return _store(session, actor, scope=region_code, year=year, source="catalog", rows=rows,
+                  note=note or f"derived from catalog monitoring records {year} "
+                               f"({'verified and registered' if include_registered else 'verified'}"
+                               " products)", warnings=warnings)
+
+
+def annual_flows(session: Session, product_ids: Sequence[int], year: int,
+                 metric_rules: Mapping[str, Any] | None = None,
+                 ) -> tuple[dict[tuple[int, str], tuple[float, str, list[int]]], list[str]]:
+    """(product id, metric) -> (value, unit, record ids) of the year, by the rules of
+    `create_from_catalog` (annual record, else 12 months; method priority; money figure over
+    the physical one), and the warnings about what was not used."""
+    from catalog.models import MonitoringRecord
+
+    if metric_rules is None:
+        metric_rules = {r["metric"]: r for r in _catalog_reference("catalog_metrics.csv")}
+    warnings: list[str] = []
+    records = session.scalars(sa.select(MonitoringRecord).where(
+        MonitoringRecord.product_id.in_(list(product_ids) or [-1]),
+        MonitoringRecord.period_year == year).order_by(MonitoringRecord.id)).all()
+    chosen: dict[tuple[int, str], tuple[float, str, list[int]]] = {}
+    by_key: dict[tuple[int, str], list[Any]] = {}
+    for record in records:
+        by_key.setdefault((record.product_id, record.metric), []).append(record)
+    unused_metrics: dict[str, int] = {}
+    for (product_id, metric), group in sorted(by_key.items()):
+        if metric not in metric_rules:
+            unused_metrics[metric] = unused_metrics.get(metric, 0) + len(group)
+            continue
+        annual = [r for r in group if r.period_month is None]
+        if annual:
+            annual.sort(key=lambda r: METHOD_PRIORITY.index(r.method)
+                        if r.method in METHOD_PRIORITY else len(METHOD_PRIORITY))
+            if len(annual) > 1:
+                warnings.append(f"product {product_id} {metric} {year}: {annual[0].method} "
+                                f"used, not {', '.join(r.method for r in annual[1:])}")
+            pick = annual[0]
+            chosen[(product_id, metric)] = (pick.value, pick.unit, [pick.id])
+            continue
+        months = {}
+        for record in sorted(group, key=lambda r: METHOD_PRIORITY.index(r.method)
+                             if r.method in METHOD_PRIORITY else len(METHOD_PRIORITY)):
+            months.setdefault(record.period_month, record)
+        if len(months) == 12 and len({r.unit for r in months.values()}) == 1:
+            first = next(iter(months.values()))
+            chosen[(product_id, metric)] = (sum(r.value for r in months.values()), first.unit,
+                                            [r.id for r in months.values()])
+        else:
+            warnings.append(f"product {product_id} {metric} {year}: only {len(months)} of 12 "
+                            "monthly records (or mixed units): not used")
+    if unused_metrics:
+        warnings.append("records of metrics that are not GEP flows, not used: " + ", ".join(
+            f"{m} ({n})" for m, n in sorted(unused_metrics.items())))
+    for product_id in sorted({k[0] for k in chosen}):
+        for money_metric, physical in (("output_value", "output"),
+                                       ("tourism_revenue", "visits")):
+            if (product_id, money_metric) in chosen and (product_id, physical) in chosen:
+                del chosen[(product_id, physical)]
+                warnings.append(f"product {product_id}: {money_metric} used, {physical} not "
+                                "(the money figure is the market value)")
+    return chosen, warnings
+
+
+def _product_type_indicators() -> dict[str, str]:
+    from catalog import vocabulary
+
+    return {code: t.indicator_code for code, t in vocabulary.product_types().items()}
+
+
+def county_of_region(code: str, tree: Mapping[str, tuple[str | None, str]]) -> str:
+    """The county a region lies in (itself for a county; the code for a prefecture)."""
+    current: str | None = code
+    for _ in range(10):
+        if current is None:
+            break
+        parent, level = tree.get(current, (None, ""))
+        if level in ("county", "prefecture"):
+            return current
+        current = parent
+    return code

@@ -24,6 +24,7 @@ from valuation.engine import RunInputs, RunOptions
 from valuation.errors import (
     AssetValueInvalid,
     DoubleCounting,
+    ProductNotValuable,
     QuantitiesInvalid,
     RunAlreadyPublished,
     RunNotFound,
@@ -229,9 +230,9 @@ def create_run(session: Session, actor: Principal, *, region_code: str, year: in
         status="finished", title=label[:200], options=run_options.to_dict(),
         context=_context_dicts(contexts, context), input_hash=digest,
         engine_version=engine.ENGINE_VERSION, gep_current=outcome.summary["gep"]["current"],
-        gep_constant=outcome.summary["gep"]["constant"], summary=outcome.summary,
-        ratios=outcome.ratios, unvalued=outcome.unvalued, warnings=outcome.warnings,
-        prices=outcome.prices,
+        gep_constant=outcome.summary["gep"]["constant"], summary=json_safe(outcome.summary),
+        ratios=json_safe(outcome.ratios), unvalued=json_safe(outcome.unvalued),
+        warnings=outcome.warnings, prices=json_safe(outcome.prices),
         registry_snapshot={"enabled": outcome.enabled, "active": active,
                            "definitions": {c: inputs.definitions[c].to_dict() for c in used}},
         indices={"values": {s: {str(y): v for y, v in values.items()}
@@ -252,6 +253,16 @@ def create_run(session: Session, actor: Principal, *, region_code: str, year: in
         "gep_constant": run.gep_constant, "results": len(records),
         "unvalued": len(outcome.unvalued)})
     return run
+
+
+def json_safe(value: Any) -> Any:
+    """JSON documents never hold NaN or infinity (PostgreSQL's json refuses them; missing is
+    null): floats that are not finite become None, numpy scalars plain Python."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return _clean(value)
 
 
 def _clean(value: Any) -> Any:
@@ -492,3 +503,81 @@ def asset_value(session: Session, actor: Principal | None, run_id: int, *,
         "sensitivity": [dataclasses.asdict(r) for r in table],
     }
 
+
+
+def product_value(session: Session, actor: Principal | None, product_id: int, *, year: int,
+                  discount_rates: Sequence[float], horizon_years: int, growth: float = 0.0,
+                  price_book_version: str | None = None,
+                  unit_price: float | None = None) -> dict[str, Any]:
+    """NPV of one catalog product's annual flow (e.g. a forest carbon-sink parcel's
+    sequestration over a crediting period) at the unit price of a published price book
+    adjusted to `year` (or a given unit price): a reference price per unit and per hectare.
+    Reads the catalog only; stores nothing."""
+    from catalog.models import Product
+
+    authorize(actor, "valuation.read")
+    product = session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
+    if product is None:
+        raise ProductNotValuable(f"no product {product_id}")
+    from valuation.services.quantities import _product_type_indicators, annual_flows
+
+    code = _product_type_indicators().get(product.type_code)
+    definitions = current_registry(session)
+    definition = definitions.get(code or "")
+    if definition is None:
+        raise ProductNotValuable(f"product type {product.type_code} has no GEP indicator")
+    flows, _warnings = annual_flows(session, [product.id], year)
+    physical = [(metric, value) for (pid, metric), value in flows.items()
+                if pid == product.id and metric not in ("output_value", "tourism_revenue")]
+    if not physical:
+        raise ProductNotValuable(f"product {product_id} has no physical flow recorded for "
+                                 f"{year} (an annual record, or 12 monthly ones)")
+    metric, (value, unit, _ids) = physical[0]
+    canonical = definition.canonical_unit(unit)
+    if canonical is None:
+        raise ProductNotValuable(f"{metric} in {unit} does not fit {definition.code}")
+    factor = conversion_factor(unit, canonical, annual=True)
+    annual_quantity = float(value) * factor.numerator / factor.denominator
+    item = product.type_code if definition.items is None else ""
+    if unit_price is None:
+        book = price_service.published_book(session, price_book_version)
+        series = sorted({e.index_series for e in book.entries if e.index_series})
+        frame = pd.DataFrame([{
+            "region_code": product.county_code, "indicator_code": definition.code,
+            "item": item, "ecosystem_type": "unspecified", "quantity": 1.0,
+            "quantity_unit": canonical, "quantity_gross": 1.0, "quantity_outside": 0.0,
+            "money": False}])
+        valuation = formulas.value_quantities(
+            frame, definitions, price_service.price_entries(book),
+            price_service.index_table(session, series), year=year, base_year=year,
+            deflator_series=price_service.DEFAULT_SERIES)
+        if valuation.results.empty:
+            reason = valuation.unvalued[0]["reason"] if valuation.unvalued else "no price"
+            raise ProductNotValuable(f"no unit price for {definition.code} in price book "
+                                     f"{book.version}: {reason}")
+        unit_price = float(valuation.results["value_current"].iloc[0])
+        price_source = (f"price book {book.version}, {definition.code} at {year} prices "
+                        f"(parameters: {', '.join(valuation.results['parameters'].iloc[0])})")
+    else:
+        price_source = "given by the caller"
+    rows = []
+    try:
+        for rate in sorted(set(discount_rates)):
+            valued = assets.product_npv(annual_quantity, unit_price, rate, horizon_years,
+                                        growth=growth, area_ha=product.area_ha)
+            rows.append({"discount_rate": rate, "npv": valued.npv,
+                         "npv_per_unit": valued.npv_per_unit, "npv_per_ha": valued.npv_per_ha})
+    except assets.AssetInputError as exc:
+        raise AssetValueInvalid(str(exc)) from None
+    if len(rows) < 2:
+        raise AssetValueInvalid("give at least two different discount rates")
+    return {
+        "product_id": product.id, "product_name": product.name_zh,
+        "indicator_code": definition.code, "year": year, "annual_quantity": annual_quantity,
+        "quantity_unit": canonical, "quantity_source": f"catalog {metric} {year}",
+        "unit_price": unit_price, "unit_price_source": price_source,
+        "annual_value": annual_quantity * unit_price, "horizon_years": horizon_years,
+        "growth": growth, "area_ha": product.area_ha, "valuations": rows,
+        "note": "NPV of end-of-year flows t = 1..horizon; npv_per_unit is the present value "
+                "per unit of the flow over the period (a reference price), never added to GEP",
+    }
