@@ -164,7 +164,8 @@ class _Errors:
 
 def resolve_accounts(session: Session, refs: Iterable[int | str]) -> dict[int | str, AccountRow]:
     """Accounts by id and by code, with their asset code; unknown refs are absent."""
-    ids = {r for r in refs if isinstance(r, int) and not isinstance(r, bool)}
+    ids = {r for r in refs if isinstance(r, int) and not isinstance(r, bool)
+           and 0 < r <= MAX_AMOUNT}
     codes = {r for r in refs if isinstance(r, str)}
     if not ids and not codes:
         return {}

@@ -32,6 +32,8 @@ def _account_ref(value: object) -> None:
         raise ma.ValidationError("an account id (integer) or code (string)")
     if isinstance(value, str) and not 1 <= len(value) <= 100:
         raise ma.ValidationError("an account code has 1-100 characters")
+    if isinstance(value, int) and not 1 <= value <= MAX_AMOUNT:
+        raise ma.ValidationError("an account id is a positive 64-bit integer")
 
 
 # --- assets ----------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ class StatementSchema(ma.Schema):
 class PostingInSchema(ma.Schema):
     account = ma.fields.Raw(required=True, validate=_account_ref, metadata={
         "description": "account id (integer) or code (string)",
-        "oneOf": [{"type": "integer", "format": "int64"},
+        "oneOf": [{"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_AMOUNT},
                   {"type": "string", "minLength": 1, "maxLength": 100}]})
     asset = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40),
                              metadata={"description": "must be the account's asset"})
@@ -302,7 +304,7 @@ class PeriodActionSchema(ma.Schema):
 class AssertionInSchema(ma.Schema):
     account = ma.fields.Raw(required=True, validate=_account_ref, metadata={
         "description": "account id (integer) or code (string)",
-        "oneOf": [{"type": "integer", "format": "int64"},
+        "oneOf": [{"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_AMOUNT},
                   {"type": "string", "minLength": 1, "maxLength": 100}]})
     as_of = ma.fields.Date(required=True)
     expected_balance = RawInteger(required=True)
@@ -333,7 +335,7 @@ class AssertionQuerySchema(PageQuerySchema):
 class RecheckSchema(ma.Schema):
     account = ma.fields.Raw(load_default=None, allow_none=True, validate=_account_ref, metadata={
         "description": "only this account's assertions (id or code); default all",
-        "oneOf": [{"type": "integer", "format": "int64"},
+        "oneOf": [{"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_AMOUNT},
                   {"type": "string", "minLength": 1, "maxLength": 100}], "nullable": True})
 
 

@@ -25,7 +25,7 @@ from ecovalue.db import utcnow
 from ecovalue.errors import Forbidden, ValidationFailed
 from ledger.core import errors as E
 from ledger.core import posting as P
-from ledger.core.amounts import signed_problem
+from ledger.core.amounts import MAX_AMOUNT, signed_problem
 from ledger.core.calendar import format_month, local_date, month_of
 from ledger.core.models import (
     ACCOUNT_KINDS,
@@ -138,7 +138,7 @@ def create_account(session: Session, actor: Principal, *, party_id: int, asset: 
                                                    "'_', '.', ':', '-'; not only digits"})
     if name is not None and len(name) > 200:
         errors.append({"field": "name", "message": "at most 200 characters"})
-    party = session.get(Party, party_id) if isinstance(party_id, int) else None
+    party = session.get(Party, party_id) if _valid_id(party_id) else None
     if party is None:
         errors.append({"field": "party_id", "message": f"no party {party_id}"})
     elif not getattr(party, "active", True):
@@ -168,7 +168,14 @@ def create_account(session: Session, actor: Principal, *, party_id: int, asset: 
     return account
 
 
+def _valid_id(value: object) -> bool:
+    """Ids outside the 64-bit range cannot exist (and must not reach the driver)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_AMOUNT
+
+
 def _account(session: Session, ref: int | str) -> LedgerAccount:
+    if isinstance(ref, int) and not _valid_id(ref):
+        raise E.AccountNotFound(f"no account {ref!r}")
     column = LedgerAccount.id if isinstance(ref, int) else LedgerAccount.code
     account = session.scalar(sa.select(LedgerAccount).where(column == ref))
     if account is None:
@@ -259,6 +266,7 @@ _RESOLUTION_STATUS = {"post_pending": "posted", "void_pending": "voided",
 def load_views(session: Session, ids: Sequence[int], *,
                now: dt.datetime | None = None) -> list[TransactionView]:
     """Transactions by id (in the given order) with postings and derived state."""
+    ids = [i for i in ids if _valid_id(i)]
     if not ids:
         return []
     now = _now(now)
@@ -382,6 +390,8 @@ def _fresh_view(p: P.Prepared, tx_id: int, actor: Principal, now: dt.datetime
 
 
 def _original_for_update(session: Session, tx_id: int) -> Any:
+    if not _valid_id(tx_id):
+        raise E.TransactionNotFound(f"no transaction {tx_id}")
     row = session.execute(sa.select(TX).where(TX.c.id == tx_id)).first()
     if row is None:
         raise E.TransactionNotFound(f"no transaction {tx_id}")
@@ -596,7 +606,7 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
 
 def get_batch(session: Session, actor: Principal, batch_id: int) -> tuple[LedgerBatch, list[int]]:
     authorize(actor, "ledger.read")
-    batch = session.get(LedgerBatch, batch_id)
+    batch = session.get(LedgerBatch, batch_id) if _valid_id(batch_id) else None
     if batch is None:
         raise E.TransactionNotFound(f"no batch {batch_id}")
     ids = session.scalars(sa.select(TX.c.id).where(TX.c.batch_id == batch_id)
@@ -706,7 +716,7 @@ def party_balances(session: Session, actor: Principal, party_id: int, *,
                    as_of: dt.date | None = None) -> tuple[list[BalanceView], dict[str, int]]:
     """Every account of a party with its balance, and totals per asset."""
     _authorize_read(actor, party_id)
-    if session.get(Party, party_id) is None:
+    if not _valid_id(party_id) or session.get(Party, party_id) is None:
         raise E.AccountNotFound(f"no party {party_id}")
     accounts = session.scalars(sa.select(LedgerAccount).where(LedgerAccount.party_id == party_id)
                                .order_by(LedgerAccount.id)).all()
