@@ -4,7 +4,8 @@ in the same run.
 
     .venv/bin/python bench/bench_import.py                  # 100,000 rows, SQLite
     .venv/bin/python bench/bench_import.py --rows 20000
-    .venv/bin/python bench/bench_import.py --database-url postgresql+psycopg://postgres@127.0.0.1:55432/postgres
+    .venv/bin/python bench/bench_import.py --database-url \
+        postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 
 The service does everything a real import does: decode (UTF-8/GBK), map headers, validate every
 cell, check units against each type's dimension, look regions and holders up set-based, match

@@ -27,7 +27,6 @@ import pandas as pd
 
 from catalog import vocabulary
 from catalog.errors import ImportRejected, MissingColumns, NotASpreadsheet
-from catalog.identifiers import region_code_error
 from catalog.models import DEVELOPMENT_STATUSES
 from ecovalue.units import UnitError, parse_unit
 
