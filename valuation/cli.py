@@ -359,6 +359,20 @@ def asset_value_command(run_id: int, rates: tuple[float, ...], horizon: int, gro
     click.echo(result["note"])
 
 
+@cli.command("template")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("gep-quantities.xlsx"), show_default=True)
+@click.option("--year", type=int, default=2024, show_default=True)
+def template_command(output: Path, year: int) -> None:
+    """Write an XLSX of quantities in the upload format, filled with Wangmo DEMO rows: replace
+    them with the county's figures (units such as 亿m³, 万t, 万人次, 万元 are fine)."""
+    from valuation.demo import demo_workbook
+
+    output.write_bytes(demo_workbook(year))
+    click.echo(f"wrote {output}: columns region_code, year, indicator, item, ecosystem_type, "
+               "quantity, unit, origin, note (rows are DEMO examples)")
+
+
 @cli.command("reference")
 @with_appcontext
 def reference_command() -> None:

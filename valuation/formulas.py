@@ -197,7 +197,9 @@ def apply_territorial_principle(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[
     outside = rows[rows["origin"] == "outside"].groupby(TERRITORIAL_KEY, sort=True,
                                                         dropna=False)["quantity"].sum()
     joined = pd.concat({"quantity_gross": local, "quantity_outside": outside}, axis=1)
-    for key, row in joined.iterrows():
+    suspicious = joined["quantity_gross"].isna() | (joined["quantity_outside"].notna() & (
+        joined["quantity_outside"] > joined["quantity_gross"]))
+    for key, row in joined[suspicious].iterrows():
         where = dict(zip(TERRITORIAL_KEY, key))
         label = (f"{where['indicator_code']} {where['item'] or ''} in {where['region_code']} "
                  f"({where['ecosystem_type']})").replace("  ", " ")

@@ -19,6 +19,15 @@ import numpy as np
 import pandas as pd
 
 DISPLAY_UNITS = {"元": 1.0, "万元": 1e4, "亿元": 1e8}
+#: ASCII spellings of the display units (a query string need not be percent-encoded)
+UNIT_ALIASES = {"yuan": "元", "wan": "万元", "wanyuan": "万元", "10k": "万元", "yi": "亿元",
+                "yiyuan": "亿元", "100m": "亿元"}
+UNIT_CHOICES = (*DISPLAY_UNITS, *UNIT_ALIASES)
+
+
+def display_unit(name: str) -> str:
+    """元, 万元 or 亿元 from a display unit or its ASCII alias (yuan, wan, yi)."""
+    return UNIT_ALIASES.get(name.lower(), name) if name not in DISPLAY_UNITS else name
 #: labels for charts (the bundled font has no CJK glyphs)
 CHART_UNIT_LABELS = {"元": "yuan", "万元": "10k yuan (wan yuan)", "亿元": "100M yuan (yi yuan)"}
 CHART_UNIT_ASCII = {"元": "yuan", "万元": "10k yuan", "亿元": "100M yuan"}
@@ -58,7 +67,7 @@ class RunView:
 
 def _scale(unit: str) -> float:
     try:
-        return DISPLAY_UNITS[unit]
+        return DISPLAY_UNITS[display_unit(unit)]
     except KeyError:
         raise ValueError(f"display unit must be one of {', '.join(DISPLAY_UNITS)}") from None
 

@@ -8,7 +8,7 @@ from marshmallow import validate
 
 from ecovalue.api import PageQuerySchema
 from valuation.registry import CATEGORIES, CODE_RE, ECOSYSTEM_TYPES
-from valuation.reports import DISPLAY_UNITS, TABLES
+from valuation.reports import TABLES, UNIT_CHOICES
 
 REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}(\d{3})?)?\Z", error="6, 9 or 12 digits")
 YEAR = validate.Range(min=1950, max=2100)
@@ -506,7 +506,8 @@ class ReproductionSchema(ma.Schema):
 
 class ReportQuerySchema(ma.Schema):
     by = ma.fields.String(load_default="indicator", validate=validate.OneOf(TABLES))
-    unit = ma.fields.String(load_default="万元", validate=validate.OneOf(tuple(DISPLAY_UNITS)))
+    unit = ma.fields.String(load_default="万元", validate=validate.OneOf(UNIT_CHOICES),
+                          metadata={"description": "元, 万元, 亿元 (or yuan, wan, yi)"})
     region = ma.fields.String(validate=REGION_CODE, metadata={
         "description": "a county (or any region) inside the run's scope"})
 
@@ -527,14 +528,16 @@ class ReportSchema(ma.Schema):
 
 class ExportQuerySchema(ma.Schema):
     format = ma.fields.String(load_default="xlsx", validate=validate.OneOf(("xlsx", "csv")))
-    unit = ma.fields.String(load_default="万元", validate=validate.OneOf(tuple(DISPLAY_UNITS)))
+    unit = ma.fields.String(load_default="万元", validate=validate.OneOf(UNIT_CHOICES),
+                          metadata={"description": "元, 万元, 亿元 (or yuan, wan, yi)"})
     table = ma.fields.String(load_default="indicator", validate=validate.OneOf(TABLES),
                              metadata={"description": "CSV only: which table"})
     region = ma.fields.String(validate=REGION_CODE)
 
 
 class ChartQuerySchema(ma.Schema):
-    unit = ma.fields.String(load_default="亿元", validate=validate.OneOf(tuple(DISPLAY_UNITS)))
+    unit = ma.fields.String(load_default="亿元", validate=validate.OneOf(UNIT_CHOICES),
+                          metadata={"description": "元, 万元, 亿元 (or yuan, wan, yi)"})
     region = ma.fields.String(validate=REGION_CODE)
 
 
@@ -546,7 +549,8 @@ class ComparisonQuerySchema(ma.Schema):
 
 
 class ComparisonChartQuerySchema(ComparisonQuerySchema):
-    unit = ma.fields.String(load_default="亿元", validate=validate.OneOf(tuple(DISPLAY_UNITS)))
+    unit = ma.fields.String(load_default="亿元", validate=validate.OneOf(UNIT_CHOICES),
+                          metadata={"description": "元, 万元, 亿元 (or yuan, wan, yi)"})
 
 
 class EffectsSchema(ma.Schema):

@@ -52,6 +52,10 @@ def test_county_gep_from_an_xlsx_through_the_api_exported_with_a_chart(client, t
                         headers=registrar).get_json()
     gep_row = next(r for r in report["rows"] if r["category"] == "GEP")
     assert gep_row["value_current_万元"] == pytest.approx(run["gep_current"] / 1e4)
+    ascii_unit = client.get(f"{V}/runs/{run['id']}/report?by=category&unit=yi",
+                            headers=registrar).get_json()
+    assert ascii_unit["unit"] == "亿元" and ascii_unit["gep_current"] == pytest.approx(
+        run["gep_current"] / 1e8)
     export = client.get(f"{V}/runs/{run['id']}/export?format=xlsx&unit=亿元",
                         headers=registrar)
     assert export.status_code == 200

@@ -42,6 +42,14 @@ def test_run_from_an_xlsx_prints_the_table_and_exports_xlsx_with_chart(cli, tmp_
     assert reproduce.exit_code == 0 and '"identical": true' in reproduce.output
 
 
+def test_template_is_an_uploadable_workbook(cli, tmp_path):
+    target = tmp_path / "template.xlsx"
+    assert cli("valuation", "template", "--output", str(target), "--year", "2023").exit_code == 0
+    rows = list(load_workbook(io.BytesIO(target.read_bytes()))["quantities"].iter_rows(
+        values_only=True))
+    assert list(rows[0]) == HEADER and rows[1][1] == 2023 and len(rows) == 33
+
+
 def test_bad_file_fails_with_row_and_column_and_stores_nothing(cli, tmp_path):
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(xlsx([HEADER, [WANGMO, 2024, "R-WCON", None, "forest", 1, "万t", None,

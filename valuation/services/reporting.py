@@ -61,6 +61,7 @@ def run_view(session: Session, actor: Principal | None, run_id: int, *,
 
 def report(session: Session, actor: Principal | None, run_id: int, *, by: str,
            unit: str = "万元", region_code: str | None = None) -> dict[str, Any]:
+    unit = reports.display_unit(unit)
     view = run_view(session, actor, run_id, region_code=region_code)
     frame = reports.table(view, by, unit)
     records = []
@@ -92,6 +93,7 @@ def export(session: Session, actor: Principal | None, run_id: int, *, fmt: str,
            ) -> tuple[bytes, str]:
     """(file bytes, file name) of a run as XLSX (all tables and the chart) or CSV (one
     table)."""
+    unit = reports.display_unit(unit)
     view = run_view(session, actor, run_id, region_code=region_code)
     stem = f"gep-run{run_id}-{view.region_code}-{view.year}"
     if fmt == "xlsx":
@@ -105,7 +107,7 @@ def export(session: Session, actor: Principal | None, run_id: int, *, fmt: str,
 def composition_png(session: Session, actor: Principal | None, run_id: int, *,
                     unit: str = "亿元", region_code: str | None = None) -> bytes:
     return reports.composition_chart(run_view(session, actor, run_id, region_code=region_code),
-                                     unit)
+                                     reports.display_unit(unit))
 
 
 def change_png(session: Session, actor: Principal | None, base_id: int, other_id: int, *,
@@ -114,4 +116,4 @@ def change_png(session: Session, actor: Principal | None, base_id: int, other_id
     run = session.get(ValuationRun, base_id)
     region = session.get(Region, run.region_code) if run else None
     name = (region.name_en or region.name_zh) if region else ""
-    return reports.change_chart(comparison, unit, name)
+    return reports.change_chart(comparison, reports.display_unit(unit), name)
