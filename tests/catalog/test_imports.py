@@ -206,8 +206,11 @@ def test_not_a_spreadsheet_is_415(data, name, client, tokens, problem):
     problem(upload(client, tokens.admin, data, name=name), 415, "not-a-spreadsheet")
 
 
-def test_header_without_rows_and_malformed_csv_are_422(client, tokens, problem):
+def test_header_without_rows_and_malformed_csv_are_422(client, tokens, world, problem):
     problem(upload(client, tokens.admin, HEADER + "\n"), 422, "import-rejected")
+    ragged = product_csv(world) + "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n"  # too many fields
+    body = problem(upload(client, tokens.admin, ragged), 422, "import-rejected")
+    assert "cannot be read" in body["detail"]
 
 
 def test_too_large(app, client, tokens, world, monkeypatch, problem):
