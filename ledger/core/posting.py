@@ -139,6 +139,9 @@ class Prepared:
     reverses_id: int | None = None
     pending_id: int | None = None
     request_hash: str | None = None
+    #: PostgreSQL: ids of expired holds on these accounts, found with the accounts (None:
+    #: not looked up yet)
+    expired_holds: list[int] | None = None
 
 
 class _Errors:
@@ -263,12 +266,25 @@ def _validate_legs(spec: TransactionSpec, where: str, errors: _Errors,
 
 
 def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
-            now: dt.datetime, batch: bool = False) -> list[Prepared]:
-    """Validate `specs` (all errors at once), authorize, check periods."""
+            now: dt.datetime, batch: bool = False,
+            period_lock_held: bool = False) -> list[Prepared]:
+    """Validate `specs` (all errors at once), authorize, check periods.
+
+    On PostgreSQL the accounts, the closed months and the expired holds on those accounts
+    come back in ONE statement (taken after the shared period lock, so a close committed
+    before it is seen); `period_lock_held` says the caller took that lock already."""
     today = local_date(now)
     refs = {p.account for s in specs for p in (s.postings or ())
             if isinstance(p.account, (int, str)) and not isinstance(p.account, bool)}
-    accounts = resolve_accounts(session, refs)
+    months = {month_of(s.effective_date or today) for s in specs
+              if isinstance(s.effective_date, dt.date) or s.effective_date is None}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not period_lock_held:
+        lock_periods_shared(session)
+    if postgres:
+        accounts, closed, expired = _resolve_with_hints(session, refs, months, now)
+    else:
+        accounts, closed, expired = resolve_accounts(session, refs), None, None
     errors = _Errors()
     prepared = []
     for i, spec in enumerate(specs):
@@ -276,11 +292,49 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
         effective = _validate_header(spec, where, errors, today, now)
         legs = _validate_legs(spec, where, errors, accounts)
         prepared.append(Prepared(spec=spec, effective_date=effective, legs=legs,
-                                 phase="pending" if spec.pending else "posted", type=spec.type))
+                                 phase="pending" if spec.pending else "posted", type=spec.type,
+                                 expired_holds=expired))
     errors.raise_if_any()
     authorize_debits(actor, prepared)
-    check_periods(session, {p.effective_date for p in prepared})
+    dates = {p.effective_date for p in prepared}
+    if closed is None:
+        check_periods(session, dates)
+    else:
+        refuse_closed({m for m in closed if m in {month_of(d) for d in dates}})
     return prepared
+
+
+def _resolve_with_hints(session: Session, refs: set, months: set[dt.date], now: dt.datetime
+                        ) -> tuple[dict[int | str, AccountRow], list[dt.date], list[int]]:
+    """PostgreSQL: accounts by id/code, plus (as two scalar subqueries) the closed months among
+    `months` and the expired open holds that debit one of these accounts."""
+    a, s = LedgerAccount.__table__, LedgerAsset.__table__
+    ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
+    codes = [r for r in refs if isinstance(r, str)]
+    if not ids and not codes:
+        return {}, [], []
+    match = sa.or_(a.c.id.in_(ids) if ids else sa.false(), a.c.code.in_(codes) if codes
+                   else sa.false())
+    closed = sa.select(sa.func.array_agg(LedgerPeriod.month)).where(
+        LedgerPeriod.status == "closed", LedgerPeriod.month.in_(months)).scalar_subquery()
+    expired = sa.select(sa.func.array_agg(HOLDS.c.transaction_id)).where(
+        HOLDS.c.expires_at <= now,
+        sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
+                          POSTINGS.c.direction == "debit",
+                          POSTINGS.c.account_id.in_(sa.select(a.c.id).where(match)))
+    ).scalar_subquery()
+    rows = session.execute(
+        sa.select(a.c.id, a.c.code, a.c.party_id, a.c.kind, a.c.no_overdraft, a.c.asset_id,
+                  s.c.code, closed, expired)
+        .join(s, s.c.id == a.c.asset_id).where(match)).all()
+    out: dict[int | str, AccountRow] = {}
+    for row in rows:
+        account = AccountRow(*row[:7])
+        out[account.id] = account
+        out[account.code] = account
+    if not rows:
+        return out, [], []
+    return out, list(rows[0][7] or []), sorted(set(rows[0][8] or []))[:100]
 
 
 def authorize_debits(actor: Principal, prepared: Sequence[Prepared],
@@ -299,16 +353,25 @@ def authorize_debits(actor: Principal, prepared: Sequence[Prepared],
         raise
 
 
+def lock_periods_shared(session: Session) -> None:
+    """PostgreSQL: the shared side of the period lock (closing takes it exclusively), held
+    until the end of the transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY)))
+
+
 def check_periods(session: Session, dates: Iterable[dt.date]) -> None:
     """Refuse dates in closed months; on PostgreSQL the shared advisory lock keeps a
     concurrent close out until this transaction ends."""
     months = {month_of(d) for d in dates}
     if not months:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY)))
-    closed = session.scalars(sa.select(LedgerPeriod.month).where(
-        LedgerPeriod.status == "closed", LedgerPeriod.month.in_(months))).all()
+    lock_periods_shared(session)
+    refuse_closed(set(session.scalars(sa.select(LedgerPeriod.month).where(
+        LedgerPeriod.status == "closed", LedgerPeriod.month.in_(months))).all()))
+
+
+def refuse_closed(closed: set[dt.date]) -> None:
     if closed:
         names = ", ".join(format_month(m) for m in sorted(closed))
         raise E.PeriodClosed(f"the accounting period {names} is closed; post into an open "
@@ -316,6 +379,20 @@ def check_periods(session: Session, dates: Iterable[dt.date]) -> None:
 
 
 # --- idempotency -----------------------------------------------------------------------------
+
+
+def lock_and_find_by_key(session: Session, scope: str, key: str | None
+                         ) -> tuple[int, str] | None:
+    """PostgreSQL, one round trip: take the shared period lock and look the idempotency key
+    up (the look-up is only a shortcut for replays; the unique index decides)."""
+    t = TX
+    found = sa.select(t.c.id).where(t.c.idempotency_scope == scope,
+                                    t.c.idempotency_key == key).scalar_subquery()
+    digest = sa.select(t.c.request_hash).where(t.c.idempotency_scope == scope,
+                                               t.c.idempotency_key == key).scalar_subquery()
+    row = session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY),
+                                    found, digest)).one()
+    return (row[1], row[2]) if key is not None and row[1] is not None else None
 
 
 def find_by_key(session: Session, scope: str, key: str) -> tuple[int, str] | None:
@@ -572,8 +649,12 @@ def write_one(session: Session, actor: Principal, p: Prepared, *, now: dt.dateti
         return None
     debited = {acc.id: acc for acc, d, _ in p.legs if d == "debit"}
     guarded = [a for a, acc in debited.items() if acc.no_overdraft]
-    expiring = expired_holds_touching(session, guarded, now) if guarded and p.phase in (
-        "posted", "pending") else {}
+    if not guarded or p.phase not in ("posted", "pending"):
+        expiring = {}
+    elif p.expired_holds is not None:
+        expiring = pending_legs(session, p.expired_holds)
+    else:
+        expiring = expired_holds_touching(session, guarded, now)
     touched = {acc.id for acc, _, _ in p.legs} | {a for legs in expiring.values()
                                                   for a, _, _ in legs}
     touched |= {a for a, _, _ in release}
@@ -662,7 +743,9 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
                              "effective_date": p.effective_date, "pending": pending})
             digest_rows.append((tx_id, acc.code, acc.asset_code, d, amount))
     guarded = [a for a, acc in debited.items() if acc.no_overdraft]
-    expiring = expired_holds_touching(session, guarded, now)
+    hint = prepared[0].expired_holds
+    expiring = pending_legs(session, hint) if hint is not None else expired_holds_touching(
+        session, guarded, now)
     touched |= {a for legs in expiring.values() for a, _, _ in legs}
     totals = lock_balances(session, touched)
     expire_locked(session, actor, totals, expiring, now)
