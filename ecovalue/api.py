@@ -38,7 +38,11 @@ class ErrorItemSchema(ma.Schema):
 
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details, with a stable `code` and field `errors`."""
+    """RFC 9457 problem details, with a stable `code` and field `errors`; a problem may carry
+    extension members of its own (e.g. the refused `action`), as RFC 9457 allows."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(metadata={"description": "urn:ecovalue:problem:<code>"})
     code = ma.fields.String(metadata={"description": "stable machine-readable error code"})
