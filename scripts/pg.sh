@@ -29,9 +29,11 @@ start)
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
-     -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+  # Tests trade durability for speed; benchmarks (ECOVALUE_PG_DURABLE=1) keep the defaults.
+  opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200"
+  [ "${ECOVALUE_PG_DURABLE:-0}" = 1 ] || \
+    opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
   echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
   ;;
 stop)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every benchmark in bench/, on SQLite and on a throwaway PostgreSQL with default durability.
+# Each prints its own throughput and its ratio against a baseline measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+echo "== GEP grid valuation (1,000,000 cells) =="
+$py bench/bench_valuation.py
+echo; echo "== catalog import, SQLite =="
+$py bench/bench_import.py
+echo; echo "== ledger, SQLite =="
+$py bench/bench_ledger.py
+export ECOVALUE_PG_DURABLE=1
+scripts/with-postgres.sh bash -c '
+  echo; echo "== catalog import, PostgreSQL =="
+  .venv/bin/python bench/bench_import.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
+  echo; echo "== ledger, PostgreSQL =="
+  .venv/bin/python bench/bench_ledger.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
+'
