@@ -176,9 +176,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(url: str, port: int, workers: int, tmp: Path) -> subprocess.Popen:
+def start_gunicorn(url: str, port: int, workers: int, tmp: Path, *,
+                   audit: bool = True) -> subprocess.Popen:
     env = {**os.environ, "ECOVALUE_DATABASE_URL": url, "ECOVALUE_DATA_KEY": DATA_KEY,
-           "ECOVALUE_INSTANCE_DIR": str(tmp), "ECOVALUE_LOG_LEVEL": "WARNING"}
+           "ECOVALUE_INSTANCE_DIR": str(tmp), "ECOVALUE_LOG_LEVEL": "WARNING",
+           "ECOVALUE_BENCH_AUDIT": "on" if audit else "off"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--pythonpath", str(ROOT / "bench"),
          "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
@@ -283,6 +285,21 @@ def http_benchmarks(url: str, codes: list[str], token: str, args: argparse.Names
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    if args.audit_probe:
+        proc = start_gunicorn(url, port, args.workers, tmp, audit=False)
+        try:
+            hot = [transfer("HOT", rng.choice(holdings)) for _ in range(n)]
+            spread = [transfer(*rng.sample(holdings, 2)) for _ in range(n)]
+            print("  probe, audit.record disabled in the bench app (NOT the product):")
+            probe_b = report("(b) without the audit append", *load(
+                port, "/ledger/transactions", spread, token, args.clients))
+            probe_c = report("(c) without the audit append", *load(
+                port, "/ledger/transactions", hot, token, args.clients))
+            print(f"  audit append costs (b) {1 - spread_rate / probe_b:.0%}, "
+                  f"(c) {1 - hot_rate / probe_c:.0%} of the throughput")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 def main() -> None:
@@ -294,6 +311,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--audit-probe", action="store_true",
+                        help="also measure (b)/(c) with the audit append disabled in the "
+                             "bench app, to size the audit chain's share")
     args = parser.parse_args()
     rng = random.Random(20240320)
     with tempfile.TemporaryDirectory() as tmpdir:

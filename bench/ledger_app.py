@@ -6,6 +6,8 @@ the baseline of the HTTP benchmark. Never imported by the product.
 
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 from flask import jsonify, request
 
@@ -16,6 +18,12 @@ from ecovalue.errors import Unauthorized
 
 def create():  # type: ignore[no-untyped-def]
     app = create_app()
+    if os.environ.get("ECOVALUE_BENCH_AUDIT") == "off":
+        # Measurement probe only (bench_ledger.py --audit-probe): how much of a POST's cost is
+        # the audit chain's append, serialised by its advisory lock until commit?
+        from ecovalue import audit
+
+        audit.record = lambda *args, **kwargs: 0  # type: ignore[assignment]
 
     def bare():  # type: ignore[no-untyped-def]
         """Same stack (auth, session, commit, logging) as the ledger, one INSERT, no rules."""

@@ -169,7 +169,7 @@ def resolve_accounts(session: Session, refs: Iterable[int | str]) -> dict[int | 
     """Accounts by id and by code, with their asset code; unknown refs are absent."""
     ids = {r for r in refs if isinstance(r, int) and not isinstance(r, bool)
            and 0 < r <= MAX_AMOUNT}
-    codes = {r for r in refs if isinstance(r, str)}
+    codes = {r for r in refs if isinstance(r, str) and "\x00" not in r}
     if not ids and not codes:
         return {}
     a, s = LedgerAccount.__table__, LedgerAsset.__table__
@@ -197,8 +197,9 @@ def _validate_header(spec: TransactionSpec, where: str, errors: _Errors, today: 
                    "1-40 characters: lowercase letters, digits, '_' or '.', starting with a letter")
     elif spec.type in RESERVED_TYPES and not allow_reserved:
         errors.add(E.InvalidTransaction, f"{where}type", f"{spec.type!r} is set by the ledger")
-    if spec.memo is not None and (not isinstance(spec.memo, str) or len(spec.memo) > 500):
-        errors.add(E.InvalidTransaction, f"{where}memo", "at most 500 characters")
+    if spec.memo is not None and (not isinstance(spec.memo, str) or len(spec.memo) > 500
+                                  or "\x00" in spec.memo):
+        errors.add(E.InvalidTransaction, f"{where}memo", "at most 500 characters, no NUL")
     if spec.metadata is not None:
         if not isinstance(spec.metadata, Mapping):
             errors.add(E.InvalidTransaction, f"{where}metadata", "must be an object")
@@ -310,7 +311,7 @@ def _resolve_with_hints(session: Session, refs: set, months: set[dt.date], now: 
     `months` and the expired open holds that debit one of these accounts."""
     a, s = LedgerAccount.__table__, LedgerAsset.__table__
     ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
-    codes = [r for r in refs if isinstance(r, str)]
+    codes = [r for r in refs if isinstance(r, str) and "\x00" not in r]
     if not ids and not codes:
         return {}, [], []
     match = sa.or_(a.c.id.in_(ids) if ids else sa.false(), a.c.code.in_(codes) if codes

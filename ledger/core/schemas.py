@@ -16,6 +16,16 @@ from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS, PHASES
 _I64 = {"type": "integer", "format": "int64"}
 
 
+class Str(ma.fields.String):
+    """A string without NUL characters (PostgreSQL text cannot hold them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("must not contain NUL characters")
+        return text
+
+
 class RawInteger(ma.fields.Raw):
     """Documented as an integer; validated by the service (never coerced)."""
 
@@ -30,7 +40,7 @@ class RawInteger(ma.fields.Raw):
 def _account_ref(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ma.ValidationError("an account id (integer) or code (string)")
-    if isinstance(value, str) and not 1 <= len(value) <= 100:
+    if isinstance(value, str) and ("\x00" in value or not 1 <= len(value) <= 100):
         raise ma.ValidationError("an account code has 1-100 characters")
     if isinstance(value, int) and not 1 <= value <= MAX_AMOUNT:
         raise ma.ValidationError("an account id is a positive 64-bit integer")
@@ -40,38 +50,38 @@ def _account_ref(value: object) -> None:
 
 
 class AssetCreateSchema(ma.Schema):
-    code = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=40),
+    code = Str(required=True, validate=ma.validate.Length(min=2, max=40),
                             metadata={"example": "CNY"})
-    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
-    name_zh = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    name_en = ma.fields.String(load_default=None, allow_none=True,
+    kind = Str(required=True, validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
+    name_zh = Str(required=True, validate=ma.validate.Length(min=1, max=200))
+    name_en = Str(load_default=None, allow_none=True,
                                validate=ma.validate.Length(max=200))
     vintage_year = ma.fields.Integer(load_default=None, allow_none=True, strict=True,
                                      validate=ma.validate.Range(min=1990, max=2100))
-    batch_reference = ma.fields.String(load_default=None, allow_none=True,
+    batch_reference = Str(load_default=None, allow_none=True,
                                        validate=ma.validate.Length(min=1, max=100))
-    project_reference = ma.fields.String(load_default=None, allow_none=True,
+    project_reference = Str(load_default=None, allow_none=True,
                                          validate=ma.validate.Length(min=1, max=100))
-    attributes = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+    attributes = ma.fields.Dict(keys=Str(), load_default=dict)
 
 
 class AssetSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
-    code = ma.fields.String(required=True)
-    kind = ma.fields.String(required=True)
-    unit = ma.fields.String(required=True, metadata={"description": "fen or tCO2e"})
-    name_zh = ma.fields.String(required=True)
-    name_en = ma.fields.String(allow_none=True)
+    code = Str(required=True)
+    kind = Str(required=True)
+    unit = Str(required=True, metadata={"description": "fen or tCO2e"})
+    name_zh = Str(required=True)
+    name_en = Str(allow_none=True)
     vintage_year = ma.fields.Integer(allow_none=True)
-    batch_reference = ma.fields.String(allow_none=True)
-    project_reference = ma.fields.String(allow_none=True)
+    batch_reference = Str(allow_none=True)
+    project_reference = Str(allow_none=True)
     attributes = ma.fields.Dict(allow_none=True)
-    created_by = ma.fields.String(required=True)
+    created_by = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
 
 
 class AssetQuerySchema(PageQuerySchema):
-    kind = ma.fields.String(validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
+    kind = Str(validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
     vintage_year = ma.fields.Integer(validate=ma.validate.Range(min=1990, max=2100))
 
 
@@ -81,45 +91,45 @@ class AssetQuerySchema(PageQuerySchema):
 class AccountCreateSchema(ma.Schema):
     party_id = ma.fields.Integer(required=True, strict=True,
                                  validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
-    asset = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
-    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(ACCOUNT_KINDS))
-    code = ma.fields.String(load_default=None, allow_none=True,
+    asset = Str(required=True, validate=ma.validate.Length(min=1, max=40))
+    kind = Str(required=True, validate=ma.validate.OneOf(ACCOUNT_KINDS))
+    code = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(min=1, max=100),
                             metadata={"description": "default P<party>-<KIND>-<ASSET>"})
-    name = ma.fields.String(load_default=None, allow_none=True,
+    name = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(min=1, max=200))
     no_overdraft = ma.fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "the no-overdraft guard; default true for every kind but external"})
-    attributes = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
+    attributes = ma.fields.Dict(keys=Str(), load_default=dict)
 
 
 class AccountSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
-    code = ma.fields.String(required=True)
-    name = ma.fields.String(required=True)
+    code = Str(required=True)
+    name = Str(required=True)
     party_id = ma.fields.Integer(required=True)
     asset = ma.fields.Function(lambda a: a.asset_code, required=True)
-    kind = ma.fields.String(required=True)
+    kind = Str(required=True)
     no_overdraft = ma.fields.Boolean(required=True)
     attributes = ma.fields.Dict(allow_none=True)
-    created_by = ma.fields.String(required=True)
+    created_by = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
 
 
 class AccountQuerySchema(PageQuerySchema):
     party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
-    asset = ma.fields.String(validate=ma.validate.Length(max=40))
-    kind = ma.fields.String(validate=ma.validate.OneOf(ACCOUNT_KINDS))
-    code_prefix = ma.fields.String(validate=ma.validate.Length(max=100))
+    asset = Str(validate=ma.validate.Length(max=40))
+    kind = Str(validate=ma.validate.OneOf(ACCOUNT_KINDS))
+    code_prefix = Str(validate=ma.validate.Length(max=100))
 
 
 class BalanceSchema(ma.Schema):
     account_id = ma.fields.Integer(required=True)
-    account_code = ma.fields.String(required=True)
+    account_code = Str(required=True)
     party_id = ma.fields.Integer(required=True)
-    kind = ma.fields.String(required=True)
-    asset = ma.fields.String(required=True)
-    unit = ma.fields.String(required=True)
+    kind = Str(required=True)
+    asset = Str(required=True)
+    unit = Str(required=True)
     as_of = ma.fields.Date(allow_none=True, metadata={
         "description": "null: the current balance with reservations"})
     balance = ma.fields.Integer(required=True, metadata={
@@ -139,7 +149,7 @@ class PartyBalancesSchema(ma.Schema):
     party_id = ma.fields.Integer(required=True)
     as_of = ma.fields.Date(allow_none=True)
     accounts = ma.fields.List(ma.fields.Nested(BalanceSchema), required=True)
-    totals = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+    totals = ma.fields.Dict(keys=Str(), values=ma.fields.Integer(), required=True,
                             metadata={"description": "balance per asset code"})
 
 
@@ -151,8 +161,8 @@ class StatementQuerySchema(ma.Schema):
 class StatementLineSchema(ma.Schema):
     effective_date = ma.fields.Date(required=True)
     transaction_id = ma.fields.Integer(required=True)
-    type = ma.fields.String(required=True)
-    memo = ma.fields.String(allow_none=True)
+    type = Str(required=True)
+    memo = Str(allow_none=True)
     debit = ma.fields.Integer(required=True)
     credit = ma.fields.Integer(required=True)
     balance = ma.fields.Integer(required=True, metadata={"description": "running balance"})
@@ -160,11 +170,11 @@ class StatementLineSchema(ma.Schema):
 
 class StatementSchema(ma.Schema):
     account_id = ma.fields.Integer(required=True)
-    account_code = ma.fields.String(required=True)
-    account_name = ma.fields.String(required=True)
+    account_code = Str(required=True)
+    account_name = Str(required=True)
     party_id = ma.fields.Integer(required=True)
-    asset = ma.fields.String(required=True)
-    unit = ma.fields.String(required=True)
+    asset = Str(required=True)
+    unit = Str(required=True)
     date_from = ma.fields.Date(required=True)
     date_to = ma.fields.Date(required=True)
     opening_balance = ma.fields.Integer(required=True)
@@ -182,21 +192,21 @@ class PostingInSchema(ma.Schema):
         "description": "account id (integer) or code (string)",
         "oneOf": [{"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_AMOUNT},
                   {"type": "string", "minLength": 1, "maxLength": 100}]})
-    asset = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40),
+    asset = Str(required=True, validate=ma.validate.Length(min=1, max=40),
                              metadata={"description": "must be the account's asset"})
-    direction = ma.fields.String(required=True, validate=ma.validate.OneOf(["debit", "credit"]))
+    direction = Str(required=True, validate=ma.validate.OneOf(["debit", "credit"]))
     amount = RawInteger(required=True, minimum=1, metadata={
         "description": "positive integer in the asset's unit (fen, tCO2e); never fractional"})
 
 
 class TransactionInSchema(ma.Schema):
-    type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40),
+    type = Str(required=True, validate=ma.validate.Length(min=1, max=40),
                             metadata={"example": "transfer"})
     effective_date = ma.fields.Date(load_default=None, allow_none=True, metadata={
         "description": "local accounting date (Asia/Shanghai); default today"})
-    memo = ma.fields.String(load_default=None, allow_none=True,
+    memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
-    metadata = ma.fields.Dict(keys=ma.fields.String(), load_default=None, allow_none=True)
+    metadata = ma.fields.Dict(keys=Str(), load_default=None, allow_none=True)
     pending = ma.fields.Boolean(load_default=False, metadata={
         "description": "true: a two-phase transfer that reserves the amounts until posted, "
                        "voided or expired"})
@@ -209,22 +219,22 @@ class TransactionInSchema(ma.Schema):
 class PostingSchema(ma.Schema):
     id = ma.fields.Integer(allow_none=True)
     account_id = ma.fields.Integer(required=True)
-    account_code = ma.fields.String(required=True)
-    asset = ma.fields.String(required=True)
-    direction = ma.fields.String(required=True)
+    account_code = Str(required=True)
+    asset = Str(required=True)
+    direction = Str(required=True)
     amount = ma.fields.Integer(required=True)
 
 
 class TransactionSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
-    type = ma.fields.String(required=True)
-    phase = ma.fields.String(required=True, metadata={"enum": list(PHASES)})
-    status = ma.fields.String(required=True, metadata={
+    type = Str(required=True)
+    phase = Str(required=True, metadata={"enum": list(PHASES)})
+    status = Str(required=True, metadata={
         "description": "posted, pending, voided or expired (for a pending: its outcome)"})
     effective_date = ma.fields.Date(required=True)
-    memo = ma.fields.String(allow_none=True)
+    memo = Str(allow_none=True)
     metadata = ma.fields.Dict(allow_none=True)
-    author = ma.fields.String(required=True)
+    author = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     reverses_id = ma.fields.Integer(allow_none=True)
     reversed_by_id = ma.fields.Integer(allow_none=True)
@@ -232,31 +242,31 @@ class TransactionSchema(ma.Schema):
     resolved_by_id = ma.fields.Integer(allow_none=True)
     expires_at = ma.fields.AwareDateTime(allow_none=True)
     batch_id = ma.fields.Integer(allow_none=True)
-    idempotency_key = ma.fields.String(allow_none=True)
+    idempotency_key = Str(allow_none=True)
     postings = ma.fields.List(ma.fields.Nested(PostingSchema), required=True)
 
 
 class TransactionQuerySchema(PageQuerySchema):
-    account = ma.fields.String(validate=ma.validate.Length(min=1, max=100), metadata={
+    account = Str(validate=ma.validate.Length(min=1, max=100), metadata={
         "description": "account id or code"})
     party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
-    asset = ma.fields.String(validate=ma.validate.Length(max=40))
-    type = ma.fields.String(validate=ma.validate.Length(max=40))
-    phase = ma.fields.String(validate=ma.validate.OneOf(PHASES))
+    asset = Str(validate=ma.validate.Length(max=40))
+    type = Str(validate=ma.validate.Length(max=40))
+    phase = Str(validate=ma.validate.OneOf(PHASES))
     date_from = ma.fields.Date()
     date_to = ma.fields.Date()
     batch_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
 
 
 class ReverseSchema(ma.Schema):
-    memo = ma.fields.String(load_default=None, allow_none=True,
+    memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
     effective_date = ma.fields.Date(load_default=None, allow_none=True, metadata={
         "description": "default today; not before the original's date"})
 
 
 class VoidSchema(ma.Schema):
-    memo = ma.fields.String(load_default=None, allow_none=True,
+    memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
 
 
@@ -266,7 +276,7 @@ class ExpiredSchema(ma.Schema):
 
 
 class BatchInSchema(ma.Schema):
-    memo = ma.fields.String(load_default=None, allow_none=True,
+    memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
     transactions = ma.fields.List(ma.fields.Nested(TransactionInSchema), required=True,
                                   validate=ma.validate.Length(min=1, max=10_000))
@@ -275,9 +285,9 @@ class BatchInSchema(ma.Schema):
 class BatchSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     transaction_count = ma.fields.Integer(required=True)
-    content_sha256 = ma.fields.String(required=True)
-    memo = ma.fields.String(allow_none=True)
-    author = ma.fields.String(required=True)
+    content_sha256 = Str(required=True)
+    memo = Str(allow_none=True)
+    author = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     transaction_ids = ma.fields.List(ma.fields.Integer(), required=True)
 
@@ -288,16 +298,16 @@ class BatchSchema(ma.Schema):
 class PeriodSchema(ma.Schema):
     month = ma.fields.Function(lambda p: f"{p.month.year:04d}-{p.month.month:02d}",
                                required=True, metadata={"example": "2024-03"})
-    status = ma.fields.String(required=True)
+    status = Str(required=True)
     closed_at = ma.fields.AwareDateTime(allow_none=True)
-    closed_by = ma.fields.String(allow_none=True)
+    closed_by = Str(allow_none=True)
     reopened_at = ma.fields.AwareDateTime(allow_none=True)
-    reopened_by = ma.fields.String(allow_none=True)
-    note = ma.fields.String(allow_none=True)
+    reopened_by = Str(allow_none=True)
+    note = Str(allow_none=True)
 
 
 class PeriodActionSchema(ma.Schema):
-    note = ma.fields.String(load_default=None, allow_none=True,
+    note = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
 
 
@@ -308,7 +318,7 @@ class AssertionInSchema(ma.Schema):
                   {"type": "string", "minLength": 1, "maxLength": 100}]})
     as_of = ma.fields.Date(required=True)
     expected_balance = RawInteger(required=True)
-    memo = ma.fields.String(load_default=None, allow_none=True,
+    memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
 
 
@@ -321,14 +331,14 @@ class AssertionSchema(ma.Schema):
     difference = ma.fields.Function(lambda a: a.actual_balance - a.expected_balance,
                                     required=True)
     passed = ma.fields.Boolean(required=True)
-    memo = ma.fields.String(allow_none=True)
-    created_by = ma.fields.String(required=True)
+    memo = Str(allow_none=True)
+    created_by = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     checked_at = ma.fields.AwareDateTime(required=True)
 
 
 class AssertionQuerySchema(PageQuerySchema):
-    account = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    account = Str(validate=ma.validate.Length(min=1, max=100))
     passed = ma.fields.Boolean()
 
 

@@ -103,7 +103,8 @@ def create_asset(session: Session, actor: Principal, *, code: str, kind: str, na
 
 def get_asset(session: Session, actor: Principal, code: str) -> LedgerAsset:
     authorize(actor, "ledger.asset.read")
-    asset = session.scalar(sa.select(LedgerAsset).where(LedgerAsset.code == code))
+    asset = None if "\x00" in code else session.scalar(
+        sa.select(LedgerAsset).where(LedgerAsset.code == code))
     if asset is None:
         raise E.AssetNotFound(f"no asset {code!r}")
     return asset
@@ -174,7 +175,7 @@ def _valid_id(value: object) -> bool:
 
 
 def _account(session: Session, ref: int | str) -> LedgerAccount:
-    if isinstance(ref, int) and not _valid_id(ref):
+    if (isinstance(ref, int) and not _valid_id(ref)) or (isinstance(ref, str) and "\x00" in ref):
         raise E.AccountNotFound(f"no account {ref!r}")
     column = LedgerAccount.id if isinstance(ref, int) else LedgerAccount.code
     account = session.scalar(sa.select(LedgerAccount).where(column == ref))
