@@ -705,11 +705,9 @@ def allocate_ids(session: Session, count: int) -> list[int]:
 
 
 def batch_digest(rows: Iterable[tuple]) -> str:
-    h = hashlib.sha256()
-    for row in rows:
-        h.update("|".join("" if v is None else str(v) for v in row).encode())
-        h.update(b"\n")
-    return h.hexdigest()
+    """SHA-256 over one line per row, fields joined by '|' (None as empty)."""
+    text = "".join("|".join("" if v is None else str(v) for v in row) + "\n" for row in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared], *,
@@ -728,20 +726,32 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
     session.flush()
     debited: dict[int, AccountRow] = {}
     touched: set[int] = set()
-    headers, postings, digest_rows = [], [], []
+    # Rows are built as tuples already in the driver's storage format (dates as ISO text and
+    # booleans as 0/1 on SQLite), converted once per transaction rather than once per value.
+    sqlite_ = session.get_bind().dialect.name == "sqlite"
+    stamp = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds") \
+        if sqlite_ else now
+    yes, no = (1, 0) if sqlite_ else (True, False)
+    headers, postings, holds, digest_rows = [], [], [], []
     for tx_id, p in zip(ids, prepared, strict=True):
-        values = _header_values(p, actor, now, batch_id=batch.id)
-        values["id"] = tx_id
-        headers.append(values)
-        digest_rows.append((tx_id, p.type, p.phase, p.effective_date, p.spec.memo))
+        day = p.effective_date.isoformat() if sqlite_ else p.effective_date
+        metadata = json.dumps(dict(p.spec.metadata)) if p.spec.metadata is not None else None
         pending = p.phase == "pending"
+        expires_at = p.spec.expires_at if pending else None
+        if expires_at is not None and sqlite_:
+            expires_at = expires_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
+                " ", "microseconds")
+        headers.append((tx_id, p.type, p.phase, day, p.spec.memo, metadata, actor.label, stamp,
+                        batch.id, expires_at))
+        if pending:
+            holds.append({"transaction_id": tx_id, "expires_at": p.spec.expires_at})
+        digest_rows.append((tx_id, p.type, p.phase, p.effective_date, p.spec.memo))
+        flag = yes if pending else no
         for acc, d, amount in p.legs:
             touched.add(acc.id)
             if d == "debit":
                 debited[acc.id] = acc
-            postings.append({"transaction_id": tx_id, "account_id": acc.id,
-                             "asset_id": acc.asset_id, "direction": d, "amount": amount,
-                             "effective_date": p.effective_date, "pending": pending})
+            postings.append((tx_id, acc.id, acc.asset_id, d, amount, day, flag))
             digest_rows.append((tx_id, acc.code, acc.asset_code, d, amount))
     guarded = [a for a, acc in debited.items() if acc.no_overdraft]
     hint = prepared[0].expired_holds
@@ -766,10 +776,10 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
                 latest_any[acc.id] = p.effective_date
     check_guards(totals, debited)
     batch.content_sha256 = batch_digest(digest_rows)
-    insert_rows(session, TX, headers)
-    insert_rows(session, POSTINGS, postings)
-    holds = [{"transaction_id": h["id"], "expires_at": h["expires_at"]}
-             for h in headers if h["phase"] == "pending"]
+    bulk_insert(session, TX, ("id", "type", "phase", "effective_date", "memo", "metadata",
+                              "author", "created_at", "batch_id", "expires_at"), headers)
+    bulk_insert(session, POSTINGS, ("transaction_id", "account_id", "asset_id", "direction",
+                                    "amount", "effective_date", "pending"), postings)
     if holds:
         session.execute(HOLDS.insert(), holds)
     write_balances(session, totals, now)
@@ -789,21 +799,28 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
     return batch.id, ids
 
 
-def insert_rows(session: Session, table: sa.Table, rows: list[dict]) -> None:
-    """Set-based insert. PostgreSQL with psycopg: COPY, the fastest way in; otherwise one
-    executemany (SQLite runs it in a C loop)."""
+def bulk_insert(session: Session, table: sa.Table, columns: Sequence[str],
+                rows: list[tuple]) -> None:
+    """Set-based insert of tuples already in storage format, through the driver and in the
+    session's transaction: COPY on PostgreSQL (psycopg), one `executemany` on SQLite."""
     if not rows:
         return
     connection = session.connection()
+    raw = connection.connection.driver_connection
+    names = ", ".join(columns)
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        columns = list(rows[0])
-        json_columns = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor:
-            sql = f'COPY {table.name} ({", ".join(columns)}) FROM STDIN'
-            with cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row([json.dumps(row[c]) if c in json_columns and row[c] is not None
-                                    else row[c] for c in columns])
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
-    session.execute(table.insert(), rows)
+    if connection.dialect.name == "sqlite":
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {table.name} ({names}) "
+                               f"VALUES ({', '.join('?' * len(columns))})", rows)
+        finally:
+            cursor.close()
+        return
+    session.execute(table.insert(), [dict(zip(columns, row, strict=True))  # pragma: no cover
+                                     for row in rows])
