@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session
 
 from ecovalue import audit
 from ecovalue.auth.policy import Principal, Role, authorize
-from ecovalue.db import utcnow
 from ecovalue.errors import BadRequest, Forbidden, IdempotencyKeyReused
 from ledger.core import errors as E
 from ledger.core.amounts import MAX_AMOUNT, amount_problem
