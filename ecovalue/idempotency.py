@@ -19,10 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ecovalue.db import Base, BigIntPK, UTCDateTime, current_session, utcnow
-from ecovalue.errors import BadRequest, IdempotencyKeyReused
+from ecovalue.errors import BadRequest, ConcurrentUpdate, IdempotencyKeyReused
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 HEADER = "Idempotency-Key"
@@ -102,19 +103,34 @@ def run_idempotent(view: Callable[[], Any]) -> Any:
     response = current_app.make_response(view())
     if response.status_code >= 400:
         return response
-    record = IdempotencyRecord(
+    values = dict(
         scope=scope, key=key, request_hash=request_hash, status_code=response.status_code,
         content_type=response.content_type or "application/json",
-        location=response.headers.get("Location"), body=response.get_data(),
+        location=response.headers.get("Location"), body=response.get_data(), created_at=utcnow(),
     )
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except sa_exc.IntegrityError:
+    if not _insert_once(session, values):
         # A concurrent request with the same key committed first: drop our work, replay theirs.
         session.rollback()
         existing = _find(session, scope, key)
         if existing is None:  # pragma: no cover - the winner rolled back after all
-            raise
+            raise ConcurrentUpdate("a concurrent request with this key did not finish; retry")
         return _replay(existing, request_hash)
     return response
+
+
+def _insert_once(session: Session, values: dict) -> bool:
+    """Store the record unless the key is taken: one `INSERT ... ON CONFLICT DO NOTHING`
+    (it waits for a concurrent insert of the same key to commit or roll back), instead of a
+    savepoint around a plain INSERT, which costs two more round trips per request."""
+    table = IdempotencyRecord.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        stmt = insert.values(**values).on_conflict_do_nothing().returning(table.c.id)
+        return session.execute(stmt).first() is not None
+    try:  # pragma: no cover - other databases
+        with session.begin_nested():
+            session.execute(table.insert().values(**values))
+    except sa_exc.IntegrityError:
+        return False
+    return True
