@@ -22,7 +22,7 @@ from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
 from ecovalue.config import load_config
 from ecovalue.db import Database, current_session
-from ecovalue.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, Unauthorized
+from ecovalue.errors import PROBLEM_MEDIA_TYPE, BadRequest, PayloadTooLarge, Unauthorized
 from ecovalue.logging import configure_logging
 
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
@@ -121,6 +121,16 @@ def _int64_schema(_converter: Any) -> dict[str, Any]:
     return {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX}
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class EcoFlask(Flask):
     """Commits the request's unit of work when the view succeeded, before the response leaves,
     so that a failing commit still becomes a problem+json answer rather than a 500."""
@@ -153,12 +163,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             session.close()
 
     @app.before_request
-    def _limit_body() -> None:
-        """Refuse an oversized body up front, whatever the route (Werkzeug would only notice
-        when a view reads it)."""
+    def _screen_request() -> None:
+        """Refuse, whatever the route, an oversized body (Werkzeug would only notice when a
+        view reads it) and NUL characters in the URL or a JSON body (PostgreSQL text cannot
+        store U+0000, so they would otherwise fail deep inside a service)."""
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
+        if "\x00" in request.path or any(
+                "\x00" in key + value for key, value in request.args.items(multi=True)):
+            raise BadRequest("NUL characters (U+0000) are not accepted in the URL")
+        if request.is_json:
+            raw = request.get_data(cache=True)
+            if (b"\\u0000" in raw or b"\x00" in raw) and _contains_nul(
+                    request.get_json(silent=True)):
+                raise BadRequest("NUL characters (U+0000) are not accepted in text")
 
     @app.before_request
     def _authenticate() -> None:

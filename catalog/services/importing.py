@@ -178,7 +178,8 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
     protector = protect.protector()
     for text in pairs["holder"].unique():
         stripped = text.lstrip("#")
-        if stripped.isdigit() and (text.startswith("#") or len(stripped) < 15):
+        if stripped.isascii() and stripped.isdigit() and (
+                text.startswith("#") or len(stripped) < 15):
             by_id[text] = int(stripped)
             continue
         code = normalize_code(text)

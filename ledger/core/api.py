@@ -21,7 +21,7 @@ from ecovalue.idempotency import HEADER as IDEMPOTENCY_HEADER
 from ledger.core import export, services
 from ledger.core import schemas as S
 from ledger.core.calendar import parse_month
-from ledger.core.posting import PostingSpec, TransactionSpec
+from ledger.core.posting import PostingSpec, TransactionSpec, account_ref
 
 blp = Blueprint("ledger", __name__, url_prefix="/ledger",
                 description="Double-entry ledger: assets, accounts, transactions, two-phase "
@@ -59,10 +59,6 @@ def _created(view: services.TransactionView) -> tuple[Any, int, dict]:
     if view.replayed:
         headers["Idempotent-Replayed"] = "true"
     return view, 201, headers
-
-
-def _account_ref(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
 
 
 # --- assets ----------------------------------------------------------------------------------
@@ -130,7 +126,7 @@ def list_accounts(query):  # type: ignore[no-untyped-def]
 @errors(404)
 def get_account(account):  # type: ignore[no-untyped-def]
     """One account by id or code."""
-    return services.get_account(current_session(), current_principal(), _account_ref(account))
+    return services.get_account(current_session(), current_principal(), account_ref(account))
 
 
 @blp.route("/accounts/<string:account>/balance")
@@ -141,11 +137,11 @@ def get_account(account):  # type: ignore[no-untyped-def]
 def account_balance(query, account):  # type: ignore[no-untyped-def]
     """Current balance with reservations, or the posted balance at the end of `as_of`."""
     return services.account_balance(current_session(), current_principal(),
-                                    _account_ref(account), as_of=query.get("as_of"))
+                                    account_ref(account), as_of=query.get("as_of"))
 
 
 def _statement(query: dict, account: str) -> services.Statement:
-    return services.statement(current_session(), current_principal(), _account_ref(account),
+    return services.statement(current_session(), current_principal(), account_ref(account),
                               date_from=query.get("date_from"), date_to=query.get("date_to"))
 
 
@@ -221,7 +217,7 @@ def list_transactions(query):  # type: ignore[no-untyped-def]
     """Transactions, newest first (a trader sees those touching its accounts)."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
-        query["account"] = _account_ref(query["account"])
+        query["account"] = account_ref(query["account"])
     session = current_session()
     stmt = services.list_transactions(session, current_principal(), **query)
     result = paginate(session, stmt, page, page_size)
@@ -381,7 +377,7 @@ def list_assertions(query):  # type: ignore[no-untyped-def]
     """Recorded balance assertions, newest first; `passed=false` lists the discrepancies."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
-        query["account"] = _account_ref(query["account"])
+        query["account"] = account_ref(query["account"])
     stmt = services.list_assertions(current_session(), current_principal(), **query)
     return paginate(current_session(), stmt, page, page_size)
 

@@ -28,11 +28,7 @@ from ecovalue.errors import EcovalueError
 from ledger.core import export, services
 from ledger.core.calendar import format_month, parse_month
 from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS
-from ledger.core.posting import PostingSpec, TransactionSpec
-
-
-def _ref(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+from ledger.core.posting import PostingSpec, TransactionSpec, account_ref
 
 
 def _date(_ctx: object, _param: object, value: str | None) -> dt.date | None:
@@ -55,9 +51,9 @@ def _posting(text: str) -> PostingSpec:
     """ACCOUNT:ASSET:debit|credit:AMOUNT (amount an integer in the asset's unit)."""
     try:
         account, asset, direction, amount = text.rsplit(":", 3)
-        if not amount.isdigit():
+        if not (amount.isascii() and amount.isdigit()):
             raise ValueError
-        return PostingSpec(_ref(account), asset, direction, int(amount))
+        return PostingSpec(account_ref(account), asset, direction, int(amount))
     except ValueError:
         raise click.BadParameter(f"{text!r}: expected ACCOUNT:ASSET:debit|credit:AMOUNT "
                                  "with an integer amount") from None
@@ -211,7 +207,7 @@ def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # t
     """List transactions, newest first."""
     def show(s):  # type: ignore[no-untyped-def]
         stmt = services.list_transactions(
-            s, operator(), account=_ref(account) if account else None, party_id=party_id,
+            s, operator(), account=account_ref(account) if account else None, party_id=party_id,
             type=tx_type, date_from=date_from, date_to=date_to).limit(limit)
         for view in services.load_views(s, list(s.scalars(stmt))):
             _show_tx(view)
@@ -281,14 +277,15 @@ def batch_import(path: Path, memo: str | None) -> None:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
             try:
-                amount = int(row["amount"]) if row["amount"].strip().isdigit() else row["amount"]
+                amount = int(row["amount"]) if row["amount"].strip().isascii() \
+                    and row["amount"].strip().isdigit() else row["amount"]
                 day = dt.date.fromisoformat(row["effective_date"]) \
                     if row.get("effective_date") else None
                 specs.append(TransactionSpec(
                     type=row.get("type") or "transfer", effective_date=day,
                     memo=row.get("memo") or None, postings=[
-                        PostingSpec(_ref(row["debit_account"]), row["asset"], "debit", amount),
-                        PostingSpec(_ref(row["credit_account"]), row["asset"], "credit",
+                        PostingSpec(account_ref(row["debit_account"]), row["asset"], "debit", amount),
+                        PostingSpec(account_ref(row["credit_account"]), row["asset"], "credit",
                                     amount)]))
             except (KeyError, ValueError, AttributeError) as exc:
                 click.echo(f"error: row {number}: {exc}", err=True)
@@ -306,7 +303,7 @@ def batch_import(path: Path, memo: str | None) -> None:
 @with_appcontext
 def balance(account: str, as_of: dt.date | None) -> None:
     """Balance of an account (current, or posted at the end of --as-of)."""
-    b = _run(lambda s: services.account_balance(s, operator(), _ref(account), as_of=as_of))
+    b = _run(lambda s: services.account_balance(s, operator(), account_ref(account), as_of=as_of))
     if as_of:
         click.echo(f"{b.account_code}: {b.balance} {b.asset} ({b.unit}) at the end of {as_of}")
     else:
@@ -336,7 +333,7 @@ def party_balances(party_id: int, as_of: dt.date | None) -> None:
 @with_appcontext
 def statement(account, date_from, date_to, output) -> None:  # type: ignore[no-untyped-def]
     """Statement of an account with running balance."""
-    st = _run(lambda s: services.statement(s, operator(), _ref(account), date_from=date_from,
+    st = _run(lambda s: services.statement(s, operator(), account_ref(account), date_from=date_from,
                                            date_to=date_to))
     if output is not None:
         data = export.statement_xlsx(st) if output.suffix.lower() == ".xlsx" \
@@ -398,7 +395,7 @@ def period_list() -> None:
 @with_appcontext
 def assert_balance(account, as_of, expected, memo) -> None:  # type: ignore[no-untyped-def]
     """Record and check the expected balance of an account at the end of a date."""
-    a = _run(lambda s: services.assert_balance(s, operator(), _ref(account), as_of=as_of,
+    a = _run(lambda s: services.assert_balance(s, operator(), account_ref(account), as_of=as_of,
                                                expected_balance=expected, memo=memo))
     state = "passed" if a.passed else f"FAILED (actual {a.actual_balance})"
     click.echo(f"assertion {a.id}: {account} = {expected} at {as_of}: {state}")

@@ -101,6 +101,12 @@ class TransactionSpec:
         return _digest(body)
 
 
+def account_ref(text: str) -> int | str:
+    """An account as named in a URL or on the command line: up to 18 ASCII digits is an id,
+    anything else a code (codes are never all digits, so a longer number finds nothing)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
 def _digest(body: Any) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=str)

@@ -57,3 +57,9 @@ def test_bad_query_parameter_is_problem_422_with_field_errors(client, tokens, pr
     body = problem(client.get("/audit?page=0", headers=tokens.auditor), 422, "validation-error")
     assert body["errors"][0]["location"] == "query"
     assert body["errors"][0]["field"] == "page"
+
+
+def test_nul_characters_are_refused_before_any_service(client, tokens, problem):
+    problem(client.get("/audit?actor=a%00b", headers=tokens.auditor), 400, "bad-request")
+    problem(client.post("/ledger/transactions", data='{"type": "a\\u0000b"}',
+                        content_type="application/json", headers=tokens.admin), 400)
