@@ -29,8 +29,7 @@ run: $(VENV)/.installed
 	$(BIN)/ecovalue demo load --if-empty
 	$(BIN)/ecovalue demo tokens
 	@echo "serving on http://$(HOST):$(PORT)  (Swagger UI: http://$(HOST):$(PORT)/docs)"
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
-		'ecovalue.app:create_app()'
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 'ecovalue.app:create_app()'
 
 ## make test: the suite on SQLite, then on a throwaway PostgreSQL 15 that it starts and stops.
 test: test-sqlite test-postgres

@@ -58,7 +58,7 @@ CLI_COMMANDS = [
 
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
-DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load")]
+DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load"), ("ledger.core.demo", "load")]
 #: the party the demo trader token acts for: `trader_party_id(session) -> int | None`
 DEMO_TRADER_PARTY = ("catalog.demo", "trader_party_id")
 
@@ -149,6 +149,8 @@ class EcoFlask(Flask):
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = EcoFlask("ecovalue")
     app.config.update(load_config(config))
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # 望谟县, not \u671b\u8c1f\u53bf
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     protect.configure(app.config["DATA_KEY"])
     configure_logging(app)
 

@@ -39,7 +39,6 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Uploads (spreadsheets) are the largest bodies; everything else is far smaller.
         "MAX_CONTENT_LENGTH": int(os.environ.get("ECOVALUE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
         "LOG_LEVEL": os.environ.get("ECOVALUE_LOG_LEVEL", "INFO"),
-        "JSON_SORT_KEYS": False,
         # flask-smorest / OpenAPI; Swagger UI 4 renders OpenAPI 3.0
         "API_TITLE": "ecovalue",
         "API_VERSION": "0.1.0",

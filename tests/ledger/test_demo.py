@@ -1,0 +1,33 @@
+"""The demo ledger loaded by `ecovalue demo load`: balanced, with the published Wangmo rule."""
+
+from __future__ import annotations
+
+from ledger.core import services
+from tests.conftest import load_demo
+
+
+def test_demo_ledger_balances(app, session, system):
+    load_demo(app)
+    balance = {code: services.account_balance(session, system, code) for code in (
+        "DEMO-PLANT-BANK", "DEMO-PLANT-CNY", "DEMO-FOREST-FUND", "DEMO-DALANG-CNY",
+        "DEMO-DALANG-CARBON", "DEMO-CARBON-BUFFER", "DEMO-CARBON-ISSUANCE")}
+    # 128 households x 450 trees x 3 yuan = 172,800 yuan = 17,280,000 fen
+    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000
+    assert balance["DEMO-PLANT-BANK"].balance == -50_000_000
+    fund = balance["DEMO-FOREST-FUND"]
+    assert (fund.balance, fund.pending_debits, fund.available) == (17_280_000, 17_280_000, 0)
+    assert balance["DEMO-DALANG-CNY"].pending_credits == 17_280_000
+    assert balance["DEMO-DALANG-CNY"].balance == 0
+    # Gold Standard flat 20 % buffer: 1,000 requested -> 800 to the project, 200 to the buffer
+    assert balance["DEMO-DALANG-CARBON"].balance == 800
+    assert balance["DEMO-CARBON-BUFFER"].balance == 200
+    assert balance["DEMO-CARBON-ISSUANCE"].balance == -1000
+    assert services.verify(session, system) == []
+
+
+def test_demo_trader_token_sees_the_plant_accounts(app, cli, client):
+    load_demo(app)
+    out = cli("demo", "tokens").output
+    trader = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("trader"))
+    body = client.get("/ledger/accounts", headers={"Authorization": f"Bearer {trader}"}).get_json()
+    assert {a["code"] for a in body["items"]} == {"DEMO-PLANT-BANK", "DEMO-PLANT-CNY"}
