@@ -264,18 +264,3 @@ def deactivate_party(session: Session, actor: Principal, party_id: int) -> Party
         audit.record(session, actor, "catalog.party.deactivate", "party", party.id,
                      before=before, after=party_snapshot(party))
     return party
-
-
-def reveal_bank_account(session: Session, actor: Principal, party_id: int) -> str | None:
-    """The plaintext bank account of a household, for a payment file (finance, admin). Every
-    reveal is recorded in the audit trail (who saw whose account, never the number)."""
-    authorize(actor, "catalog.party.reveal")
-    party = fetch(session, Party, party_id)
-    if party is None:
-        raise PartyNotFound(f"no party {party_id}")
-    if party.bank_account_encrypted is None:
-        return None
-    audit.record(session, actor, "catalog.party.reveal", "party", party.id,
-                 after={"field": "bank_account", "masked": party.bank_account_masked})
-    return protect.protector().decrypt(party.bank_account_encrypted)
-

@@ -72,7 +72,6 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "catalog.region.write": {A: ANY, R: COUNTY},
     "catalog.party.read": {**_READERS, T: PARTY},
     "catalog.party.write": {A: ANY, R: COUNTY},
-    "catalog.party.reveal": {A: ANY, F: ANY},
     "catalog.product.read": {**_READERS, T: ANY},
     "catalog.product.write": {A: ANY, R: COUNTY},
     "catalog.product.submit": {A: ANY, R: COUNTY},

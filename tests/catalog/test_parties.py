@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from catalog.models import Party
-from catalog.services import parties
 from ecovalue import protect
 from tests.catalog.conftest import (
     ALIBABA_USCC,
@@ -198,19 +197,3 @@ def test_deactivate_only_without_products(client, tokens, world, database, probl
         "holder_party_id": world.collective, "rights_type": "ownership"},
         headers=tokens.registrar()), 422)
     assert "deactivated" in body["errors"][0]["message"]
-
-
-def test_reveal_bank_account_is_finance_only_and_audited(session, world, system):
-    from ecovalue.auth import Principal, Role
-    from ecovalue.errors import Forbidden
-
-    finance = Principal(role=Role.FINANCE, label="token:9:finance", token_id=9)
-    registrar = Principal(role=Role.REGISTRAR, label="token:8:r", token_id=8, county_code=WANGMO)
-    assert parties.reveal_bank_account(session, finance, world.household) == \
-        "6217000012345678901"
-    with pytest.raises(Forbidden):
-        parties.reveal_bank_account(session, registrar, world.household)
-    from ecovalue.audit.models import AuditEvent
-
-    event = session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-    assert event.action == "catalog.party.reveal" and "6217000012345678901" not in str(event.after)
