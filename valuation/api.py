@@ -33,10 +33,6 @@ blp = Blueprint("valuation", __name__, url_prefix="/valuation",
 BINARY = {"type": "string", "format": "binary"}
 
 
-def _actor():  # type: ignore[no-untyped-def]
-    return current_principal()
-
-
 # --- indicators ------------------------------------------------------------------------------
 
 
@@ -56,7 +52,7 @@ def list_indicators(query):  # type: ignore[no-untyped-def]
 def create_indicator(data):  # type: ignore[no-untyped-def]
     """Add a custom indicator (admin): value = a formula over Q and named price-book
     parameters, parsed safely (numbers, names, name[item], + - * /, parentheses)."""
-    return indicators.create_custom_indicator(current_session(), _actor(), data)
+    return indicators.create_custom_indicator(current_session(), current_principal(), data)
 
 
 @blp.route("/indicators/<string:code>")
@@ -72,7 +68,7 @@ def get_indicator(code):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.IndicatorSchema)
 def update_indicator(data, code):  # type: ignore[no-untyped-def]
     """Change or deactivate a custom indicator (admin); finished runs keep their copy."""
-    return indicators.update_custom_indicator(current_session(), _actor(), code, data)
+    return indicators.update_custom_indicator(current_session(), current_principal(), code, data)
 
 
 # --- price books -------------------------------------------------------------------------------
@@ -82,7 +78,7 @@ def update_indicator(data, code):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.PriceBookSchema(many=True))
 def list_price_books():  # type: ignore[no-untyped-def]
     """Published price books (drafts too with a reading token)."""
-    return prices.list_books(current_session(), _actor())
+    return prices.list_books(current_session(), current_principal())
 
 
 @blp.route("/price-books", methods=["POST"])
@@ -92,14 +88,14 @@ def list_price_books():  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.PriceBookDetailSchema)
 def create_price_book(data):  # type: ignore[no-untyped-def]
     """A new draft version, empty or copied from another version (admin, verifier)."""
-    return prices.create_book(current_session(), _actor(), **data)
+    return prices.create_book(current_session(), current_principal(), **data)
 
 
 @blp.route("/price-books/<string:version>")
 @blp.response(200, schemas.PriceBookDetailSchema)
 def get_price_book(version):  # type: ignore[no-untyped-def]
     """A price book with its entries."""
-    return prices.get_book(current_session(), _actor(), version)
+    return prices.get_book(current_session(), current_principal(), version)
 
 
 @blp.route("/price-books/<string:version>/entries", methods=["PUT"])
@@ -108,7 +104,7 @@ def get_price_book(version):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.PriceBookDetailSchema)
 def put_price_entries(data, version):  # type: ignore[no-untyped-def]
     """Add or replace entries of a draft (all checked; nothing written if one is wrong)."""
-    return prices.upsert_entries(current_session(), _actor(), version, data["entries"])
+    return prices.upsert_entries(current_session(), current_principal(), version, data["entries"])
 
 
 @blp.route("/price-books/<string:version>/entries/<string:parameter>", methods=["DELETE"])
@@ -116,7 +112,7 @@ def put_price_entries(data, version):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.PriceBookDetailSchema)
 def delete_price_entry(version, parameter):  # type: ignore[no-untyped-def]
     """Remove an entry from a draft."""
-    return prices.delete_entry(current_session(), _actor(), version, parameter)
+    return prices.delete_entry(current_session(), current_principal(), version, parameter)
 
 
 @blp.route("/price-books/<string:version>/publish", methods=["POST"])
@@ -124,7 +120,7 @@ def delete_price_entry(version, parameter):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.PriceBookDetailSchema)
 def publish_price_book(version):  # type: ignore[no-untyped-def]
     """Publish a draft (admin, verifier): it becomes usable by runs and immutable."""
-    return prices.publish_book(current_session(), _actor(), version)
+    return prices.publish_book(current_session(), current_principal(), version)
 
 
 # --- price indices -----------------------------------------------------------------------------
@@ -158,7 +154,7 @@ def get_price_index(code):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.IndexSeriesSchema)
 def put_price_index(data, code):  # type: ignore[no-untyped-def]
     """Create or describe a series (admin, verifier)."""
-    return _series_view(prices.upsert_series(current_session(), _actor(), {**data,
+    return _series_view(prices.upsert_series(current_session(), current_principal(), {**data,
                                                                            "code": code}))
 
 
@@ -169,7 +165,7 @@ def put_price_index(data, code):  # type: ignore[no-untyped-def]
 def put_price_index_values(data, code):  # type: ignore[no-untyped-def]
     """Set values of a series by year (finished runs keep the values they used)."""
     session = current_session()
-    prices.upsert_values(session, _actor(), code, data["values"])
+    prices.upsert_values(session, current_principal(), code, data["values"])
     return _series_view(prices.get_series(session, code))
 
 
@@ -183,7 +179,7 @@ def put_price_index_values(data, code):  # type: ignore[no-untyped-def]
 def list_quantity_sets(query):  # type: ignore[no-untyped-def]
     """Quantity sets the caller may read, newest first."""
     session = current_session()
-    stmt = quantities.list_sets(session, _actor(), region_code=query.get("region_code"),
+    stmt = quantities.list_sets(session, current_principal(), region_code=query.get("region_code"),
                                 year=query.get("year"))
     return paginate(session, stmt, query["page"], query["page_size"])
 
@@ -196,7 +192,7 @@ def list_quantity_sets(query):  # type: ignore[no-untyped-def]
 def create_quantity_set(data):  # type: ignore[no-untyped-def]
     """Physical quantities posted as rows (region, indicator, item, ecosystem type, quantity,
     unit, origin); every problem is reported at once."""
-    return quantities.create_from_rows(current_session(), _actor(), **data)
+    return quantities.create_from_rows(current_session(), current_principal(), **data)
 
 
 @blp.route("/quantity-sets/upload", methods=["POST"])
@@ -210,7 +206,7 @@ def upload_quantity_set(query, files):  # type: ignore[no-untyped-def]
     region_code, year, indicator, item, ecosystem_type, quantity, unit, origin, note (Chinese
     headers such as 地区代码, 指标, 实物量, 单位 are accepted)."""
     upload = files["file"]
-    return quantities.create_from_file(current_session(), _actor(), filename=upload.filename,
+    return quantities.create_from_file(current_session(), current_principal(), filename=upload.filename,
                                        data=upload.read(), **query)
 
 
@@ -247,7 +243,7 @@ def upload_grid(query, files):  # type: ignore[no-untyped-def]
         **extra)
     upload = files["file"]
     return quantities.create_from_grid_file(
-        current_session(), _actor(), region_code=query["region_code"], year=query["year"],
+        current_session(), current_principal(), region_code=query["region_code"], year=query["year"],
         filename=upload.filename, data=upload.read(), indicators=query.get("indicators"),
         options=options, note=query.get("note"))
 
@@ -262,7 +258,7 @@ def quantities_from_catalog(data):  # type: ignore[no-untyped-def]
     only): annual records, money figures preferred over physical ones for a product, units
     converted exactly, summed per county x indicator x item x ecosystem type; everything not
     used is listed in the set's warnings."""
-    return quantities.create_from_catalog(current_session(), _actor(), **data)
+    return quantities.create_from_catalog(current_session(), current_principal(), **data)
 
 
 @blp.route("/quantity-sets/<int:set_id>")
@@ -270,7 +266,7 @@ def quantities_from_catalog(data):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.QuantitySetSchema)
 def get_quantity_set(set_id):  # type: ignore[no-untyped-def]
     """One quantity set."""
-    return quantities.get_set(current_session(), _actor(), set_id)
+    return quantities.get_set(current_session(), current_principal(), set_id)
 
 
 @blp.route("/quantity-sets/<int:set_id>/rows")
@@ -280,7 +276,7 @@ def get_quantity_set(set_id):  # type: ignore[no-untyped-def]
 def list_quantity_rows(query, set_id):  # type: ignore[no-untyped-def]
     """The rows of a set: canonical quantity and unit next to the figure as reported."""
     session = current_session()
-    return paginate(session, quantities.set_rows(session, _actor(), set_id), query["page"],
+    return paginate(session, quantities.set_rows(session, current_principal(), set_id), query["page"],
                     query["page_size"])
 
 
@@ -293,7 +289,7 @@ def list_quantity_rows(query, set_id):  # type: ignore[no-untyped-def]
 def list_runs(query):  # type: ignore[no-untyped-def]
     """Published runs for everyone; unpublished ones too for those who may read them."""
     session = current_session()
-    stmt = runs.list_runs(session, _actor(), region_code=query.get("region_code"),
+    stmt = runs.list_runs(session, current_principal(), region_code=query.get("region_code"),
                           year=query.get("year"), status=query.get("status"))
     return paginate(session, stmt, query["page"], query["page_size"])
 
@@ -306,14 +302,14 @@ def list_runs(query):  # type: ignore[no-untyped-def]
 def create_run(data):  # type: ignore[no-untyped-def]
     """Value quantity sets for a region and year with a published price book; the run is
     stored with the hash of its inputs and never changes."""
-    return runs.create_run(current_session(), _actor(), **data)
+    return runs.create_run(current_session(), current_principal(), **data)
 
 
 @blp.route("/runs/<int:run_id>")
 @blp.response(200, schemas.RunSchema)
 def get_run(run_id):  # type: ignore[no-untyped-def]
     """A run: totals, ratios, unvalued indicators with reasons, warnings, prices used."""
-    return runs.get_run(current_session(), _actor(), run_id)
+    return runs.get_run(current_session(), current_principal(), run_id)
 
 
 @blp.route("/runs/<int:run_id>/results")
@@ -323,7 +319,7 @@ def list_results(query, run_id):  # type: ignore[no-untyped-def]
     """Result rows: indicator x item x region x ecosystem type."""
     session = current_session()
     page, page_size = query.pop("page"), query.pop("page_size")
-    stmt = runs.results_query(session, _actor(), run_id, **query)
+    stmt = runs.results_query(session, current_principal(), run_id, **query)
     return paginate(session, stmt, page, page_size)
 
 
@@ -332,14 +328,14 @@ def list_results(query, run_id):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.RunSchema)
 def publish_run(run_id):  # type: ignore[no-untyped-def]
     """Make a run public (admin, verifier). Its numbers never change."""
-    return runs.publish_run(current_session(), _actor(), run_id)
+    return runs.publish_run(current_session(), current_principal(), run_id)
 
 
 @blp.route("/runs/<int:run_id>/reproduction")
 @blp.response(200, schemas.ReproductionSchema)
 def reproduce_run(run_id):  # type: ignore[no-untyped-def]
     """Recompute the run from its stored inputs and compare hash and numbers."""
-    return runs.reproduce_run(current_session(), _actor(), run_id)
+    return runs.reproduce_run(current_session(), current_principal(), run_id)
 
 
 @blp.route("/runs/<int:run_id>/report")
@@ -348,7 +344,7 @@ def reproduce_run(run_id):  # type: ignore[no-untyped-def]
 def run_report(query, run_id):  # type: ignore[no-untyped-def]
     """A report table (by category, indicator, ecosystem type, region; detail, unvalued,
     prices) in 元, 万元 or 亿元; `region` narrows a prefecture run to one county."""
-    return reporting.report(current_session(), _actor(), run_id, by=query["by"],
+    return reporting.report(current_session(), current_principal(), run_id, by=query["by"],
                             unit=query["unit"], region_code=query.get("region"))
 
 
@@ -362,7 +358,7 @@ def run_report(query, run_id):  # type: ignore[no-untyped-def]
     "content": {XLSX_MIMETYPE: {"schema": BINARY}, "text/csv": {"schema": {"type": "string"}}}}})
 def export_run(query, run_id):  # type: ignore[no-untyped-def]
     """Download the run as XLSX or one table as CSV."""
-    data, filename = reporting.export(current_session(), _actor(), run_id,
+    data, filename = reporting.export(current_session(), current_principal(), run_id,
                                       fmt=query["format"], unit=query["unit"],
                                       table=query["table"], region_code=query.get("region"))
     mimetype = XLSX_MIMETYPE if query["format"] == "xlsx" else "text/csv"
@@ -374,7 +370,7 @@ def export_run(query, run_id):  # type: ignore[no-untyped-def]
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of GEP composition")
 def run_chart(query, run_id):  # type: ignore[no-untyped-def]
     """GEP composition by category and indicator (PNG)."""
-    data = reporting.composition_png(current_session(), _actor(), run_id, unit=query["unit"],
+    data = reporting.composition_png(current_session(), current_principal(), run_id, unit=query["unit"],
                                      region_code=query.get("region"))
     return Response(data, mimetype="image/png")
 
@@ -385,7 +381,7 @@ def run_chart(query, run_id):  # type: ignore[no-untyped-def]
 def run_asset_value(query, run_id):  # type: ignore[no-untyped-def]
     """NPV of the run's GEP (or a category or indicator) as an expected annual flow, with a
     sensitivity table over the discount rates. Never added to GEP."""
-    return runs.asset_value(current_session(), _actor(), run_id,
+    return runs.asset_value(current_session(), current_principal(), run_id,
                             discount_rates=query["rates"], horizon_years=query["horizon"],
                             growth=query["growth"], basis=query["basis"],
                             indicator_code=query.get("indicator"),
@@ -400,7 +396,7 @@ def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
     """NPV of one catalog product's annual flow (e.g. a forest carbon-sink parcel's
     sequestration over a crediting period) at a published book's unit price: a reference
     price per unit and per hectare over discount rates."""
-    return runs.product_value(current_session(), _actor(), product_id, year=query["year"],
+    return runs.product_value(current_session(), current_principal(), product_id, year=query["year"],
                               discount_rates=query["rates"], horizon_years=query["horizon"],
                               growth=query["growth"],
                               price_book_version=query.get("price_book_version"),
@@ -416,7 +412,7 @@ def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
 def compare(query):  # type: ignore[no-untyped-def]
     """Change from run `base` to run `other`: quantity, price, interaction and composition
     effects per row, indicator and category; the parts sum to the change."""
-    return runs.compare_runs(current_session(), _actor(), query["base"], query["other"],
+    return runs.compare_runs(current_session(), current_principal(), query["base"], query["other"],
                              basis=query["basis"])
 
 
@@ -425,6 +421,6 @@ def compare(query):  # type: ignore[no-untyped-def]
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of the change")
 def compare_chart(query):  # type: ignore[no-untyped-def]
     """Waterfall of the change between two runs and the change per indicator (PNG)."""
-    data = reporting.change_png(current_session(), _actor(), query["base"], query["other"],
+    data = reporting.change_png(current_session(), current_principal(), query["base"], query["other"],
                                 basis=query["basis"], unit=query["unit"])
     return Response(data, mimetype="image/png")
