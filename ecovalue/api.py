@@ -107,8 +107,8 @@ def sort_field(allowed: Sequence[str], **kwargs: Any) -> ma.fields.String:
             if part.lstrip("-+") not in allowed:
                 raise ma.ValidationError(f"cannot sort by {part!r}; choose from {list(allowed)}")
 
-    return ma.fields.String(validate=check, metadata={
-        "description": f"comma-separated, '-' for descending; one of {', '.join(allowed)}"}, **kwargs)
+    description = f"comma-separated, '-' for descending; one of {', '.join(allowed)}"
+    return ma.fields.String(validate=check, metadata={"description": description}, **kwargs)
 
 
 def file_response(data: bytes, filename: str, mimetype: str) -> Response:

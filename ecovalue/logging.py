@@ -61,11 +61,13 @@ def configure_logging(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         started = g.get("request_started")
         principal = g.get("principal")
+        duration = round((time.perf_counter() - started) * 1000, 2) if started else None
         access.info(
             "request", extra={
                 "method": request.method, "path": request.path, "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-                "actor": f"token:{principal.token_id}" if principal and principal.token_id else None,
+                "duration_ms": duration,
+                "actor": f"token:{principal.token_id}" if principal and principal.token_id
+                else None,
             },
         )
         return response

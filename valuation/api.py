@@ -206,7 +206,8 @@ def upload_quantity_set(query, files):  # type: ignore[no-untyped-def]
     region_code, year, indicator, item, ecosystem_type, quantity, unit, origin, note (Chinese
     headers such as 地区代码, 指标, 实物量, 单位 are accepted)."""
     upload = files["file"]
-    return quantities.create_from_file(current_session(), current_principal(), filename=upload.filename,
+    return quantities.create_from_file(current_session(), current_principal(),
+                                       filename=upload.filename,
                                        data=upload.read(), **query)
 
 
@@ -243,7 +244,8 @@ def upload_grid(query, files):  # type: ignore[no-untyped-def]
         **extra)
     upload = files["file"]
     return quantities.create_from_grid_file(
-        current_session(), current_principal(), region_code=query["region_code"], year=query["year"],
+        current_session(), current_principal(),
+        region_code=query["region_code"], year=query["year"],
         filename=upload.filename, data=upload.read(), indicators=query.get("indicators"),
         options=options, note=query.get("note"))
 
@@ -276,8 +278,8 @@ def get_quantity_set(set_id):  # type: ignore[no-untyped-def]
 def list_quantity_rows(query, set_id):  # type: ignore[no-untyped-def]
     """The rows of a set: canonical quantity and unit next to the figure as reported."""
     session = current_session()
-    return paginate(session, quantities.set_rows(session, current_principal(), set_id), query["page"],
-                    query["page_size"])
+    rows = quantities.set_rows(session, current_principal(), set_id)
+    return paginate(session, rows, query["page"], query["page_size"])
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -370,7 +372,8 @@ def export_run(query, run_id):  # type: ignore[no-untyped-def]
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of GEP composition")
 def run_chart(query, run_id):  # type: ignore[no-untyped-def]
     """GEP composition by category and indicator (PNG)."""
-    data = reporting.composition_png(current_session(), current_principal(), run_id, unit=query["unit"],
+    data = reporting.composition_png(current_session(), current_principal(),
+                                     run_id, unit=query["unit"],
                                      region_code=query.get("region"))
     return Response(data, mimetype="image/png")
 
@@ -396,7 +399,8 @@ def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
     """NPV of one catalog product's annual flow (e.g. a forest carbon-sink parcel's
     sequestration over a crediting period) at a published book's unit price: a reference
     price per unit and per hectare over discount rates."""
-    return runs.product_value(current_session(), current_principal(), product_id, year=query["year"],
+    return runs.product_value(current_session(), current_principal(),
+                              product_id, year=query["year"],
                               discount_rates=query["rates"], horizon_years=query["horizon"],
                               growth=query["growth"],
                               price_book_version=query.get("price_book_version"),
@@ -421,6 +425,7 @@ def compare(query):  # type: ignore[no-untyped-def]
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of the change")
 def compare_chart(query):  # type: ignore[no-untyped-def]
     """Waterfall of the change between two runs and the change per indicator (PNG)."""
-    data = reporting.change_png(current_session(), current_principal(), query["base"], query["other"],
+    data = reporting.change_png(current_session(), current_principal(),
+                                query["base"], query["other"],
                                 basis=query["basis"], unit=query["unit"])
     return Response(data, mimetype="image/png")

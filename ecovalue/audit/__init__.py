@@ -1,8 +1,8 @@
 """Audit trail: `record` a change inside the transaction that makes it; `verify_chain` checks it."""
 
 from ecovalue.audit.services import (
-    Change,
     ChainReport,
+    Change,
     record,
     record_many,
     snapshot,

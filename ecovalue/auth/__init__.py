@@ -1,8 +1,8 @@
 """Authentication (opaque bearer tokens) and authorization (roles and scopes, in `policy`)."""
 
 from ecovalue.auth.policy import (
-    ROLES,
     POLICY,
+    ROLES,
     Principal,
     Role,
     Scope,

@@ -38,7 +38,8 @@ class ApiToken(Base):
         sa.CheckConstraint(
             "role in ('admin','registrar','verifier','trader','finance','auditor')", name="role"
         ),
-        sa.CheckConstraint("role <> 'registrar' OR county_code IS NOT NULL", name="registrar_county"),
+        sa.CheckConstraint("role <> 'registrar' OR county_code IS NOT NULL",
+                           name="registrar_county"),
         sa.CheckConstraint("role <> 'trader' OR party_id IS NOT NULL", name="trader_party"),
     )
 

@@ -59,7 +59,8 @@ def system_principal(label: str = "cli") -> Principal:
     return Principal(role=Role.ADMIN, label=f"system:{label}")
 
 
-A, R, V, T, F, U = Role.ADMIN, Role.REGISTRAR, Role.VERIFIER, Role.TRADER, Role.FINANCE, Role.AUDITOR
+A, R, V, T = Role.ADMIN, Role.REGISTRAR, Role.VERIFIER, Role.TRADER
+F, U = Role.FINANCE, Role.AUDITOR
 ANY, COUNTY, PARTY = Scope.ANY, Scope.COUNTY, Scope.PARTY
 _READERS = {A: ANY, R: ANY, V: ANY, F: ANY, U: ANY}
 
