@@ -68,14 +68,22 @@ def _scope() -> str:
     return f"token:{principal.token_id}" if principal and principal.token_id else "anonymous"
 
 
-def _find(session: Session, scope: str, key: str) -> IdempotencyRecord | None:
-    return session.scalar(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
-                                           IdempotencyRecord.key == key)
-    )
+_RECORDS = IdempotencyRecord.__table__
+# Built once (every idempotent POST runs them): Core statements with bind parameters.
+_FIND = sa.select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.content_type,
+                  _RECORDS.c.location, _RECORDS.c.body).where(
+    _RECORDS.c.scope == sa.bindparam("scope"), _RECORDS.c.key == sa.bindparam("key"))
+_INSERT_ONCE = {
+    "postgresql": postgresql.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.id),
+    "sqlite": sqlite.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.id),
+}
 
 
-def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
+def _find(session: Session, scope: str, key: str) -> sa.Row | None:
+    return session.connection().execute(_FIND, {"scope": scope, "key": key}).first()
+
+
+def _replay(record: Any, request_hash: str) -> Response:
     if record.request_hash != request_hash:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used for a different request; use a new key"
@@ -122,15 +130,12 @@ def _insert_once(session: Session, values: dict) -> bool:
     """Store the record unless the key is taken: one `INSERT ... ON CONFLICT DO NOTHING`
     (it waits for a concurrent insert of the same key to commit or roll back), instead of a
     savepoint around a plain INSERT, which costs two more round trips per request."""
-    table = IdempotencyRecord.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        stmt = insert.values(**values).on_conflict_do_nothing().returning(table.c.id)
-        return session.execute(stmt).first() is not None
+    stmt = _INSERT_ONCE.get(session.get_bind().dialect.name)
+    if stmt is not None:
+        return session.connection().execute(stmt, values).first() is not None
     try:  # pragma: no cover - other databases
         with session.begin_nested():
-            session.execute(table.insert().values(**values))
+            session.execute(_RECORDS.insert().values(**values))
     except sa_exc.IntegrityError:
         return False
     return True

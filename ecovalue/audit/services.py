@@ -79,12 +79,20 @@ def compute_hash(
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
+_EVENTS = AuditEvent.__table__
+# Built once: every state change of the application appends here.
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY))
+_HEAD = sa.select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+_INSERT = _EVENTS.insert()
+
+
 def _lock_and_head(session: Session) -> tuple[int, str]:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
-    head = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
+    # Pending ORM changes go out before the chain's lock is taken, not while it is held.
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK)
+    head = connection.execute(_HEAD).first()
     return (head.seq, head.hash) if head else (0, GENESIS_HASH)
 
 
@@ -125,7 +133,7 @@ def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -
         })
         prev_hash = digest
     if rows:
-        session.execute(sa.insert(AuditEvent), rows)
+        session.connection().execute(_INSERT, rows if len(rows) > 1 else rows[0])
     return [r["seq"] for r in rows]
 
 

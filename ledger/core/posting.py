@@ -61,6 +61,76 @@ TX = LedgerTransaction.__table__
 POSTINGS = LedgerPosting.__table__
 BALANCES = LedgerBalance.__table__
 HOLDS = LedgerPendingHold.__table__
+ACCOUNTS = LedgerAccount.__table__
+ASSETS = LedgerAsset.__table__
+PERIODS = LedgerPeriod.__table__
+
+
+# --- statements of the write path, built once ------------------------------------------------
+# A single POST runs about ten statements; building each one per request (and computing its
+# cache key) cost more CPU than executing it. These are Core statements with bind parameters
+# (`expanding` for IN lists), so SQLAlchemy compiles each once per dialect and reuses it.
+
+_IDS, _CODES = sa.bindparam("ids", expanding=True), sa.bindparam("codes", expanding=True)
+_ACCOUNT_MATCH = sa.or_(ACCOUNTS.c.id.in_(_IDS), ACCOUNTS.c.code.in_(_CODES))
+_ACCOUNT_COLUMNS = (ACCOUNTS.c.id, ACCOUNTS.c.code, ACCOUNTS.c.party_id, ACCOUNTS.c.kind,
+                    ACCOUNTS.c.no_overdraft, ACCOUNTS.c.asset_id, ASSETS.c.code)
+_SELECT_ACCOUNTS = sa.select(*_ACCOUNT_COLUMNS).join(
+    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
+#: expired open holds that debit one of the matched accounts
+_EXPIRED_HOLDS = sa.select(HOLDS.c.transaction_id).where(
+    HOLDS.c.expires_at <= sa.bindparam("now"),
+    sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
+                      POSTINGS.c.direction == "debit",
+                      POSTINGS.c.account_id.in_(sa.bindparam("account_ids", expanding=True)))
+).limit(100)
+_CLOSED_MONTHS = sa.select(PERIODS.c.month).where(
+    PERIODS.c.status == "closed", PERIODS.c.month.in_(sa.bindparam("months", expanding=True)))
+#: PostgreSQL: accounts, plus (as scalar subqueries) the closed months and the expired holds
+_SELECT_ACCOUNTS_WITH_HINTS = sa.select(
+    *_ACCOUNT_COLUMNS,
+    sa.select(sa.func.array_agg(PERIODS.c.month)).where(
+        PERIODS.c.status == "closed",
+        PERIODS.c.month.in_(sa.bindparam("months", expanding=True))).scalar_subquery(),
+    sa.select(sa.func.array_agg(HOLDS.c.transaction_id)).where(
+        HOLDS.c.expires_at <= sa.bindparam("now"),
+        sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
+                          POSTINGS.c.direction == "debit",
+                          POSTINGS.c.account_id.in_(
+                              sa.select(ACCOUNTS.c.id).where(_ACCOUNT_MATCH)))
+    ).scalar_subquery(),
+).join(ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
+_KEY_MATCH = (TX.c.idempotency_scope == sa.bindparam("scope"),
+              TX.c.idempotency_key == sa.bindparam("key"))
+_FIND_BY_KEY = sa.select(TX.c.id, TX.c.request_hash).where(*_KEY_MATCH)
+#: PostgreSQL, one round trip: the shared period lock and the key look-up
+_LOCK_AND_FIND_BY_KEY = sa.select(
+    sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY),
+    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
+    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery())
+_LOCK_PERIODS_SHARED = sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
+_INSERT_HEADER = {
+    "postgresql": postgresql.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
+    "sqlite": sqlite.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
+}
+_LOCK_BALANCES = sa.select(
+    BALANCES.c.account_id, BALANCES.c.posted_debits, BALANCES.c.posted_credits,
+    BALANCES.c.pending_debits, BALANCES.c.pending_credits, BALANCES.c.last_effective_date,
+    BALANCES.c.version,
+).where(BALANCES.c.account_id.in_(_IDS)).order_by(BALANCES.c.account_id).with_for_update()
+_BALANCE_FIELDS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits",
+                   "last_effective_date", "version", "updated_at")
+_UPDATE_BALANCES = BALANCES.update().where(
+    BALANCES.c.account_id == sa.bindparam("b_id")).values(
+    {k: sa.bindparam(k) for k in _BALANCE_FIELDS})
+_INSERT_POSTINGS = POSTINGS.insert()
+_INSERT_HOLD = HOLDS.insert()
+
+
+def run(session: Session, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
+    """Execute a Core statement on the session's connection, in its transaction (Core
+    statements need none of the ORM's per-statement work)."""
+    return session.connection().execute(statement, params)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -177,16 +247,7 @@ def resolve_accounts(session: Session, refs: Iterable[int | str]) -> dict[int | 
     codes = {r for r in refs if isinstance(r, str) and "\x00" not in r}
     if not ids and not codes:
         return {}
-    a, s = LedgerAccount.__table__, LedgerAsset.__table__
-    clauses = []
-    if ids:
-        clauses.append(a.c.id.in_(ids))
-    if codes:
-        clauses.append(a.c.code.in_(codes))
-    rows = session.execute(
-        sa.select(a.c.id, a.c.code, a.c.party_id, a.c.kind, a.c.no_overdraft, a.c.asset_id,
-                  s.c.code).join(s, s.c.id == a.c.asset_id).where(sa.or_(*clauses))
-    )
+    rows = run(session, _SELECT_ACCOUNTS, {"ids": list(ids), "codes": list(codes)})
     out: dict[int | str, AccountRow] = {}
     for row in rows:
         account = AccountRow(*row)
@@ -314,25 +375,12 @@ def _resolve_with_hints(session: Session, refs: set, months: set[dt.date], now: 
                         ) -> tuple[dict[int | str, AccountRow], list[dt.date], list[int]]:
     """PostgreSQL: accounts by id/code, plus (as two scalar subqueries) the closed months among
     `months` and the expired open holds that debit one of these accounts."""
-    a, s = LedgerAccount.__table__, LedgerAsset.__table__
     ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
     codes = [r for r in refs if isinstance(r, str) and "\x00" not in r]
     if not ids and not codes:
         return {}, [], []
-    match = sa.or_(a.c.id.in_(ids) if ids else sa.false(), a.c.code.in_(codes) if codes
-                   else sa.false())
-    closed = sa.select(sa.func.array_agg(LedgerPeriod.month)).where(
-        LedgerPeriod.status == "closed", LedgerPeriod.month.in_(months)).scalar_subquery()
-    expired = sa.select(sa.func.array_agg(HOLDS.c.transaction_id)).where(
-        HOLDS.c.expires_at <= now,
-        sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
-                          POSTINGS.c.direction == "debit",
-                          POSTINGS.c.account_id.in_(sa.select(a.c.id).where(match)))
-    ).scalar_subquery()
-    rows = session.execute(
-        sa.select(a.c.id, a.c.code, a.c.party_id, a.c.kind, a.c.no_overdraft, a.c.asset_id,
-                  s.c.code, closed, expired)
-        .join(s, s.c.id == a.c.asset_id).where(match)).all()
+    rows = run(session, _SELECT_ACCOUNTS_WITH_HINTS, {
+        "ids": ids, "codes": codes, "months": list(months), "now": now}).all()
     out: dict[int | str, AccountRow] = {}
     for row in rows:
         account = AccountRow(*row[:7])
@@ -363,7 +411,7 @@ def lock_periods_shared(session: Session) -> None:
     """PostgreSQL: the shared side of the period lock (closing takes it exclusively), held
     until the end of the transaction."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY)))
+        run(session, _LOCK_PERIODS_SHARED)
 
 
 def check_periods(session: Session, dates: Iterable[dt.date]) -> None:
@@ -373,8 +421,7 @@ def check_periods(session: Session, dates: Iterable[dt.date]) -> None:
     if not months:
         return
     lock_periods_shared(session)
-    refuse_closed(set(session.scalars(sa.select(LedgerPeriod.month).where(
-        LedgerPeriod.status == "closed", LedgerPeriod.month.in_(months))).all()))
+    refuse_closed(set(run(session, _CLOSED_MONTHS, {"months": list(months)}).scalars()))
 
 
 def refuse_closed(closed: set[dt.date]) -> None:
@@ -391,19 +438,12 @@ def lock_and_find_by_key(session: Session, scope: str, key: str | None
                          ) -> tuple[int, str] | None:
     """PostgreSQL, one round trip: take the shared period lock and look the idempotency key
     up (the look-up is only a shortcut for replays; the unique index decides)."""
-    t = TX
-    found = sa.select(t.c.id).where(t.c.idempotency_scope == scope,
-                                    t.c.idempotency_key == key).scalar_subquery()
-    digest = sa.select(t.c.request_hash).where(t.c.idempotency_scope == scope,
-                                               t.c.idempotency_key == key).scalar_subquery()
-    row = session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY),
-                                    found, digest)).one()
+    row = run(session, _LOCK_AND_FIND_BY_KEY, {"scope": scope, "key": key}).one()
     return (row[1], row[2]) if key is not None and row[1] is not None else None
 
 
 def find_by_key(session: Session, scope: str, key: str) -> tuple[int, str] | None:
-    row = session.execute(sa.select(TX.c.id, TX.c.request_hash).where(
-        TX.c.idempotency_scope == scope, TX.c.idempotency_key == key)).first()
+    row = run(session, _FIND_BY_KEY, {"scope": scope, "key": key}).first()
     return (row[0], row[1]) if row else None
 
 
@@ -418,12 +458,10 @@ def replay_or_refuse(found: tuple[int, str], request_hash: str) -> int:
 def _insert_header(session: Session, values: dict) -> int | None:
     """Insert one transaction header; None if a unique constraint (idempotency key, reversal
     or resolution of the same original) already holds a committed row."""
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:  # pragma: no cover - only the two supported databases
+    stmt = _INSERT_HEADER.get(session.get_bind().dialect.name)
+    if stmt is None:  # pragma: no cover - only the two supported databases
         return session.execute(sa.insert(TX).values(**values).returning(TX.c.id)).scalar_one()
-    stmt = insert(TX).values(**values).on_conflict_do_nothing().returning(TX.c.id)
-    return session.execute(stmt).scalar()
+    return run(session, stmt, values).scalar()
 
 
 # --- balances --------------------------------------------------------------------------------
@@ -447,14 +485,7 @@ class Totals:
 def lock_balances(session: Session, account_ids: Iterable[int]) -> dict[int, Totals]:
     """Row-lock the balance rows in ascending account id (FOR UPDATE is a no-op on SQLite,
     whose writers already hold the database write lock from BEGIN IMMEDIATE)."""
-    ids = sorted(set(account_ids))
-    rows = session.execute(
-        sa.select(BALANCES.c.account_id, BALANCES.c.posted_debits, BALANCES.c.posted_credits,
-                  BALANCES.c.pending_debits, BALANCES.c.pending_credits,
-                  BALANCES.c.last_effective_date, BALANCES.c.version)
-        .where(BALANCES.c.account_id.in_(ids)).order_by(BALANCES.c.account_id)
-        .with_for_update()
-    )
+    rows = run(session, _LOCK_BALANCES, {"ids": sorted(set(account_ids))})
     return {r[0]: Totals(*r[1:]) for r in rows}
 
 
@@ -473,9 +504,7 @@ def write_balances(session: Session, totals: Mapping[int, Totals], now: dt.datet
                      "last_effective_date": t.last_effective_date, "version": t.version + 1,
                      "updated_at": now})
     if rows:
-        session.execute(
-            BALANCES.update().where(BALANCES.c.account_id == sa.bindparam("b_id")).values(
-                {k: sa.bindparam(k) for k in rows[0] if k != "b_id"}), rows)
+        run(session, _UPDATE_BALANCES, rows)
 
 
 def apply_legs(totals: Mapping[int, Totals], legs: Iterable[tuple[AccountRow, str, int]], *,
@@ -555,11 +584,8 @@ def expired_holds_touching(session: Session, account_ids: Iterable[int],
     ids = list(set(account_ids))
     if not ids:
         return {}
-    found = session.scalars(sa.select(HOLDS.c.transaction_id).where(
-        HOLDS.c.expires_at <= now,
-        sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
-                          POSTINGS.c.account_id.in_(ids), POSTINGS.c.direction == "debit"),
-    ).limit(100)).all()
+    found = run(session, _EXPIRED_HOLDS, {"now": now, "account_ids": ids}
+                ).scalars().all()
     return pending_legs(session, found)
 
 
@@ -679,9 +705,10 @@ def write_one(session: Session, actor: Principal, p: Prepared, *, now: dt.dateti
     if p.phase != "post_pending":  # posting a pending spends what it reserved: no new check
         check_guards(totals, debited)
     if p.legs:
-        session.execute(POSTINGS.insert(), posting_rows(tx_id, p))
+        rows = posting_rows(tx_id, p)
+        run(session, _INSERT_POSTINGS, rows if len(rows) > 1 else rows[0])
     if p.phase == "pending":
-        session.execute(HOLDS.insert().values(transaction_id=tx_id, expires_at=p.spec.expires_at))
+        run(session, _INSERT_HOLD, {"transaction_id": tx_id, "expires_at": p.spec.expires_at})
     write_balances(session, totals, now)
     if p.phase != "pending":
         backdated = {a: (acc, p.effective_date, previous_dates[a]) for a, acc in debited.items()
