@@ -67,7 +67,7 @@ def _created(view: services.TransactionView) -> tuple[Any, int, dict]:
 @blp.route("/assets", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AssetCreateSchema)
+@blp.arguments(S.AssetCreateSchema())
 @blp.response(201, S.AssetSchema)
 @errors(422)
 def create_asset(body):  # type: ignore[no-untyped-def]
@@ -77,7 +77,7 @@ def create_asset(body):  # type: ignore[no-untyped-def]
 
 @blp.route("/assets", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AssetQuerySchema, location="query")
+@blp.arguments(S.AssetQuerySchema(), location="query")
 @blp.response(200, page_of(S.AssetSchema))
 def list_assets(query):  # type: ignore[no-untyped-def]
     """Assets, by code."""
@@ -101,7 +101,7 @@ def get_asset(code):  # type: ignore[no-untyped-def]
 @blp.route("/accounts", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AccountCreateSchema)
+@blp.arguments(S.AccountCreateSchema())
 @blp.response(201, S.AccountSchema)
 @errors(422)
 def create_account(body):  # type: ignore[no-untyped-def]
@@ -111,7 +111,7 @@ def create_account(body):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AccountQuerySchema, location="query")
+@blp.arguments(S.AccountQuerySchema(), location="query")
 @blp.response(200, page_of(S.AccountSchema))
 def list_accounts(query):  # type: ignore[no-untyped-def]
     """Accounts (a trader sees its own party's)."""
@@ -131,7 +131,7 @@ def get_account(account):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts/<string:account>/balance")
 @blp.authenticated
-@blp.arguments(S.AsOfQuerySchema, location="query")
+@blp.arguments(S.AsOfQuerySchema(), location="query")
 @blp.response(200, S.BalanceSchema)
 @errors(404)
 def account_balance(query, account):  # type: ignore[no-untyped-def]
@@ -147,7 +147,7 @@ def _statement(query: dict, account: str) -> services.Statement:
 
 @blp.route("/accounts/<string:account>/statement")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.arguments(S.StatementQuerySchema(), location="query")
 @blp.response(200, S.StatementSchema)
 @errors(404)
 def account_statement(query, account):  # type: ignore[no-untyped-def]
@@ -157,7 +157,7 @@ def account_statement(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts/<string:account>/statement.csv")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.arguments(S.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string"}, content_type="text/csv")
 @errors(404)
 def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
@@ -169,7 +169,7 @@ def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts/<string:account>/statement.xlsx")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema, location="query")
+@blp.arguments(S.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string", "format": "binary"}, content_type=XLSX_MIMETYPE)
 @errors(404)
 def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
@@ -181,7 +181,7 @@ def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/parties/<int:party_id>/balances")
 @blp.authenticated
-@blp.arguments(S.AsOfQuerySchema, location="query")
+@blp.arguments(S.AsOfQuerySchema(), location="query")
 @blp.response(200, S.PartyBalancesSchema)
 @errors(404)
 def party_balances(query, party_id):  # type: ignore[no-untyped-def]
@@ -198,7 +198,7 @@ def party_balances(query, party_id):  # type: ignore[no-untyped-def]
 @blp.route("/transactions", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.TransactionInSchema)
+@blp.arguments(S.TransactionInSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 422)
 def create_transaction(body):  # type: ignore[no-untyped-def]
@@ -210,7 +210,7 @@ def create_transaction(body):  # type: ignore[no-untyped-def]
 
 @blp.route("/transactions", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.TransactionQuerySchema, location="query")
+@blp.arguments(S.TransactionQuerySchema(), location="query")
 @blp.response(200, page_of(S.TransactionSchema))
 @errors(404)
 def list_transactions(query):  # type: ignore[no-untyped-def]
@@ -237,7 +237,7 @@ def get_transaction(tx_id):  # type: ignore[no-untyped-def]
 @blp.route("/transactions/<int:tx_id>/reverse", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.ReverseSchema)
+@blp.arguments(S.ReverseSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)
 def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
@@ -249,7 +249,7 @@ def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
 @blp.route("/transactions/<int:tx_id>/post", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.ReverseSchema)
+@blp.arguments(S.ReverseSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)
 def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
@@ -261,7 +261,7 @@ def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
 @blp.route("/transactions/<int:tx_id>/void", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.VoidSchema)
+@blp.arguments(S.VoidSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)
 def void_pending(body, tx_id):  # type: ignore[no-untyped-def]
@@ -281,7 +281,7 @@ def expire_pendings():  # type: ignore[no-untyped-def]
 @blp.route("/batches", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.BatchInSchema)
+@blp.arguments(S.BatchInSchema())
 @blp.response(201, S.BatchSchema)
 @errors(400, 422)
 def post_batch(body):  # type: ignore[no-untyped-def]
@@ -331,7 +331,7 @@ def _month(text: str):  # type: ignore[no-untyped-def]
 
 @blp.route("/periods/<string:month>/close", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.PeriodActionSchema)
+@blp.arguments(S.PeriodActionSchema())
 @blp.response(200, S.PeriodSchema)
 @errors(409, 422)
 def close_period(body, month):  # type: ignore[no-untyped-def]
@@ -342,7 +342,7 @@ def close_period(body, month):  # type: ignore[no-untyped-def]
 
 @blp.route("/periods/<string:month>/reopen", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.PeriodActionSchema)
+@blp.arguments(S.PeriodActionSchema())
 @blp.response(200, S.PeriodSchema)
 @errors(409, 422)
 def reopen_period(body, month):  # type: ignore[no-untyped-def]
@@ -357,7 +357,7 @@ def reopen_period(body, month):  # type: ignore[no-untyped-def]
 @blp.route("/assertions", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AssertionInSchema)
+@blp.arguments(S.AssertionInSchema())
 @blp.response(201, S.AssertionSchema)
 @errors(404, 422)
 def create_assertion(body):  # type: ignore[no-untyped-def]
@@ -370,7 +370,7 @@ def create_assertion(body):  # type: ignore[no-untyped-def]
 
 @blp.route("/assertions", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AssertionQuerySchema, location="query")
+@blp.arguments(S.AssertionQuerySchema(), location="query")
 @blp.response(200, page_of(S.AssertionSchema))
 @errors(404)
 def list_assertions(query):  # type: ignore[no-untyped-def]
@@ -384,7 +384,7 @@ def list_assertions(query):  # type: ignore[no-untyped-def]
 
 @blp.route("/assertions/recheck", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.RecheckSchema)
+@blp.arguments(S.RecheckSchema())
 @blp.response(200, S.RecheckResultSchema)
 @errors(404)
 def recheck_assertions(body):  # type: ignore[no-untyped-def]
