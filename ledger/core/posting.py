@@ -86,7 +86,13 @@ _EXPIRED_HOLDS = sa.select(HOLDS.c.transaction_id).where(
 ).limit(100)
 _CLOSED_MONTHS = sa.select(PERIODS.c.month).where(
     PERIODS.c.status == "closed", PERIODS.c.month.in_(sa.bindparam("months", expanding=True)))
+#: the guarded accounts a write debits (whose expired holds it releases)
+_GUARDED_DEBITED = sa.select(ACCOUNTS.c.id).where(
+    sa.or_(ACCOUNTS.c.id.in_(sa.bindparam("debit_ids", expanding=True)),
+           ACCOUNTS.c.code.in_(sa.bindparam("debit_codes", expanding=True))),
+    ACCOUNTS.c.no_overdraft.is_(True))
 #: PostgreSQL: accounts, plus (as scalar subqueries) the closed months and the expired holds
+#: that debit one of the guarded accounts the write debits (as `expired_holds_touching`)
 _SELECT_ACCOUNTS_WITH_HINTS = sa.select(
     *_ACCOUNT_COLUMNS,
     sa.select(sa.func.array_agg(PERIODS.c.month)).where(
@@ -96,8 +102,7 @@ _SELECT_ACCOUNTS_WITH_HINTS = sa.select(
         HOLDS.c.expires_at <= sa.bindparam("now"),
         sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
                           POSTINGS.c.direction == "debit",
-                          POSTINGS.c.account_id.in_(
-                              sa.select(ACCOUNTS.c.id).where(_ACCOUNT_MATCH)))
+                          POSTINGS.c.account_id.in_(_GUARDED_DEBITED))
     ).scalar_subquery(),
 ).join(ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
 _KEY_MATCH = (TX.c.idempotency_scope == sa.bindparam("scope"),
@@ -341,15 +346,20 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
     come back in ONE statement (taken after the shared period lock, so a close committed
     before it is seen); `period_lock_held` says the caller took that lock already."""
     today = local_date(now)
-    refs = {p.account for s in specs for p in (s.postings or ())
-            if isinstance(p.account, (int, str)) and not isinstance(p.account, bool)}
+    refs, debited = set(), set()
+    for spec in specs:
+        for p in spec.postings or ():
+            if isinstance(p.account, (int, str)) and not isinstance(p.account, bool):
+                refs.add(p.account)
+                if p.direction == "debit":
+                    debited.add(p.account)
     months = {month_of(s.effective_date or today) for s in specs
               if isinstance(s.effective_date, dt.date) or s.effective_date is None}
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and not period_lock_held:
         lock_periods_shared(session)
     if postgres:
-        accounts, closed, expired = _resolve_with_hints(session, refs, months, now)
+        accounts, closed, expired = _resolve_with_hints(session, refs, debited, months, now)
     else:
         accounts, closed, expired = resolve_accounts(session, refs), None, None
     errors = _Errors()
@@ -371,16 +381,24 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
     return prepared
 
 
-def _resolve_with_hints(session: Session, refs: set, months: set[dt.date], now: dt.datetime
-                        ) -> tuple[dict[int | str, AccountRow], list[dt.date], list[int]]:
-    """PostgreSQL: accounts by id/code, plus (as two scalar subqueries) the closed months among
-    `months` and the expired open holds that debit one of these accounts."""
+def _split_refs(refs: Iterable[int | str]) -> tuple[list[int], list[str]]:
     ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
     codes = [r for r in refs if isinstance(r, str) and "\x00" not in r]
+    return ids, codes
+
+
+def _resolve_with_hints(session: Session, refs: set, debited: set, months: set[dt.date],
+                        now: dt.datetime
+                        ) -> tuple[dict[int | str, AccountRow], list[dt.date], list[int]]:
+    """PostgreSQL: accounts by id/code, plus (as two scalar subqueries) the closed months among
+    `months` and the expired open holds that debit one of the guarded `debited` accounts."""
+    ids, codes = _split_refs(refs)
     if not ids and not codes:
         return {}, [], []
+    debit_ids, debit_codes = _split_refs(debited)
     rows = run(session, _SELECT_ACCOUNTS_WITH_HINTS, {
-        "ids": ids, "codes": codes, "months": list(months), "now": now}).all()
+        "ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
+        "months": list(months), "now": now}).all()
     out: dict[int | str, AccountRow] = {}
     for row in rows:
         account = AccountRow(*row[:7])
