@@ -86,27 +86,49 @@ _EXPIRED_HOLDS = sa.select(HOLDS.c.transaction_id).where(
 ).limit(100)
 _CLOSED_MONTHS = sa.select(PERIODS.c.month).where(
     PERIODS.c.status == "closed", PERIODS.c.month.in_(sa.bindparam("months", expanding=True)))
-#: the guarded accounts a write debits (whose expired holds it releases)
+_KEY_MATCH = (TX.c.idempotency_scope == sa.bindparam("scope"),
+              TX.c.idempotency_key == sa.bindparam("key"))
+
+
+#: the guarded accounts this write debits (whose expired holds it releases)
 _GUARDED_DEBITED = sa.select(ACCOUNTS.c.id).where(
     sa.or_(ACCOUNTS.c.id.in_(sa.bindparam("debit_ids", expanding=True)),
            ACCOUNTS.c.code.in_(sa.bindparam("debit_codes", expanding=True))),
     ACCOUNTS.c.no_overdraft.is_(True))
-#: PostgreSQL: accounts, plus (as scalar subqueries) the closed months and the expired holds
-#: that debit one of the guarded accounts the write debits (as `expired_holds_touching`)
-_SELECT_ACCOUNTS_WITH_HINTS = sa.select(
-    *_ACCOUNT_COLUMNS,
-    sa.select(sa.func.array_agg(PERIODS.c.month)).where(
+
+
+def _hints(aggregate: Any) -> tuple[sa.ScalarSelect, sa.ScalarSelect]:
+    """The closed months among `months` and the expired open holds that debit one of the
+    guarded accounts the write debits (as `expired_holds_touching` finds them), each
+    aggregated into one value."""
+    closed = sa.select(aggregate(PERIODS.c.month)).where(
         PERIODS.c.status == "closed",
-        PERIODS.c.month.in_(sa.bindparam("months", expanding=True))).scalar_subquery(),
-    sa.select(sa.func.array_agg(HOLDS.c.transaction_id)).where(
+        PERIODS.c.month.in_(sa.bindparam("months", expanding=True))).scalar_subquery()
+    expired = sa.select(aggregate(HOLDS.c.transaction_id)).where(
         HOLDS.c.expires_at <= sa.bindparam("now"),
         sa.exists().where(POSTINGS.c.transaction_id == HOLDS.c.transaction_id,
                           POSTINGS.c.direction == "debit",
                           POSTINGS.c.account_id.in_(_GUARDED_DEBITED))
-    ).scalar_subquery(),
-).join(ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
-_KEY_MATCH = (TX.c.idempotency_scope == sa.bindparam("scope"),
-              TX.c.idempotency_key == sa.bindparam("key"))
+    ).scalar_subquery()
+    return closed, expired
+
+
+#: PostgreSQL (after the period lock): accounts, closed months, expired holds
+_SELECT_ACCOUNTS_WITH_HINTS = sa.select(*_ACCOUNT_COLUMNS, *_hints(sa.func.array_agg)).join(
+    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
+#: SQLite (whose writer holds the database lock already): the same plus the idempotency key,
+#: as one row per account, or one row of NULL accounts if none matches
+_LOOKUP_HEAD = sa.select(
+    *(c.label(n) for c, n in zip(_hints(sa.func.json_group_array), ("closed", "expired"),
+                                 strict=True)),
+    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
+    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery().label("key_hash"),
+).subquery("head")
+_SELECT_ACCOUNTS_WITH_HINTS_AND_KEY = sa.select(
+    *_ACCOUNT_COLUMNS, _LOOKUP_HEAD.c.closed, _LOOKUP_HEAD.c.expired, _LOOKUP_HEAD.c.key_id,
+    _LOOKUP_HEAD.c.key_hash,
+).select_from(_LOOKUP_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
+    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
 _FIND_BY_KEY = sa.select(TX.c.id, TX.c.request_hash).where(*_KEY_MATCH)
 #: PostgreSQL, one round trip: the shared period lock and the key look-up
 _LOCK_AND_FIND_BY_KEY = sa.select(
@@ -219,8 +241,8 @@ class Prepared:
     reverses_id: int | None = None
     pending_id: int | None = None
     request_hash: str | None = None
-    #: PostgreSQL: ids of expired holds on these accounts, found with the accounts (None:
-    #: not looked up yet)
+    #: ids of the expired holds debiting the guarded accounts this write debits, found with
+    #: the accounts (None: not looked up yet)
     expired_holds: list[int] | None = None
 
 
@@ -337,15 +359,22 @@ def _validate_legs(spec: TransactionSpec, where: str, errors: _Errors,
     return legs
 
 
-def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
-            now: dt.datetime, batch: bool = False,
-            period_lock_held: bool = False) -> list[Prepared]:
-    """Validate `specs` (all errors at once), authorize, check periods.
+@dataclasses.dataclass
+class Lookup:
+    """What validating a write needs from the database, read in as few statements as
+    possible: the accounts, the closed months among the dates, the expired holds on the
+    accounts (None: not read, the writer reads them itself) and, with a key, the transaction
+    already stored under it."""
 
-    On PostgreSQL the accounts, the closed months and the expired holds on those accounts
-    come back in ONE statement (taken after the shared period lock, so a close committed
-    before it is seen); `period_lock_held` says the caller took that lock already."""
-    today = local_date(now)
+    accounts: dict[int | str, AccountRow]
+    closed: list[dt.date] | None
+    expired: list[int] | None
+    found: tuple[int, str] | None = None
+
+
+def _refs_and_months(specs: Sequence[TransactionSpec], today: dt.date
+                     ) -> tuple[set[int | str], set[int | str], set[dt.date]]:
+    """Accounts named by the specs, those of them named in a debit, and the months."""
     refs, debited = set(), set()
     for spec in specs:
         for p in spec.postings or ():
@@ -355,13 +384,71 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
                     debited.add(p.account)
     months = {month_of(s.effective_date or today) for s in specs
               if isinstance(s.effective_date, dt.date) or s.effective_date is None}
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and not period_lock_held:
-        lock_periods_shared(session)
-    if postgres:
+    return refs, debited, months
+
+
+def look_up(session: Session, specs: Sequence[TransactionSpec], *, now: dt.datetime,
+            scope: str | None = None, key: str | None = None) -> Lookup:
+    """Read what `prepare` needs, and the idempotency key first if one is given (a found
+    key means a replay or a reuse: the caller answers before validating anything).
+
+    PostgreSQL: the shared period lock with the key look-up (one round trip), then the
+    accounts, closed months and expired holds in ONE statement, taken after the lock so a
+    close committed before it is seen. SQLite (the writer holds the database lock since
+    BEGIN IMMEDIATE): all of it in one statement."""
+    refs, debited, months = _refs_and_months(specs, local_date(now))
+    if session.get_bind().dialect.name == "postgresql":
+        found = lock_and_find_by_key(session, scope or "", key)
+        if found is not None:
+            return Lookup({}, None, None, found)
         accounts, closed, expired = _resolve_with_hints(session, refs, debited, months, now)
+        return Lookup(accounts, closed, expired)
+    ids, codes = _split_refs(refs)
+    debit_ids, debit_codes = _split_refs(debited)
+    rows = run(session, _SELECT_ACCOUNTS_WITH_HINTS_AND_KEY, {
+        "ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
+        "months": list(months), "now": now, "scope": scope, "key": key}).all()
+    head = rows[0]
+    if key is not None and head.key_id is not None:
+        return Lookup({}, None, None, (head.key_id, head.key_hash))
+    accounts: dict[int | str, AccountRow] = {}
+    for row in rows:
+        if row[0] is not None:
+            account = AccountRow(*row[:7])
+            accounts[account.id] = account
+            accounts[account.code] = account
+    closed = [dt.date.fromisoformat(m) for m in json.loads(head.closed)]
+    return Lookup(accounts, closed, sorted(set(json.loads(head.expired)))[:100])
+
+
+def _split_refs(refs: Iterable[int | str]) -> tuple[list[int], list[str]]:
+    ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
+    codes = [r for r in refs if isinstance(r, str) and "\x00" not in r]
+    return ids, codes
+
+
+def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
+            now: dt.datetime, batch: bool = False, period_lock_held: bool = False,
+            lookup: Lookup | None = None) -> list[Prepared]:
+    """Validate `specs` (all errors at once), authorize, check periods.
+
+    `lookup`: what `look_up` read already. Otherwise, on PostgreSQL the accounts, the closed
+    months and the expired holds on those accounts come back in ONE statement (taken after
+    the shared period lock, so a close committed before it is seen); `period_lock_held` says
+    the caller took that lock already."""
+    today = local_date(now)
+    if lookup is not None:
+        accounts, closed, expired = lookup.accounts, lookup.closed, lookup.expired
     else:
-        accounts, closed, expired = resolve_accounts(session, refs), None, None
+        refs, debited, months = _refs_and_months(specs, today)
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres and not period_lock_held:
+            lock_periods_shared(session)
+        if postgres:
+            accounts, closed, expired = _resolve_with_hints(session, refs, debited, months,
+                                                            now)
+        else:
+            accounts, closed, expired = resolve_accounts(session, refs), None, None
     errors = _Errors()
     prepared = []
     for i, spec in enumerate(specs):
@@ -379,12 +466,6 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
     else:
         refuse_closed({m for m in closed if m in {month_of(d) for d in dates}})
     return prepared
-
-
-def _split_refs(refs: Iterable[int | str]) -> tuple[list[int], list[str]]:
-    ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_AMOUNT]
-    codes = [r for r in refs if isinstance(r, str) and "\x00" not in r]
-    return ids, codes
 
 
 def _resolve_with_hints(session: Session, refs: set, debited: set, months: set[dt.date],

@@ -353,18 +353,13 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     now = _now(now)
     key = spec.idempotency_key
     request_hash = spec.request_hash() if key is not None else None
-    postgres = session.get_bind().dialect.name == "postgresql"
-    found = None
-    if postgres:
-        found = P.lock_and_find_by_key(session, P.scope_of(actor),
-                                       key if isinstance(key, str) else None)
-    elif key is not None and isinstance(key, str):
-        found = P.find_by_key(session, P.scope_of(actor), key)
-    if found is not None:
+    lookup = P.look_up(session, [spec], now=now, scope=P.scope_of(actor),
+                       key=key if isinstance(key, str) else None)
+    if lookup.found is not None:
         authorize(actor, "ledger.transaction.create", party=_any_party(actor))
-        return _view(session, P.replay_or_refuse(found, request_hash), now,  # type: ignore
-                     replayed=True)
-    prepared = P.prepare(session, actor, [spec], now=now, period_lock_held=postgres)[0]
+        return _view(session, P.replay_or_refuse(lookup.found, request_hash),  # type: ignore
+                     now, replayed=True)
+    prepared = P.prepare(session, actor, [spec], now=now, lookup=lookup)[0]
     prepared.request_hash = request_hash
     action = "ledger.pending.create" if spec.pending else "ledger.transaction.create"
     tx_id = P.write_one(session, actor, prepared, now=now, action=action)
