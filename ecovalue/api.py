@@ -152,14 +152,26 @@ class Blueprint(flask_smorest.Blueprint):
             wrapper = self.alt_response(status, response=name)(wrapper)
         return wrapper
 
-    def idempotent(self, func: Callable) -> Callable:
+    def idempotent(self, func: Callable | None = None, *, by_service: bool = False) -> Callable:
         """Accept an `Idempotency-Key` header: a replay returns the first response unchanged,
-        the same key with another body is a 409. Put it above `arguments`/`response`."""
-        from ecovalue.idempotency import run_idempotent  # avoid an import circle at load
+        the same key with another body is a 409. Put it above `arguments`/`response`.
+
+        `@blp.idempotent(by_service=True)`: the view's service stores the key with what it
+        creates, rebuilds the first response on a replay and claims the key with
+        `ecovalue.idempotency.claim`; the route then stores no response of its own (two
+        statements fewer per request) and only checks and documents the header."""
+        if func is None:
+            return functools.partial(self.idempotent, by_service=by_service)
+        from ecovalue.idempotency import (  # avoid an import circle at load
+            run_idempotent,
+            run_service_idempotent,
+        )
+
+        run = run_service_idempotent if by_service else run_idempotent
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return run_idempotent(lambda: func(*args, **kwargs))
+            return run(lambda: func(*args, **kwargs))
 
         _add_doc(wrapper, func, parameters=[{
             "in": "header", "name": "Idempotency-Key", "required": False,

@@ -197,7 +197,7 @@ def party_balances(query, party_id):  # type: ignore[no-untyped-def]
 
 @blp.route("/transactions", methods=["POST"])
 @blp.authenticated
-@blp.idempotent
+@blp.idempotent(by_service=True)
 @blp.arguments(S.TransactionInSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 422)
@@ -236,7 +236,7 @@ def get_transaction(tx_id):  # type: ignore[no-untyped-def]
 
 @blp.route("/transactions/<int:tx_id>/reverse", methods=["POST"])
 @blp.authenticated
-@blp.idempotent
+@blp.idempotent(by_service=True)
 @blp.arguments(S.ReverseSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)
@@ -248,7 +248,7 @@ def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
 
 @blp.route("/transactions/<int:tx_id>/post", methods=["POST"])
 @blp.authenticated
-@blp.idempotent
+@blp.idempotent(by_service=True)
 @blp.arguments(S.ReverseSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)
@@ -260,7 +260,7 @@ def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
 
 @blp.route("/transactions/<int:tx_id>/void", methods=["POST"])
 @blp.authenticated
-@blp.idempotent
+@blp.idempotent(by_service=True)
 @blp.arguments(S.VoidSchema())
 @blp.response(201, S.TransactionSchema)
 @errors(400, 404, 422)

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ecovalue import audit
+from ecovalue import audit, idempotency
 from ecovalue.auth.policy import Principal, Role, authorize
 from ecovalue.errors import BadRequest, Forbidden, IdempotencyKeyReused
 from ledger.core import errors as E
@@ -88,6 +88,9 @@ _CLOSED_MONTHS = sa.select(PERIODS.c.month).where(
     PERIODS.c.status == "closed", PERIODS.c.month.in_(sa.bindparam("months", expanding=True)))
 _KEY_MATCH = (TX.c.idempotency_scope == sa.bindparam("scope"),
               TX.c.idempotency_key == sa.bindparam("key"))
+#: the key is held in the shared idempotency records (by another route, or our own claim)
+_KEY_CLAIMED = sa.exists().where(idempotency.RECORDS.c.scope == sa.bindparam("scope"),
+                                 idempotency.RECORDS.c.key == sa.bindparam("key"))
 
 
 #: the guarded accounts this write debits (whose expired holds it releases)
@@ -123,23 +126,35 @@ _LOOKUP_HEAD = sa.select(
                                  strict=True)),
     sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
     sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery().label("key_hash"),
+    _KEY_CLAIMED.label("key_claimed"),
 ).subquery("head")
 _SELECT_ACCOUNTS_WITH_HINTS_AND_KEY = sa.select(
     *_ACCOUNT_COLUMNS, _LOOKUP_HEAD.c.closed, _LOOKUP_HEAD.c.expired, _LOOKUP_HEAD.c.key_id,
-    _LOOKUP_HEAD.c.key_hash,
+    _LOOKUP_HEAD.c.key_hash, _LOOKUP_HEAD.c.key_claimed,
 ).select_from(_LOOKUP_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
     ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
-_FIND_BY_KEY = sa.select(TX.c.id, TX.c.request_hash).where(*_KEY_MATCH)
+_KEY_COLUMNS = (sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
+                sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery(), _KEY_CLAIMED)
+_FIND_BY_KEY = sa.select(*_KEY_COLUMNS)
 #: PostgreSQL, one round trip: the shared period lock and the key look-up
-_LOCK_AND_FIND_BY_KEY = sa.select(
-    sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY),
-    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
-    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery())
+_LOCK_AND_FIND_BY_KEY = sa.select(*_KEY_COLUMNS,
+                                  sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
 _LOCK_PERIODS_SHARED = sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
 _INSERT_HEADER = {
     "postgresql": postgresql.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
     "sqlite": sqlite.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
 }
+_HEADER_PARAMS = {c.key: sa.bindparam(c.key, type_=c.type) for c in TX.c if c.key != "id"}
+_KEYED_HEADER = postgresql.insert(TX).values(_HEADER_PARAMS).on_conflict_do_nothing() \
+    .returning(TX.c.id).cte("header")
+_CLAIM = idempotency.claim_from(
+    _KEYED_HEADER, scope=_HEADER_PARAMS["idempotency_scope"],
+    key=_HEADER_PARAMS["idempotency_key"], request_hash=_HEADER_PARAMS["request_hash"],
+    now=_HEADER_PARAMS["created_at"]).cte("claim")
+#: PostgreSQL, one round trip: a keyed header and the key's claim in the shared records
+#: (no row: the key is taken by a transaction; a NULL claim: by another route's request)
+_INSERT_KEYED_HEADER_AND_CLAIM = sa.select(_KEYED_HEADER.c.id,
+                                           sa.select(_CLAIM.c.id).scalar_subquery())
 _LOCK_BALANCES = sa.select(
     BALANCES.c.account_id, BALANCES.c.posted_debits, BALANCES.c.posted_credits,
     BALANCES.c.pending_debits, BALANCES.c.pending_credits, BALANCES.c.last_effective_date,
@@ -409,7 +424,7 @@ def look_up(session: Session, specs: Sequence[TransactionSpec], *, now: dt.datet
         "ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
         "months": list(months), "now": now, "scope": scope, "key": key}).all()
     head = rows[0]
-    if key is not None and head.key_id is not None:
+    if key is not None and (head.key_id is not None or head.key_claimed):
         return Lookup({}, None, None, (head.key_id, head.key_hash))
     accounts: dict[int | str, AccountRow] = {}
     for row in rows:
@@ -533,34 +548,60 @@ def refuse_closed(closed: set[dt.date]) -> None:
 # --- idempotency -----------------------------------------------------------------------------
 
 
-def lock_and_find_by_key(session: Session, scope: str, key: str | None
-                         ) -> tuple[int, str] | None:
+#: a key found: (transaction id, its request hash), or (None, None) when the key is held in
+#: the shared idempotency records by another route's request
+Found = tuple[int | None, str | None]
+
+
+def _found(row: Any, key: str | None) -> Found | None:
+    tx_id, request_hash, claimed = row[:3]
+    if key is None or (tx_id is None and not claimed):
+        return None
+    return tx_id, request_hash
+
+
+def lock_and_find_by_key(session: Session, scope: str, key: str | None) -> Found | None:
     """PostgreSQL, one round trip: take the shared period lock and look the idempotency key
-    up (the look-up is only a shortcut for replays; the unique index decides)."""
-    row = run(session, _LOCK_AND_FIND_BY_KEY, {"scope": scope, "key": key}).one()
-    return (row[1], row[2]) if key is not None and row[1] is not None else None
+    up (the look-up is only a shortcut for replays; the unique indexes decide)."""
+    return _found(run(session, _LOCK_AND_FIND_BY_KEY, {"scope": scope, "key": key}).one(), key)
 
 
-def find_by_key(session: Session, scope: str, key: str) -> tuple[int, str] | None:
-    row = run(session, _FIND_BY_KEY, {"scope": scope, "key": key}).first()
-    return (row[0], row[1]) if row else None
+def find_by_key(session: Session, scope: str, key: str) -> Found | None:
+    return _found(run(session, _FIND_BY_KEY, {"scope": scope, "key": key}).one(), key)
 
 
-def replay_or_refuse(found: tuple[int, str], request_hash: str) -> int:
+def replay_or_refuse(found: Found, request_hash: str) -> int:
     tx_id, stored_hash = found
-    if stored_hash != request_hash:
-        raise IdempotencyKeyReused("this idempotency key was already used for a different "
-                                   "request; use a new key")
+    if tx_id is None or stored_hash != request_hash:
+        raise IdempotencyKeyReused(idempotency.REUSED)
     return tx_id
 
 
 def _insert_header(session: Session, values: dict) -> int | None:
     """Insert one transaction header; None if a unique constraint (idempotency key, reversal
-    or resolution of the same original) already holds a committed row."""
-    stmt = _INSERT_HEADER.get(session.get_bind().dialect.name)
+    or resolution of the same original) already holds a committed row. A keyed header also
+    claims its key in the shared idempotency records (`ecovalue.idempotency.claim`), so no
+    other route takes it; if one did, the key is refused."""
+    dialect = session.get_bind().dialect.name
+    keyed = values.get("idempotency_key") is not None
+    if keyed and dialect == "postgresql":
+        row = run(session, _INSERT_KEYED_HEADER_AND_CLAIM,
+                  {k: values.get(k) for k in _HEADER_PARAMS}).first()
+        if row is None:
+            return None
+        if row[1] is None:
+            raise IdempotencyKeyReused(idempotency.REUSED)
+        return row[0]
+    stmt = _INSERT_HEADER.get(dialect)
     if stmt is None:  # pragma: no cover - only the two supported databases
-        return session.execute(sa.insert(TX).values(**values).returning(TX.c.id)).scalar_one()
-    return run(session, stmt, values).scalar()
+        tx_id = session.execute(sa.insert(TX).values(**values).returning(TX.c.id)).scalar_one()
+    else:
+        tx_id = run(session, stmt, values).scalar()
+    if tx_id is not None and keyed and not idempotency.claim(
+            session, values["idempotency_scope"], values["idempotency_key"],
+            values["request_hash"], values["created_at"]):
+        raise IdempotencyKeyReused(idempotency.REUSED)
+    return tx_id
 
 
 # --- balances --------------------------------------------------------------------------------

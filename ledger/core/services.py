@@ -314,10 +314,22 @@ def load_views(session: Session, ids: Sequence[int], *,
     return views
 
 
-def _view(session: Session, tx_id: int, now: dt.datetime, *, replayed: bool = False
-          ) -> TransactionView:
-    view = load_views(session, [tx_id], now=now)[0]
-    return dataclasses.replace(view, replayed=replayed)
+def _view(session: Session, tx_id: int, now: dt.datetime) -> TransactionView:
+    return load_views(session, [tx_id], now=now)[0]
+
+
+def _created_status(phase: str) -> str:
+    return "pending" if phase == "pending" else _RESOLUTION_STATUS.get(phase, "posted")
+
+
+def _replayed(session: Session, tx_id: int, now: dt.datetime) -> TransactionView:
+    """The answer to a replay: the first answer again, i.e. the transaction as it was
+    created (as `_fresh_view` showed it), whatever happened to it since (a later reversal,
+    the resolution of a pending); the current state is one GET away."""
+    view = _view(session, tx_id, now)
+    return dataclasses.replace(
+        view, status=_created_status(view.phase), reversed_by_id=None, resolved_by_id=None,
+        postings=[dataclasses.replace(p, id=None) for p in view.postings], replayed=True)
 
 
 def _authorize_tx_read(session: Session, actor: Principal, view: TransactionView) -> None:
@@ -357,8 +369,8 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
                        key=key if isinstance(key, str) else None)
     if lookup.found is not None:
         authorize(actor, "ledger.transaction.create", party=_any_party(actor))
-        return _view(session, P.replay_or_refuse(lookup.found, request_hash),  # type: ignore
-                     now, replayed=True)
+        return _replayed(session, P.replay_or_refuse(lookup.found, request_hash),  # type: ignore
+                         now)
     prepared = P.prepare(session, actor, [spec], now=now, lookup=lookup)[0]
     prepared.request_hash = request_hash
     action = "ledger.pending.create" if spec.pending else "ledger.transaction.create"
@@ -366,8 +378,7 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     if tx_id is None:  # a racing request with the same key committed first
         found = P.find_by_key(session, P.scope_of(actor), key)  # type: ignore[arg-type]
         assert found is not None
-        return _view(session, P.replay_or_refuse(found, request_hash), now,  # type: ignore
-                     replayed=True)
+        return _replayed(session, P.replay_or_refuse(found, request_hash), now)  # type: ignore
     return _fresh_view(prepared, tx_id, actor, now)
 
 
@@ -377,15 +388,18 @@ def _any_party(actor: Principal) -> int | None:
 
 def _fresh_view(p: P.Prepared, tx_id: int, actor: Principal, now: dt.datetime
                 ) -> TransactionView:
-    """The view of a transaction just written, without reading it back."""
+    """The view of a transaction just written, without reading it back: what a read-back
+    would show at this instant (timestamps in UTC, as stored), which is also what a replay
+    answers (`_replayed`)."""
+    expires_at = p.spec.expires_at if p.phase == "pending" else None
     return TransactionView(
-        id=tx_id, type=p.type, phase=p.phase,
-        status={"pending": "pending"}.get(p.phase, _RESOLUTION_STATUS.get(p.phase, "posted")),
+        id=tx_id, type=p.type, phase=p.phase, status=_created_status(p.phase),
         effective_date=p.effective_date, memo=p.spec.memo,
         metadata=dict(p.spec.metadata) if p.spec.metadata is not None else None,
-        author=actor.label, created_at=now, reverses_id=p.reverses_id, reversed_by_id=None,
-        pending_id=p.pending_id, resolved_by_id=None,
-        expires_at=p.spec.expires_at if p.phase == "pending" else None, batch_id=None,
+        author=actor.label, created_at=now.astimezone(dt.UTC), reverses_id=p.reverses_id,
+        reversed_by_id=None, pending_id=p.pending_id, resolved_by_id=None,
+        expires_at=expires_at.astimezone(dt.UTC) if expires_at is not None else None,
+        batch_id=None,
         idempotency_key=p.spec.idempotency_key,
         postings=[PostingView(None, acc.id, acc.code, acc.asset_code, d, amount)
                   for acc, d, amount in p.legs])
@@ -417,8 +431,7 @@ def _follow_up(session: Session, actor: Principal, *, op: str, original_id: int,
     found = P.find_by_key(session, P.scope_of(actor), key)
     if found is None:
         return request_hash, None
-    return request_hash, _view(session, P.replay_or_refuse(found, request_hash), now,
-                               replayed=True)
+    return request_hash, _replayed(session, P.replay_or_refuse(found, request_hash), now)
 
 
 def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
@@ -470,8 +483,7 @@ def _lost_race(session: Session, actor: Principal, key: str | None, request_hash
     if key is not None:
         found = P.find_by_key(session, P.scope_of(actor), key)
         if found is not None:
-            return _view(session, P.replay_or_refuse(found, request_hash or ""), now,
-                         replayed=True)
+            return _replayed(session, P.replay_or_refuse(found, request_hash or ""), now)
     raise error
 
 
@@ -516,8 +528,7 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
         if idempotency_key is not None and resolution is not None:
             found = P.find_by_key(session, P.scope_of(actor), idempotency_key)
             if found is not None:
-                return _view(session, P.replay_or_refuse(found, request_hash or ""), now,
-                             replayed=True)
+                return _replayed(session, P.replay_or_refuse(found, request_hash or ""), now)
         what = _RESOLUTION_STATUS.get(resolution.phase, "resolved") if resolution else "resolved"
         raise E.PendingAlreadyResolved(
             f"pending transfer {tx_id} was already {what}"
