@@ -139,10 +139,13 @@ def run_idempotent(view: Callable[[], Any]) -> Any:
     response = current_app.make_response(view())
     if response.status_code >= 400:
         return response  # the request's rollback removes the record: the key is free again
-    session.connection().execute(_STORE, {
+    stored = session.connection().execute(_STORE, {
         "r_scope": scope, "r_key": key, "status_code": response.status_code,
         "content_type": response.content_type or "application/json",
         "location": response.headers.get("Location"), "body": response.get_data()})
+    if stored.rowcount != 1:  # pragma: no cover - a view rolled the request's work back
+        # never answer a success whose replay would run the request again
+        raise ConcurrentUpdate("the Idempotency-Key record was lost; retry")
     return response
 
 
