@@ -2,8 +2,9 @@
 
 Each event's hash covers its content and the previous event's hash, so changing, inserting or
 deleting any stored event breaks the chain from that point on; `verify` names the first broken
-link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by
-the write lock every writing transaction takes at BEGIN.
+link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock (taken and
+followed by the head read in one round trip, see `audit_chain_head`), on SQLite by the write
+lock every writing transaction takes at BEGIN.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def compute_hash(
 
 _EVENTS = AuditEvent.__table__
 # Built once: every state change of the application appends here.
-_LOCK = sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY))
 _HEAD = sa.select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+#: PostgreSQL, one round trip: the chain's advisory lock, then the head read on a snapshot
+#: taken after the lock was granted (a VOLATILE function; migration e0002_audit_chain_head)
+_LOCK_AND_HEAD = sa.text("SELECT seq, hash FROM audit_chain_head(:lock_key)").bindparams(
+    lock_key=_ADVISORY_LOCK_KEY)
 _INSERT = _EVENTS.insert()
 
 
@@ -90,9 +94,8 @@ def _lock_and_head(session: Session) -> tuple[int, str]:
     # Pending ORM changes go out before the chain's lock is taken, not while it is held.
     session.flush()
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK)
-    head = connection.execute(_HEAD).first()
+    postgres = connection.dialect.name == "postgresql"
+    head = connection.execute(_LOCK_AND_HEAD if postgres else _HEAD).first()
     return (head.seq, head.hash) if head else (0, GENESIS_HASH)
 
 
