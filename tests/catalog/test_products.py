@@ -240,7 +240,8 @@ def test_ids_beyond_bigint_and_nul_characters_are_bad_input_not_errors(client, t
         assert response.status_code in (404, 405)
         problem(response, response.status_code)
     problem(client.get(f"/catalog/products?holder={huge}", headers=tokens.admin), 422)
-    problem(client.get("/catalog/products?q=a%00b", headers=tokens.admin), 422)
-    problem(client.get("/catalog/regions/52%0026"), 404)
+    # NUL characters are screened before any view (PostgreSQL text cannot hold them)
+    problem(client.get("/catalog/products?q=a%00b", headers=tokens.admin), 400, "bad-request")
+    problem(client.get("/catalog/regions/52%0026"), 400, "bad-request")
     problem(client.post("/catalog/products", json=product_body(world, name_zh="a\x00b"),
-                        headers=tokens.admin), 422)
+                        headers=tokens.admin), 400, "bad-request")
