@@ -133,6 +133,21 @@ _SELECT_ACCOUNTS_WITH_HINTS_AND_KEY = sa.select(
     _LOOKUP_HEAD.c.key_hash, _LOOKUP_HEAD.c.key_claimed,
 ).select_from(_LOOKUP_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
     ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
+#: PostgreSQL, one round trip: the shared period lock, the key, the accounts and the expired
+#: holds. The closed months are NOT read here: this statement's snapshot predates the lock,
+#: so they are read with the balance rows (`_LOCK_BALANCES_AND_CLOSED`), after it.
+_LOCK_HEAD = sa.select(
+    sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY).label("locked"),
+    _hints(sa.func.array_agg)[1].label("expired"),
+    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
+    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery().label("key_hash"),
+    _KEY_CLAIMED.label("key_claimed"),
+).subquery("head")
+_LOCK_AND_LOOK_UP = sa.select(
+    *_ACCOUNT_COLUMNS, _LOCK_HEAD.c.expired, _LOCK_HEAD.c.key_id, _LOCK_HEAD.c.key_hash,
+    _LOCK_HEAD.c.key_claimed, _LOCK_HEAD.c.locked,
+).select_from(_LOCK_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
+    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
 _KEY_COLUMNS = (sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
                 sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery(), _KEY_CLAIMED)
 _FIND_BY_KEY = sa.select(*_KEY_COLUMNS)
@@ -160,6 +175,9 @@ _LOCK_BALANCES = sa.select(
     BALANCES.c.pending_debits, BALANCES.c.pending_credits, BALANCES.c.last_effective_date,
     BALANCES.c.version,
 ).where(BALANCES.c.account_id.in_(_IDS)).order_by(BALANCES.c.account_id).with_for_update()
+#: PostgreSQL: the balance rows locked, and the closed months among `months` read on a
+#: snapshot taken after the period lock (see `_LOCK_AND_LOOK_UP`)
+_LOCK_BALANCES_AND_CLOSED = _LOCK_BALANCES.add_columns(_hints(sa.func.array_agg)[0])
 _BALANCE_FIELDS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits",
                    "last_effective_date", "version", "updated_at")
 _UPDATE_BALANCES = BALANCES.update().where(
@@ -259,6 +277,9 @@ class Prepared:
     #: ids of the expired holds debiting the guarded accounts this write debits, found with
     #: the accounts (None: not looked up yet)
     expired_holds: list[int] | None = None
+    #: PostgreSQL: its month is checked against the closed periods by `write_one`, with the
+    #: balance rows (the look-up's snapshot predates the period lock)
+    period_unchecked: bool = False
 
 
 class _Errors:
@@ -384,7 +405,9 @@ class Lookup:
     accounts: dict[int | str, AccountRow]
     closed: list[dt.date] | None
     expired: list[int] | None
-    found: tuple[int, str] | None = None
+    found: Found | None = None
+    #: the closed months are read later, with the balance rows (`write_one`)
+    periods_later: bool = False
 
 
 def _refs_and_months(specs: Sequence[TransactionSpec], today: dt.date
@@ -407,22 +430,21 @@ def look_up(session: Session, specs: Sequence[TransactionSpec], *, now: dt.datet
     """Read what `prepare` needs, and the idempotency key first if one is given (a found
     key means a replay or a reuse: the caller answers before validating anything).
 
-    PostgreSQL: the shared period lock with the key look-up (one round trip), then the
-    accounts, closed months and expired holds in ONE statement, taken after the lock so a
-    close committed before it is seen. SQLite (the writer holds the database lock since
-    BEGIN IMMEDIATE): all of it in one statement."""
+    PostgreSQL: one statement takes the shared period lock and reads the key, the accounts
+    and the expired holds; the closed months come with the balance rows in `write_one`
+    (a statement taken after the lock, so a close committed before it is seen). SQLite (the
+    writer holds the database lock since BEGIN IMMEDIATE): all of it in one statement."""
     refs, debited, months = _refs_and_months(specs, local_date(now))
-    if session.get_bind().dialect.name == "postgresql":
-        found = lock_and_find_by_key(session, scope or "", key)
-        if found is not None:
-            return Lookup({}, None, None, found)
-        accounts, closed, expired = _resolve_with_hints(session, refs, debited, months, now)
-        return Lookup(accounts, closed, expired)
     ids, codes = _split_refs(refs)
     debit_ids, debit_codes = _split_refs(debited)
-    rows = run(session, _SELECT_ACCOUNTS_WITH_HINTS_AND_KEY, {
-        "ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
-        "months": list(months), "now": now, "scope": scope, "key": key}).all()
+    params = {"ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
+              "now": now, "scope": scope, "key": key}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        rows = run(session, _LOCK_AND_LOOK_UP, params).all()
+    else:
+        rows = run(session, _SELECT_ACCOUNTS_WITH_HINTS_AND_KEY,
+                   {**params, "months": list(months)}).all()
     head = rows[0]
     if key is not None and (head.key_id is not None or head.key_claimed):
         return Lookup({}, None, None, (head.key_id, head.key_hash))
@@ -432,6 +454,9 @@ def look_up(session: Session, specs: Sequence[TransactionSpec], *, now: dt.datet
             account = AccountRow(*row[:7])
             accounts[account.id] = account
             accounts[account.code] = account
+    if postgres:
+        return Lookup(accounts, None, sorted(set(head.expired or []))[:100],
+                      periods_later=True)
     closed = [dt.date.fromisoformat(m) for m in json.loads(head.closed)]
     return Lookup(accounts, closed, sorted(set(json.loads(head.expired)))[:100])
 
@@ -452,6 +477,7 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
     the shared period lock, so a close committed before it is seen); `period_lock_held` says
     the caller took that lock already."""
     today = local_date(now)
+    periods_later = lookup is not None and lookup.periods_later
     if lookup is not None:
         accounts, closed, expired = lookup.accounts, lookup.closed, lookup.expired
     else:
@@ -472,11 +498,13 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
         legs = _validate_legs(spec, where, errors, accounts)
         prepared.append(Prepared(spec=spec, effective_date=effective, legs=legs,
                                  phase="pending" if spec.pending else "posted", type=spec.type,
-                                 expired_holds=expired))
+                                 expired_holds=expired, period_unchecked=periods_later))
     errors.raise_if_any()
     authorize_debits(actor, prepared)
     dates = {p.effective_date for p in prepared}
-    if closed is None:
+    if periods_later:
+        pass  # write_one refuses a closed month with the balance rows it locks
+    elif closed is None:
         check_periods(session, dates)
     else:
         refuse_closed({m for m in closed if m in {month_of(d) for d in dates}})
@@ -622,11 +650,21 @@ class Totals:
         return self.posted_credits - self.posted_debits - self.pending_debits
 
 
-def lock_balances(session: Session, account_ids: Iterable[int]) -> dict[int, Totals]:
+def lock_balances(session: Session, account_ids: Iterable[int], *,
+                  refuse_closed_months: Iterable[dt.date] = ()) -> dict[int, Totals]:
     """Row-lock the balance rows in ascending account id (FOR UPDATE is a no-op on SQLite,
-    whose writers already hold the database write lock from BEGIN IMMEDIATE)."""
-    rows = run(session, _LOCK_BALANCES, {"ids": sorted(set(account_ids))})
-    return {r[0]: Totals(*r[1:]) for r in rows}
+    whose writers already hold the database write lock from BEGIN IMMEDIATE).
+    PostgreSQL, `refuse_closed_months`: in the same statement, refuse those that are closed
+    (the caller holds the shared period lock)."""
+    ids, months = sorted(set(account_ids)), list(refuse_closed_months)
+    if not months:
+        return {r[0]: Totals(*r[1:]) for r in run(session, _LOCK_BALANCES, {"ids": ids})}
+    rows = run(session, _LOCK_BALANCES_AND_CLOSED, {"ids": ids, "months": months}).all()
+    if rows:
+        refuse_closed(set(rows[0][-1] or []))
+    else:  # pragma: no cover - every account has its balance row
+        check_periods(session, months)
+    return {r[0]: Totals(*r[1:-1]) for r in rows}
 
 
 def write_balances(session: Session, totals: Mapping[int, Totals], now: dt.datetime) -> None:
@@ -830,7 +868,8 @@ def write_one(session: Session, actor: Principal, p: Prepared, *, now: dt.dateti
     touched = {acc.id for acc, _, _ in p.legs} | {a for legs in expiring.values()
                                                   for a, _, _ in legs}
     touched |= {a for a, _, _ in release}
-    totals = lock_balances(session, touched)
+    totals = lock_balances(session, touched, refuse_closed_months=[
+        month_of(p.effective_date)] if p.period_unchecked else ())
     expire_locked(session, actor, totals, expiring, now)
     previous_dates = {a: totals[a].last_effective_date for a in debited}
     if release:
