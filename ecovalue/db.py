@@ -142,6 +142,36 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """PostgreSQL: the statements executed inside are queued and sent together, in one round
+    trip with the next `fetch_one` or when the block ends (psycopg's pipeline mode). Only for
+    statements whose results are not read (inserts, updates); reads go through `fetch_one`.
+    Elsewhere: a plain block."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    try:
+        with driver.pipeline():
+            yield
+    except driver.Error as exc:  # a queued statement failed: the error SQLAlchemy would raise
+        raise sa.exc.DBAPIError.instance(None, None, exc, driver.Error) from exc
+
+
+def fetch_one(session: Session, sql: str, params: tuple | dict) -> tuple | None:
+    """PostgreSQL: one row of a driver-level query (`%s` placeholders) on the session's
+    connection and transaction; inside `pipelined` it goes with the queued statements."""
+    driver = session.connection().connection.driver_connection
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except driver.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, driver.Error) from exc
+
+
 def current_session() -> Session:
     """The session of the current Flask request (opened lazily, committed by the app when the
     view succeeds, rolled back otherwise). Only for `api.py` modules and the shell."""

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ecovalue.audit.models import AuditEvent
 from ecovalue.auth.policy import Principal, authorize
-from ecovalue.db import utcnow
+from ecovalue.db import fetch_one, utcnow
 
 GENESIS_HASH = "0" * 64
 _ADVISORY_LOCK_KEY = 0x65636F76  # "ecov"
@@ -85,8 +85,8 @@ _EVENTS = AuditEvent.__table__
 _HEAD = sa.select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
 #: PostgreSQL, one round trip: the chain's advisory lock, then the head read on a snapshot
 #: taken after the lock was granted (a VOLATILE function; migration e0002_audit_chain_head)
-_LOCK_AND_HEAD = sa.text("SELECT seq, hash FROM audit_chain_head(:lock_key)").bindparams(
-    lock_key=_ADVISORY_LOCK_KEY)
+#: Read at driver level (`fetch_one`), so that inside `pipelined` the queued writes go with it.
+_LOCK_AND_HEAD = "SELECT seq, hash FROM audit_chain_head(%s)"
 _INSERT = _EVENTS.insert()
 
 
@@ -94,9 +94,11 @@ def _lock_and_head(session: Session) -> tuple[int, str]:
     # Pending ORM changes go out before the chain's lock is taken, not while it is held.
     session.flush()
     connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    head = connection.execute(_LOCK_AND_HEAD if postgres else _HEAD).first()
-    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if connection.dialect.name == "postgresql":
+        head = fetch_one(session, _LOCK_AND_HEAD, (_ADVISORY_LOCK_KEY,))
+    else:
+        head = connection.execute(_HEAD).first()
+    return (head[0], head[1]) if head else (0, GENESIS_HASH)
 
 
 def _current_request_id() -> str | None:

@@ -19,6 +19,7 @@ The caller owns the unit of work and commits; any exception leaves nothing behin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from ecovalue import audit, idempotency
 from ecovalue.auth.policy import Principal, Role, authorize
+from ecovalue.db import pipelined
 from ecovalue.errors import BadRequest, Forbidden, IdempotencyKeyReused
 from ledger.core import errors as E
 from ledger.core.amounts import MAX_AMOUNT, amount_problem
@@ -883,20 +885,24 @@ def write_one(session: Session, actor: Principal, p: Prepared, *, now: dt.dateti
     apply_legs(totals, p.legs, pending=p.phase == "pending", effective_date=p.effective_date)
     if p.phase != "post_pending":  # posting a pending spends what it reserved: no new check
         check_guards(totals, debited)
-    if p.legs:
-        rows = posting_rows(tx_id, p)
-        run(session, _INSERT_POSTINGS, rows if len(rows) > 1 else rows[0])
-    if p.phase == "pending":
-        run(session, _INSERT_HOLD, {"transaction_id": tx_id, "expires_at": p.spec.expires_at})
-    write_balances(session, totals, now)
-    if p.phase != "pending":
-        backdated = {a: (acc, p.effective_date, previous_dates[a]) for a, acc in debited.items()
-                     if acc.no_overdraft and previous_dates[a] is not None
-                     and p.effective_date < previous_dates[a]}
+    backdated = {} if p.phase == "pending" else {
+        a: (acc, p.effective_date, previous_dates[a]) for a, acc in debited.items()
+        if acc.no_overdraft and previous_dates[a] is not None
+        and p.effective_date < previous_dates[a]}
+    # PostgreSQL: the writes go in one round trip with the audit chain's head read, and the
+    # audit row with the end of the block (a backdated debit reads history in between)
+    with contextlib.nullcontext() if backdated else pipelined(session):
+        if p.legs:
+            rows = posting_rows(tx_id, p)
+            run(session, _INSERT_POSTINGS, rows if len(rows) > 1 else rows[0])
+        if p.phase == "pending":
+            run(session, _INSERT_HOLD, {"transaction_id": tx_id,
+                                        "expires_at": p.spec.expires_at})
+        write_balances(session, totals, now)
         if backdated:
             check_history(session, totals, backdated)
-    audit.record(session, actor, action, "ledger_transaction", tx_id,
-                 after=audit_snapshot(tx_id, p, values))
+        audit.record(session, actor, action, "ledger_transaction", tx_id,
+                     after=audit_snapshot(tx_id, p, values))
     return tx_id
 
 

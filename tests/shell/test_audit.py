@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from ecovalue import audit
 from ecovalue.audit.models import AuditEvent
 from ecovalue.audit.services import GENESIS_HASH
+from ecovalue.db import pipelined
 
 
 def _append(database, system, n):
@@ -69,3 +71,25 @@ def test_audit_api_filters_and_requires_auditor(client, tokens, database, system
     page = client.get("/audit?action=test.&page_size=2", headers=tokens.admin).get_json()
     assert page["total"] == 3 and page["pages"] == 2 and len(page["items"]) == 2
     assert client.get("/audit/verify", headers=tokens.auditor).get_json()["ok"] is True
+
+
+def test_appends_queued_in_a_pipeline_chain_in_order(database, system):
+    """PostgreSQL queues the writes inside `pipelined`; the next head read goes with them."""
+    with database.unit_of_work() as s, pipelined(s):
+        for i in range(3):
+            audit.record(s, system, "test.change", "thing", i, after={"v": i})
+    with database.session() as s:
+        assert [e.seq for e in s.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq))] \
+            == [1, 2, 3]
+        assert audit.verify_chain(s).ok
+
+
+def test_a_queued_write_that_fails_is_sqlalchemys_error_and_leaves_nothing(database, system):
+    _append(database, system, 1)
+    with database.session() as s:
+        first = s.execute(sa.select(AuditEvent.__table__)).mappings().one()
+    with pytest.raises(sa.exc.IntegrityError), database.unit_of_work() as s, pipelined(s):
+        audit.record(s, system, "test.change", "thing", 2)
+        s.connection().execute(sa.insert(AuditEvent.__table__), dict(first))  # seq 1 again
+    with database.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 1
