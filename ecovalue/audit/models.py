@@ -34,7 +34,7 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     #: hash of the previous event (64 zeros for the first)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
-    #: SHA-256 over this event's canonical JSON including prev_hash
+    #: SHA-256 of "<seq>|<prev_hash>|<SHA-256 of the canonical JSON of the rest>"
     hash: Mapped[str] = mapped_column(sa.String(64))
 
     __table_args__ = (sa.Index("ix_audit_events_entity", "entity_type", "entity_id"),)

@@ -2,9 +2,9 @@
 
 Each event's hash covers its content and the previous event's hash, so changing, inserting or
 deleting any stored event breaks the chain from that point on; `verify` names the first broken
-link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock (taken and
-followed by the head read in one round trip, see `audit_chain_head`), on SQLite by the write
-lock every writing transaction takes at BEGIN.
+link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, taken in
+the same statement that reads the head and inserts (`audit_append`, migration
+e0002_audit_append); on SQLite by the write lock every writing transaction takes at BEGIN.
 """
 
 from __future__ import annotations
@@ -68,37 +68,32 @@ def _canonical(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def compute_hash(
-    *, seq: int, occurred_at: dt.datetime, actor: str, action: str, entity_type: str,
-    entity_id: str, before: Any, after: Any, request_id: str | None, prev_hash: str,
+def content_hash(
+    *, occurred_at: dt.datetime, actor: str, action: str, entity_type: str, entity_id: str,
+    before: Any, after: Any, request_id: str | None,
 ) -> str:
+    """SHA-256 over an event's canonical JSON (everything but its place in the chain)."""
     payload = {
-        "seq": seq, "occurred_at": to_jsonable(occurred_at), "actor": actor, "action": action,
+        "occurred_at": to_jsonable(occurred_at), "actor": actor, "action": action,
         "entity_type": entity_type, "entity_id": entity_id, "before": before, "after": after,
-        "request_id": request_id, "prev_hash": prev_hash,
+        "request_id": request_id,
     }
     return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def link(seq: int, prev_hash: str, content: str) -> str:
+    """An event's hash: its place in the chain and its content. PostgreSQL computes the same
+    in `audit_append` (migration e0002_audit_append)."""
+    return hashlib.sha256(f"{seq}|{prev_hash}|{content}".encode()).hexdigest()
 
 
 _EVENTS = AuditEvent.__table__
 # Built once: every state change of the application appends here.
 _HEAD = sa.select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
-#: PostgreSQL, one round trip: the chain's advisory lock, then the head read on a snapshot
-#: taken after the lock was granted (a VOLATILE function; migration e0002_audit_chain_head)
-#: Read at driver level (`fetch_one`), so that inside `pipelined` the queued writes go with it.
-_LOCK_AND_HEAD = "SELECT seq, hash FROM audit_chain_head(%s)"
 _INSERT = _EVENTS.insert()
-
-
-def _lock_and_head(session: Session) -> tuple[int, str]:
-    # Pending ORM changes go out before the chain's lock is taken, not while it is held.
-    session.flush()
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        head = fetch_one(session, _LOCK_AND_HEAD, (_ADVISORY_LOCK_KEY,))
-    else:
-        head = connection.execute(_HEAD).first()
-    return (head[0], head[1]) if head else (0, GENESIS_HASH)
+#: PostgreSQL: lock, head read and inserts in one statement (migration e0002_audit_append);
+#: driver level (`fetch_one`), so that inside `pipelined` the queued writes go with it
+_APPEND = "SELECT audit_append(%s, %s, %s, %s, %s)"
 
 
 def _current_request_id() -> str | None:
@@ -118,27 +113,37 @@ class Change:
 
 def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -> list[int]:
     """Append several events in one go (bulk imports); returns their sequence numbers."""
-    seq, prev_hash = _lock_and_head(session)
+    # Pending ORM changes go out before the chain's lock is taken, not while it is held.
+    session.flush()
     now = utcnow()
     request_id = _current_request_id()
-    rows = []
+    events = []
     for change in changes:
-        seq += 1
         before, after = to_jsonable(change.before), to_jsonable(change.after)
         entity_id = str(change.entity_id)
-        digest = compute_hash(
-            seq=seq, occurred_at=now, actor=actor.label, action=change.action,
-            entity_type=change.entity_type, entity_id=entity_id, before=before, after=after,
-            request_id=request_id, prev_hash=prev_hash,
-        )
-        rows.append({
-            "seq": seq, "occurred_at": now, "actor": actor.label, "action": change.action,
-            "entity_type": change.entity_type, "entity_id": entity_id, "before": before,
-            "after": after, "request_id": request_id, "prev_hash": prev_hash, "hash": digest,
-        })
+        events.append({
+            "action": change.action, "entity_type": change.entity_type, "entity_id": entity_id,
+            "before": before, "after": after, "content": content_hash(
+                occurred_at=now, actor=actor.label, action=change.action,
+                entity_type=change.entity_type, entity_id=entity_id, before=before,
+                after=after, request_id=request_id)})
+    if not events:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        (last,) = fetch_one(session, _APPEND, (
+            _ADVISORY_LOCK_KEY, now, actor.label, request_id, json.dumps(events)))
+        return list(range(last - len(events) + 1, last + 1))
+    head = connection.execute(_HEAD).first()
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    rows = []
+    for event in events:
+        seq += 1
+        digest = link(seq, prev_hash, event.pop("content"))
+        rows.append({**event, "seq": seq, "occurred_at": now, "actor": actor.label,
+                     "request_id": request_id, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    if rows:
-        session.connection().execute(_INSERT, rows if len(rows) > 1 else rows[0])
+    connection.execute(_INSERT, rows if len(rows) > 1 else rows[0])
     return [r["seq"] for r in rows]
 
 
@@ -169,12 +174,10 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
         if event.prev_hash != expected_prev:
             return ChainReport(False, checked, event.seq,
                                "prev_hash does not match the previous event's hash")
-        digest = compute_hash(
-            seq=event.seq, occurred_at=event.occurred_at, actor=event.actor,
-            action=event.action, entity_type=event.entity_type, entity_id=event.entity_id,
-            before=event.before, after=event.after, request_id=event.request_id,
-            prev_hash=event.prev_hash,
-        )
+        digest = link(event.seq, event.prev_hash, content_hash(
+            occurred_at=event.occurred_at, actor=event.actor, action=event.action,
+            entity_type=event.entity_type, entity_id=event.entity_id, before=event.before,
+            after=event.after, request_id=event.request_id))
         if digest != event.hash:
             return ChainReport(False, checked, event.seq,
                                "content does not match its hash (the row was altered)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -25,6 +28,13 @@ def test_chain_links_each_event_to_the_previous(database, system):
     assert [e.seq for e in events] == [1, 2, 3]
     assert events[0].prev_hash == GENESIS_HASH
     assert events[1].prev_hash == events[0].hash and events[2].prev_hash == events[1].hash
+    first = events[0]  # the documented link, also on PostgreSQL where SQL computes it
+    content = hashlib.sha256(json.dumps({
+        "occurred_at": first.occurred_at.isoformat(), "actor": first.actor,
+        "action": "test.change", "entity_type": "thing", "entity_id": "0", "before": {"v": 0},
+        "after": {"v": 1, "name": "生态产品", "ratio": 0.1}, "request_id": None,
+    }, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    assert first.hash == hashlib.sha256(f"1|{GENESIS_HASH}|{content}".encode()).hexdigest()
     with database.session() as s:
         report = audit.verify_chain(s)
     assert report.ok and report.checked == 3
@@ -81,6 +91,7 @@ def test_appends_queued_in_a_pipeline_chain_in_order(database, system):
     with database.session() as s:
         assert [e.seq for e in s.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq))] \
             == [1, 2, 3]
+        assert s.scalar(sa.select(sa.func.count()).where(AuditEvent.before.is_(None))) == 3
         assert audit.verify_chain(s).ok
 
 
