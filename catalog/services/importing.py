@@ -306,6 +306,19 @@ def _records(frame: pd.DataFrame) -> Iterator[tuple[int, dict]]:
         yield row_number, {name: columns[name][position] for name in names}
 
 
+def _record_batch(session: Session, actor: Principal, kind: str, filename: str,
+                  table: imports.Table, report: ImportReport, now: Any) -> ImportBatch:
+    """The batch row every written import leaves, its id noted in the report."""
+    batch = ImportBatch(kind=kind, filename=filename[:255], sha256=report.sha256,
+                        encoding=table.encoding, rows=report.rows, created=report.created,
+                        updated=report.updated, unchanged=report.unchanged,
+                        county_code=actor.county_code, actor=actor.label, created_at=now)
+    session.add(batch)
+    session.flush()
+    report.batch_id = batch.id
+    return batch
+
+
 def import_products(session: Session, actor: Principal, data: bytes, filename: str, *,
                     dry_run: bool = False, initial_status: str = "registered",
                     max_bytes: int | None = None) -> ImportReport:
@@ -382,13 +395,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     if dry_run or not (inserts or updates):
         return report  # nothing to write: no batch, no audit event
 
-    batch = ImportBatch(kind="products", filename=filename[:255], sha256=report.sha256,
-                        encoding=table.encoding, rows=report.rows, created=report.created,
-                        updated=report.updated, unchanged=report.unchanged,
-                        county_code=actor.county_code, actor=actor.label, created_at=now)
-    session.add(batch)
-    session.flush()
-    report.batch_id = batch.id
+    batch = _record_batch(session, actor, "products", filename, table, report, now)
 
     new_rows = [{
         "external_code": r["external_code"], "name_zh": r["name_zh"], "name_en": r["name_en"],
@@ -584,13 +591,7 @@ def import_monitoring(session: Session, actor: Principal, data: bytes, filename:
     if dry_run or not (inserts or updates):
         return report  # nothing to write: no batch, no audit event
 
-    batch = ImportBatch(kind="monitoring", filename=filename[:255], sha256=report.sha256,
-                        encoding=table.encoding, rows=report.rows, created=report.created,
-                        updated=report.updated, unchanged=report.unchanged,
-                        county_code=actor.county_code, actor=actor.label, created_at=now)
-    session.add(batch)
-    session.flush()
-    report.batch_id = batch.id
+    batch = _record_batch(session, actor, "monitoring", filename, table, report, now)
     for row in inserts:
         row["import_batch_id"] = batch.id
     _bulk_insert(session, MonitoringRecord.__table__, inserts)

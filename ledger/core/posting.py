@@ -150,12 +150,9 @@ _LOCK_AND_LOOK_UP = sa.select(
     _LOCK_HEAD.c.key_claimed, _LOCK_HEAD.c.locked,
 ).select_from(_LOCK_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
     ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
-_KEY_COLUMNS = (sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
-                sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery(), _KEY_CLAIMED)
-_FIND_BY_KEY = sa.select(*_KEY_COLUMNS)
-#: PostgreSQL, one round trip: the shared period lock and the key look-up
-_LOCK_AND_FIND_BY_KEY = sa.select(*_KEY_COLUMNS,
-                                  sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
+_FIND_BY_KEY = sa.select(sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
+                         sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery(),
+                         _KEY_CLAIMED)
 _LOCK_PERIODS_SHARED = sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
 _INSERT_HEADER = {
     "postgresql": postgresql.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
@@ -470,14 +467,13 @@ def _split_refs(refs: Iterable[int | str]) -> tuple[list[int], list[str]]:
 
 
 def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
-            now: dt.datetime, batch: bool = False, period_lock_held: bool = False,
+            now: dt.datetime, batch: bool = False,
             lookup: Lookup | None = None) -> list[Prepared]:
     """Validate `specs` (all errors at once), authorize, check periods.
 
     `lookup`: what `look_up` read already. Otherwise, on PostgreSQL the accounts, the closed
     months and the expired holds on those accounts come back in ONE statement (taken after
-    the shared period lock, so a close committed before it is seen); `period_lock_held` says
-    the caller took that lock already."""
+    the shared period lock, so a close committed before it is seen)."""
     today = local_date(now)
     periods_later = lookup is not None and lookup.periods_later
     if lookup is not None:
@@ -485,9 +481,8 @@ def prepare(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
     else:
         refs, debited, months = _refs_and_months(specs, today)
         postgres = session.get_bind().dialect.name == "postgresql"
-        if postgres and not period_lock_held:
-            lock_periods_shared(session)
         if postgres:
+            lock_periods_shared(session)
             accounts, closed, expired = _resolve_with_hints(session, refs, debited, months,
                                                             now)
         else:
@@ -588,12 +583,6 @@ def _found(row: Any, key: str | None) -> Found | None:
     if key is None or (tx_id is None and not claimed):
         return None
     return tx_id, request_hash
-
-
-def lock_and_find_by_key(session: Session, scope: str, key: str | None) -> Found | None:
-    """PostgreSQL, one round trip: take the shared period lock and look the idempotency key
-    up (the look-up is only a shortcut for replays; the unique indexes decide)."""
-    return _found(run(session, _LOCK_AND_FIND_BY_KEY, {"scope": scope, "key": key}).one(), key)
 
 
 def find_by_key(session: Session, scope: str, key: str) -> Found | None:
@@ -889,8 +878,8 @@ def write_one(session: Session, actor: Principal, p: Prepared, *, now: dt.dateti
         a: (acc, p.effective_date, previous_dates[a]) for a, acc in debited.items()
         if acc.no_overdraft and previous_dates[a] is not None
         and p.effective_date < previous_dates[a]}
-    # PostgreSQL: the writes go in one round trip with the audit chain's head read, and the
-    # audit row with the end of the block (a backdated debit reads history in between)
+    # PostgreSQL: the writes go in one round trip with the audit append (a backdated debit
+    # reads history in between, so its writes go one by one)
     with contextlib.nullcontext() if backdated else pipelined(session):
         if p.legs:
             rows = posting_rows(tx_id, p)
