@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import importlib
+import re
 from typing import Any
 
 import flask_smorest
@@ -121,13 +122,20 @@ def _int64_schema(_converter: Any) -> dict[str, Any]:
     return {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX}
 
 
-def _contains_nul(value: Any) -> bool:
+#: text no database column can hold: U+0000, and UTF-16 surrogates left unpaired by a JSON
+#: escape such as "\ud800" (not encodable as UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: their trace in a raw JSON body, to parse only the bodies that may hold them
+_UNSTORABLE_ESCAPE = re.compile(rb"\x00|\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
@@ -167,19 +175,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.before_request
     def _screen_request() -> None:
         """Refuse, whatever the route, an oversized body (Werkzeug would only notice when a
-        view reads it) and NUL characters in the URL or a JSON body (PostgreSQL text cannot
-        store U+0000, so they would otherwise fail deep inside a service)."""
+        view reads it) and NUL characters in the URL or a JSON body, or unpaired surrogates in
+        a JSON body (no database text can store them, so they would otherwise fail deep inside
+        a service)."""
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
         if "\x00" in request.path or any(
                 "\x00" in key + value for key, value in request.args.items(multi=True)):
             raise BadRequest("NUL characters (U+0000) are not accepted in the URL")
-        if request.is_json:
-            raw = request.get_data(cache=True)
-            if (b"\\u0000" in raw or b"\x00" in raw) and _contains_nul(
-                    request.get_json(silent=True)):
-                raise BadRequest("NUL characters (U+0000) are not accepted in text")
+        if request.is_json and _UNSTORABLE_ESCAPE.search(request.get_data(cache=True)) and \
+                _unstorable(request.get_json(silent=True)):
+            raise BadRequest("NUL characters (U+0000) and unpaired surrogate escapes "
+                             "(\\ud800-\\udfff) are not accepted in text")
 
     @app.before_request
     def _authenticate() -> None:

@@ -63,3 +63,15 @@ def test_nul_characters_are_refused_before_any_service(client, tokens, problem):
     problem(client.get("/audit?actor=a%00b", headers=tokens.auditor), 400, "bad-request")
     problem(client.post("/ledger/transactions", data='{"type": "a\\u0000b"}',
                         content_type="application/json", headers=tokens.admin), 400)
+
+
+def test_unpaired_surrogate_escapes_are_refused_before_any_service(client, tokens, problem):
+    """A JSON "\\ud800" parses to a str that no database driver can encode as UTF-8."""
+    for text in ('"a\\ud800b"', '"\\uDC00"', '"x\\ud83d"'):
+        body = problem(client.post("/ledger/transactions", data='{"type": "t", "memo": %s}' % text,
+                                   content_type="application/json", headers=tokens.admin),
+                       400, "bad-request")
+        assert "surrogate" in body["detail"]
+    # a surrogate PAIR is one character (U+1F600) and goes on to validation like any text
+    problem(client.post("/ledger/transactions", data='{"type": "t", "memo": "\\ud83d\\ude00"}',
+                        content_type="application/json", headers=tokens.admin), 422)
