@@ -121,38 +121,33 @@ def _hints(aggregate: Any) -> tuple[sa.ScalarSelect, sa.ScalarSelect]:
 #: PostgreSQL (after the period lock): accounts, closed months, expired holds
 _SELECT_ACCOUNTS_WITH_HINTS = sa.select(*_ACCOUNT_COLUMNS, *_hints(sa.func.array_agg)).join(
     ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id).where(_ACCOUNT_MATCH)
-#: SQLite (whose writer holds the database lock already): the same plus the idempotency key,
-#: as one row per account, or one row of NULL accounts if none matches
-_LOOKUP_HEAD = sa.select(
+#: the idempotency key's transaction and request hash, and whether another route claimed it
+_KEY_LOOKUP = (sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
+               sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery()
+               .label("key_hash"),
+               _KEY_CLAIMED.label("key_claimed"))
+_FIND_BY_KEY = sa.select(*_KEY_LOOKUP)
+
+
+def _accounts_with_key(*head_columns: Any) -> sa.Select:
+    """One row per matching account carrying the key look-up and `head_columns`, or one row
+    of NULL accounts if none matches."""
+    head = sa.select(*head_columns, *_KEY_LOOKUP).subquery("head")
+    return sa.select(*_ACCOUNT_COLUMNS, *head.c).select_from(head.outerjoin(
+        ACCOUNTS, _ACCOUNT_MATCH).outerjoin(ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
+
+
+#: SQLite (whose writer holds the database lock already): accounts, closed months, expired
+#: holds and the key in one statement
+_SELECT_ACCOUNTS_WITH_HINTS_AND_KEY = _accounts_with_key(
     *(c.label(n) for c, n in zip(_hints(sa.func.json_group_array), ("closed", "expired"),
-                                 strict=True)),
-    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
-    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery().label("key_hash"),
-    _KEY_CLAIMED.label("key_claimed"),
-).subquery("head")
-_SELECT_ACCOUNTS_WITH_HINTS_AND_KEY = sa.select(
-    *_ACCOUNT_COLUMNS, _LOOKUP_HEAD.c.closed, _LOOKUP_HEAD.c.expired, _LOOKUP_HEAD.c.key_id,
-    _LOOKUP_HEAD.c.key_hash, _LOOKUP_HEAD.c.key_claimed,
-).select_from(_LOOKUP_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
-    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
+                                 strict=True)))
 #: PostgreSQL, one round trip: the shared period lock, the key, the accounts and the expired
 #: holds. The closed months are NOT read here: this statement's snapshot predates the lock,
 #: so they are read with the balance rows (`_LOCK_BALANCES_AND_CLOSED`), after it.
-_LOCK_HEAD = sa.select(
+_LOCK_AND_LOOK_UP = _accounts_with_key(
     sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY).label("locked"),
-    _hints(sa.func.array_agg)[1].label("expired"),
-    sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery().label("key_id"),
-    sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery().label("key_hash"),
-    _KEY_CLAIMED.label("key_claimed"),
-).subquery("head")
-_LOCK_AND_LOOK_UP = sa.select(
-    *_ACCOUNT_COLUMNS, _LOCK_HEAD.c.expired, _LOCK_HEAD.c.key_id, _LOCK_HEAD.c.key_hash,
-    _LOCK_HEAD.c.key_claimed, _LOCK_HEAD.c.locked,
-).select_from(_LOCK_HEAD.outerjoin(ACCOUNTS, _ACCOUNT_MATCH).outerjoin(
-    ASSETS, ASSETS.c.id == ACCOUNTS.c.asset_id))
-_FIND_BY_KEY = sa.select(sa.select(TX.c.id).where(*_KEY_MATCH).scalar_subquery(),
-                         sa.select(TX.c.request_hash).where(*_KEY_MATCH).scalar_subquery(),
-                         _KEY_CLAIMED)
+    _hints(sa.func.array_agg)[1].label("expired"))
 _LOCK_PERIODS_SHARED = sa.select(sa.func.pg_advisory_xact_lock_shared(PERIOD_LOCK_KEY))
 _INSERT_HEADER = {
     "postgresql": postgresql.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
