@@ -96,7 +96,8 @@ class UnitError(ValidationFailed):
     code, title = "unit-error", "Unknown or incompatible unit"
 
 
-def _combine(a: Dimension, b: Dimension, sign: int) -> Dimension:
+def combine(a: Dimension, b: Dimension, sign: int) -> Dimension:
+    """The dimension of a product (sign 1) or a quotient (sign -1) of `a` and `b`."""
     exps = dict(a)
     for name, exp in b:
         exps[name] = exps.get(name, 0) + sign * exp
@@ -127,7 +128,7 @@ def parse_unit(text: str) -> Unit:
         dimension, factor = _parse_term(parts[0])
         for denominator in parts[1:]:
             d_dim, d_factor = _parse_term(denominator)
-            dimension, factor = _combine(dimension, d_dim, -1), factor / d_factor
+            dimension, factor = combine(dimension, d_dim, -1), factor / d_factor
     except KeyError as exc:
         raise UnitError(f"unknown unit {text!r} (part {exc.args[0]!r} not recognised)",
                         errors=[{"field": "unit", "message": f"unknown unit {text!r}"}]) from None
@@ -167,6 +168,13 @@ def convert(value: float | int | Fraction, from_unit: str | Unit, to_unit: str |
 def dimension_name(unit: str | Unit) -> str:
     """Human name of a unit's dimension, e.g. 'mass', 'money/volume', 'mass/time'."""
     dimension = (unit if isinstance(unit, Unit) else parse_unit(unit)).dimension
+    return show_dimension(dimension) if dimension else "1"
+
+
+def show_dimension(dimension: Dimension) -> str:
+    """A dimension as text, e.g. 'mass', 'money/volume'; 'a pure number' when it has none."""
+    if not dimension:
+        return "a pure number"
     top = [n if e == 1 else f"{n}^{e}" for n, e in dimension if e > 0]
     bottom = [n if e == -1 else f"{n}^{-e}" for n, e in dimension if e < 0]
     text = "*".join(top) or "1"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ecovalue.units import Dimension
+from ecovalue.units import Dimension, combine, show_dimension
 
 MAX_FORMULA_LENGTH = 500
 MAX_NODES = 200
@@ -181,13 +181,6 @@ def evaluate(formula: Formula, resolve: Resolver) -> Any:
 # --- dimensions --------------------------------------------------------------------------------
 
 
-def _combine(a: Dimension, b: Dimension, sign: int) -> Dimension:
-    exps = dict(a)
-    for name, exp in b:
-        exps[name] = exps.get(name, 0) + sign * exp
-    return tuple(sorted((k, v) for k, v in exps.items() if v))
-
-
 def dimension_of(formula: Formula, dimensions: Mapping[str, Dimension]) -> Dimension:
     """The physical dimension of the formula's result, given the dimension of every name
     (`name[]` for item parameters). Adding unlike dimensions raises FormulaError."""
@@ -198,10 +191,10 @@ def dimension_of(formula: Formula, dimensions: Mapping[str, Dimension]) -> Dimen
             if isinstance(node.op, (ast.Add, ast.Sub)):
                 if left != right:
                     raise FormulaError(
-                        f"cannot add or subtract {_show(left)} and {_show(right)} in "
+                        f"cannot add or subtract {show_dimension(left)} and {show_dimension(right)} in "
                         f"{ast.unparse(node)!r}")
                 return left
-            return _combine(left, right, 1 if isinstance(node.op, ast.Mult) else -1)
+            return combine(left, right, 1 if isinstance(node.op, ast.Mult) else -1)
         if isinstance(node, ast.UnaryOp):
             return walk(node.operand)
         if isinstance(node, ast.Constant):
@@ -212,16 +205,3 @@ def dimension_of(formula: Formula, dimensions: Mapping[str, Dimension]) -> Dimen
         return dimensions[key]
 
     return walk(formula.tree)
-
-
-def _show(dimension: Dimension) -> str:
-    if not dimension:
-        return "a pure number"
-    top = [n if e == 1 else f"{n}^{e}" for n, e in dimension if e > 0]
-    bottom = [n if e == -1 else f"{n}^{-e}" for n, e in dimension if e < 0]
-    text = "*".join(top) or "1"
-    return f"{text}/{'*'.join(bottom)}" if bottom else text
-
-
-def show_dimension(dimension: Dimension) -> str:
-    return _show(dimension)

@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ecovalue.units import MONEY, UnitError, parse_unit
+from ecovalue.units import MONEY, UnitError, parse_unit, show_dimension
 from valuation import expressions
 from valuation.expressions import Formula, FormulaError
 
@@ -283,7 +283,7 @@ def check_definition(definition: IndicatorDef,
                 break
             if result != MONEY:
                 bad(field, f"with Q in {unit} the term gives "
-                           f"{expressions.show_dimension(result)}, not yuan")
+                           f"{show_dimension(result)}, not yuan")
                 break
     return problems
 
