@@ -16,8 +16,7 @@ import click
 from flask.cli import with_appcontext
 
 from catalog.services import exports, importing, products
-from ecovalue.cli import database, fail, operator
-from ecovalue.errors import EcovalueError
+from ecovalue.cli import database, operator, unit_of_work
 
 
 @click.group("catalog")
@@ -37,16 +36,13 @@ def import_command(file: Path, kind: str, dry_run: bool, status: str) -> None:
     """Import products or monitoring records from a CSV (UTF-8 or GBK) or XLSX file: all rows
     or none; the same file twice creates no duplicates."""
     data = file.read_bytes()
-    try:
-        with database().unit_of_work() as session:
-            if kind == "products":
-                report = importing.import_products(session, operator(), data, file.name,
-                                                   dry_run=dry_run, initial_status=status)
-            else:
-                report = importing.import_monitoring(session, operator(), data, file.name,
-                                                     dry_run=dry_run)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        if kind == "products":
+            report = importing.import_products(session, operator(), data, file.name,
+                                               dry_run=dry_run, initial_status=status)
+        else:
+            report = importing.import_monitoring(session, operator(), data, file.name,
+                                                 dry_run=dry_run)
     values = dataclasses.asdict(report)
     verb = "would be" if dry_run else "were"
     click.echo(f"{file.name}: {values['rows']} rows ({values['encoding']}); "

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.orm import Session
 
 from ecovalue import migrate
 from ecovalue.audit import verify_chain
@@ -43,6 +46,17 @@ def fail(exc: EcovalueError) -> None:
         where = ", ".join(f"{k}={item[k]}" for k in ("row", "column", "field") if item.get(k))
         click.echo(f"  - {where}: {item.get('message')}", err=True)
     sys.exit(1)
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A command's unit of work: committed on success; a domain error is printed with its
+    details and the command exits with status 1, nothing written."""
+    try:
+        with database().unit_of_work() as session:
+            yield session
+    except EcovalueError as exc:
+        fail(exc)
 
 
 def _create_app(*_args):  # type: ignore[no-untyped-def]
@@ -110,15 +124,12 @@ def token_create(role: str, name: str, county_code: str | None, party_id: int | 
     """Create a token and print it once."""
     expires_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)
                   if expires_in_days else None)
-    try:
-        with database().unit_of_work() as session:
-            issued = tokens.create_token(
-                session, operator(), name=name, role=role, county_code=county_code,
-                party_id=party_id, expires_at=expires_at,
-                validate_scope=current_app.extensions["ecovalue.token_scope_validator"],
-            )
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        issued = tokens.create_token(
+            session, operator(), name=name, role=role, county_code=county_code,
+            party_id=party_id, expires_at=expires_at,
+            validate_scope=current_app.extensions["ecovalue.token_scope_validator"],
+        )
     click.echo(f"token {issued.token.id} ({role}) for {name}; shown once, keep it safe:")
     click.echo(issued.secret)
 
@@ -141,11 +152,8 @@ def token_list() -> None:
 @with_appcontext
 def token_revoke(token_id: int) -> None:
     """Revoke a token for good."""
-    try:
-        with database().unit_of_work() as session:
-            tokens.revoke_token(session, operator(), token_id)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        tokens.revoke_token(session, operator(), token_id)
     click.echo(f"token {token_id} revoked")
 
 

@@ -19,8 +19,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from ecovalue.cli import database, fail, operator
-from ecovalue.errors import EcovalueError
+from ecovalue.cli import database, operator, unit_of_work
 from valuation import grid, reports
 from valuation.services import indicators, prices, quantities, reporting, runs
 
@@ -140,36 +139,33 @@ def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
         context.append({"region_code": region_code, "gdp": _amount(gdp, "--gdp"),
                         "area": _amount(area, "--area"),
                         "population": _amount(population, "--population")})
-    try:
-        with database().unit_of_work() as session:
-            ids = list(set_ids)
-            for path in quantity_files:
-                created = quantities.create_from_file(
-                    session, actor, region_code=region_code, year=year, filename=path.name,
-                    data=path.read_bytes())
-                click.echo(f"quantity set {created.id}: {created.row_count} rows from "
-                           f"{path.name}")
-                ids.append(created.id)
-            for path in grid_files:
-                created = quantities.create_from_grid_file(
-                    session, actor, region_code=region_code, year=year, filename=path.name,
-                    data=path.read_bytes())
-                click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
-                           f"{created.grid['cells']} cells of {path.name}")
-                ids.append(created.id)
-            run = runs.create_run(
-                session, actor, region_code=region_code, year=year, quantity_set_ids=ids,
-                price_book_version=price_book, base_year=base_year,
-                options={"enable": list(enable), "disable": list(disable),
-                         "allow_double_count": list(allow_double_count)},
-                context=context, title=title)
-            if publish:
-                runs.publish_run(session, actor, run.id)
-            run_id = run.id
-        with database().unit_of_work() as session:
-            print_run(session, run_id, unit)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        ids = list(set_ids)
+        for path in quantity_files:
+            created = quantities.create_from_file(
+                session, actor, region_code=region_code, year=year, filename=path.name,
+                data=path.read_bytes())
+            click.echo(f"quantity set {created.id}: {created.row_count} rows from "
+                       f"{path.name}")
+            ids.append(created.id)
+        for path in grid_files:
+            created = quantities.create_from_grid_file(
+                session, actor, region_code=region_code, year=year, filename=path.name,
+                data=path.read_bytes())
+            click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
+                       f"{created.grid['cells']} cells of {path.name}")
+            ids.append(created.id)
+        run = runs.create_run(
+            session, actor, region_code=region_code, year=year, quantity_set_ids=ids,
+            price_book_version=price_book, base_year=base_year,
+            options={"enable": list(enable), "disable": list(disable),
+                     "allow_double_count": list(allow_double_count)},
+            context=context, title=title)
+        if publish:
+            runs.publish_run(session, actor, run.id)
+        run_id = run.id
+    with unit_of_work() as session:
+        print_run(session, run_id, unit)
 
 
 @cli.command("show")
@@ -178,11 +174,8 @@ def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
 @with_appcontext
 def show_command(run_id: int, unit: str) -> None:
     """Print a stored run's result table."""
-    try:
-        with database().unit_of_work() as session:
-            print_run(session, run_id, unit)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        print_run(session, run_id, unit)
 
 
 @cli.command("export")
@@ -201,14 +194,11 @@ def show_command(run_id: int, unit: str) -> None:
 def export_command(run_id: int, fmt: str, unit: str, table: str, region_code: str | None,
                    output: Path | None, chart_path: Path | None) -> None:
     """Export a run to XLSX (every table and the chart) or one table to CSV."""
-    try:
-        with database().unit_of_work() as session:
-            data, filename = reporting.export(session, operator(), run_id, fmt=fmt, unit=unit,
-                                              table=table, region_code=region_code)
-            chart = (reporting.composition_png(session, operator(), run_id,
-                                               region_code=region_code) if chart_path else None)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        data, filename = reporting.export(session, operator(), run_id, fmt=fmt, unit=unit,
+                                          table=table, region_code=region_code)
+        chart = (reporting.composition_png(session, operator(), run_id,
+                                           region_code=region_code) if chart_path else None)
     target = output or Path(filename)
     target.write_bytes(data)
     click.echo(f"wrote {target} ({len(data)} bytes)")
@@ -241,18 +231,15 @@ def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple
                                removal_rates=extra.get("removal_rates") or {},
                                emissions=extra.get("emissions") or {})
     data = path.read_bytes()
-    try:
-        with database().unit_of_work() as session:
-            created = quantities.create_from_grid_file(
-                session, operator(), region_code=region_code, year=year, filename=path.name,
-                data=data, indicators=list(indicator_codes) or None, options=options)
-            click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
-                       f"{created.grid['cells']} cells (sha256 "
-                       f"{hashlib.sha256(data).hexdigest()[:12]}…)")
-            for warning in created.warnings:
-                click.echo(f"  ! {warning}")
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        created = quantities.create_from_grid_file(
+            session, operator(), region_code=region_code, year=year, filename=path.name,
+            data=data, indicators=list(indicator_codes) or None, options=options)
+        click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
+                   f"{created.grid['cells']} cells (sha256 "
+                   f"{hashlib.sha256(data).hexdigest()[:12]}…)")
+        for warning in created.warnings:
+            click.echo(f"  ! {warning}")
 
 
 @cli.command("from-catalog")
@@ -262,16 +249,13 @@ def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple
 @with_appcontext
 def from_catalog_command(region_code: str, year: int, include_registered: bool) -> None:
     """Derive a quantity set from the catalog's monitoring records."""
-    try:
-        with database().unit_of_work() as session:
-            created = quantities.create_from_catalog(
-                session, operator(), region_code=region_code, year=year,
-                include_registered=include_registered)
-            click.echo(f"quantity set {created.id}: {created.row_count} rows from the catalog")
-            for warning in created.warnings:
-                click.echo(f"  ! {warning}")
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        created = quantities.create_from_catalog(
+            session, operator(), region_code=region_code, year=year,
+            include_registered=include_registered)
+        click.echo(f"quantity set {created.id}: {created.row_count} rows from the catalog")
+        for warning in created.warnings:
+            click.echo(f"  ! {warning}")
 
 
 @cli.command("compare")
@@ -285,13 +269,10 @@ def from_catalog_command(region_code: str, year: int, include_registered: bool) 
 def compare_command(base_id: int, other_id: int, basis: str, unit: str,
                     chart_path: Path | None) -> None:
     """Change between two runs split into quantity, price, interaction, composition."""
-    try:
-        with database().unit_of_work() as session:
-            result = runs.compare_runs(session, operator(), base_id, other_id, basis=basis)
-            chart = (reporting.change_png(session, operator(), base_id, other_id, basis=basis,
-                                          unit="亿元") if chart_path else None)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        result = runs.compare_runs(session, operator(), base_id, other_id, basis=basis)
+        chart = (reporting.change_png(session, operator(), base_id, other_id, basis=basis,
+                                      unit="亿元") if chart_path else None)
     click.echo(result["method"])
     click.echo(f"{'indicator':<10} {'change':>14} {'quantity':>14} {'price':>14} "
                f"{'interaction':>14} {'composition':>14}   ({unit})")
@@ -312,11 +293,8 @@ def compare_command(base_id: int, other_id: int, basis: str, unit: str,
 @with_appcontext
 def publish_command(run_id: int) -> None:
     """Publish a run (public from now on)."""
-    try:
-        with database().unit_of_work() as session:
-            runs.publish_run(session, operator(), run_id)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        runs.publish_run(session, operator(), run_id)
     click.echo(f"run {run_id} published")
 
 
@@ -325,11 +303,8 @@ def publish_command(run_id: int) -> None:
 @with_appcontext
 def reproduce_command(run_id: int) -> None:
     """Recompute a run from its stored inputs; exit 1 unless identical."""
-    try:
-        with database().unit_of_work() as session:
-            result = runs.reproduce_run(session, operator(), run_id)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        result = runs.reproduce_run(session, operator(), run_id)
     click.echo(json.dumps(result, indent=2))
     if not result["identical"]:
         raise SystemExit(1)
@@ -346,12 +321,9 @@ def reproduce_command(run_id: int) -> None:
 def asset_value_command(run_id: int, rates: tuple[float, ...], horizon: int, growth: float,
                         unit: str) -> None:
     """NPV of the run's GEP as an annual flow (a stock: never added to GEP)."""
-    try:
-        with database().unit_of_work() as session:
-            result = runs.asset_value(session, operator(), run_id, discount_rates=rates,
-                                      horizon_years=horizon, growth=growth)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        result = runs.asset_value(session, operator(), run_id, discount_rates=rates,
+                                  horizon_years=horizon, growth=growth)
     click.echo(f"annual flow {_fmt(result['annual_flow_yuan'], unit)} {unit} "
                f"({result['basis']} prices), {horizon} years, growth {growth:g}")
     for row in result["sensitivity"]:

@@ -23,8 +23,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from ecovalue.cli import database, fail, operator
-from ecovalue.errors import EcovalueError
+from ecovalue.cli import operator, unit_of_work
 from ledger.core import export, services
 from ledger.core.calendar import format_month, parse_month
 from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS
@@ -70,11 +69,8 @@ def _show_tx(view: services.TransactionView) -> None:
 
 
 def _run(fn):  # type: ignore[no-untyped-def]
-    try:
-        with database().unit_of_work() as session:
-            return fn(session)
-    except EcovalueError as exc:
-        fail(exc)
+    with unit_of_work() as session:
+        return fn(session)
 
 
 @click.group("ledger")
