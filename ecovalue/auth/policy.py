@@ -154,6 +154,37 @@ def authorize(
     return actor
 
 
+@dataclasses.dataclass(frozen=True)
+class RowFilter:
+    """The rows of an action that a caller reaches: every row, one county's, one party's, or
+    none. Services filter their queries with it instead of comparing roles themselves."""
+
+    everything: bool = False
+    #: only rows of this county (6-digit code; region codes below it share the prefix)
+    county: str | None = None
+    #: only rows of this party
+    party: int | None = None
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and self.county is None and self.party is None
+
+
+def row_filter(actor: Principal | None, action: str) -> RowFilter:
+    """Which rows of `action` `actor` may read or write, from the policy table: `everything`
+    for an unscoped role, the principal's county or party for a scoped one, `nothing` for a
+    role the action does not list (or no actor at all)."""
+    rules = allowed_roles(action)
+    scope = rules.get(actor.role) if actor is not None else None
+    if actor is None or scope is None:
+        return RowFilter()
+    if scope is Scope.COUNTY:
+        return RowFilter(county=actor.county_code) if actor.county_code else RowFilter()
+    if scope is Scope.PARTY:
+        return RowFilter(party=actor.party_id) if actor.party_id is not None else RowFilter()
+    return RowFilter(everything=True)
+
+
 def can(actor: Principal | None, action: str, **scope: object) -> bool:
     """`authorize` as a predicate, for filtering what a caller may see."""
     try:
