@@ -8,7 +8,7 @@ request, a CLI command, a test) commits once, so one operation is one transactio
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -69,8 +69,13 @@ class UTCDateTime(sa.types.TypeDecorator):
 #: Python None is SQL NULL.
 JSONDocument = sa.JSON(none_as_null=True)
 
-#: 64-bit integer primary key that is still an auto-incrementing rowid alias on SQLite.
-BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+#: the largest value a 64-bit signed integer column holds (ids, amounts, running totals)
+INT64_MAX = 2**63 - 1
+
+#: 64-bit integer column; on SQLite plain INTEGER (64-bit there too), so that a primary key
+#: is still an auto-incrementing rowid alias and foreign keys match it.
+BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+BigIntPK = BigInt
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -170,6 +175,33 @@ def fetch_one(session: Session, sql: str, params: tuple | dict) -> tuple | None:
             return cursor.fetchone()
     except driver.Error as exc:
         raise sa.exc.DBAPIError.instance(sql, params, exc, driver.Error) from exc
+
+
+def bulk_insert(session: Session, table: sa.Table, columns: Sequence[str],
+                rows: list[tuple]) -> None:
+    """Set-based insert of tuples already in storage format, through the driver and in the
+    session's transaction: COPY on PostgreSQL (psycopg), one `executemany` on SQLite."""
+    if not rows:
+        return
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    if connection.dialect.name == "sqlite":
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {table.name} ({names}) "
+                               f"VALUES ({', '.join('?' * len(columns))})", rows)
+        finally:
+            cursor.close()
+        return
+    session.execute(table.insert(), [dict(zip(columns, row, strict=True))  # pragma: no cover
+                                     for row in rows])
 
 
 def current_session() -> Session:

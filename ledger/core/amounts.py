@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_AMOUNT = 2**63 - 1
+from ecovalue.db import INT64_MAX
+
+#: the largest amount, and the largest running total, a 64-bit signed column holds
+MAX_AMOUNT = INT64_MAX
 
 
 def amount_problem(value: Any) -> str | None:

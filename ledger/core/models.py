@@ -8,7 +8,7 @@ Conventions (TigerBeetle's, Modern Treasury's):
 - every account is credit-normal: balance = credits - debits. A party's holding grows with
   credits; an `external` account (the bank, the treasury, the issuing registry) goes negative
   as value enters the ledger from outside;
-- transactions and postings are immutable (PostgreSQL triggers refuse UPDATE and DELETE);
+- transactions and postings are immutable (database triggers refuse UPDATE and DELETE);
   a correction is a reversal, a pending transfer is resolved by a second transaction
   (`post_pending`, `void_pending`, `expire_pending`) that references it;
 - `ledger_balances` and `ledger_pending_holds` are materialised views of the postings kept
@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ecovalue.db import Base, BigIntPK, JSONDocument, UTCDateTime, utcnow
+from ecovalue.db import Base, BigInt, BigIntPK, JSONDocument, UTCDateTime, utcnow
 
 #: asset kinds and the unit their integer amounts count
 ASSET_KINDS = {"currency": "fen", "carbon_credit": "tCO2e"}
@@ -34,10 +34,7 @@ PHASES = ("posted", "pending", "post_pending", "void_pending", "expire_pending")
 RESOLUTION_PHASES = ("post_pending", "void_pending", "expire_pending")
 PERIOD_STATUSES = ("open", "closed")
 
-#: the largest amount, and the largest running total, a 64-bit signed column holds
-MAX_AMOUNT = 2**63 - 1
-
-_FK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_FK = BigInt
 
 
 def _in(values: tuple[str, ...] | Any) -> str:

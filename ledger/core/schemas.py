@@ -17,7 +17,7 @@ _I64 = {"type": "integer", "format": "int64"}
 
 
 class Str(ma.fields.String):
-    """A string without NUL characters (PostgreSQL text cannot hold them)."""
+    """A string without NUL characters (no database text can hold them)."""
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         text = super()._deserialize(value, attr, data, **kwargs)
