@@ -15,6 +15,12 @@ never commits, so a sibling's own rows and the ledger's postings commit or roll 
                   ledger.PostingSpec(account.code, "CNY", "credit", 500_000_00)]),
         action="compensation.settle")
 
+The contract for the floors above is `post` (one transaction, or a pending one with
+`pending=True`), `post_batch`, `post_pending` / `void_pending`, `reverse_transaction`,
+`ensure_account` / `create_account`, `create_asset` / `get_asset`, and the reads
+`account_balance`, `party_balances`, `statement`, `get_transaction`; the routes and the CLI
+use the same names for the rest (periods, assertions, listings, `verify`).
+
 `action` is the policy action (in `ecovalue.auth.policy.POLICY`) the caller is authorized
 under: a sibling package names its own, so its roles are decided in the one policy table.
 """
@@ -27,28 +33,53 @@ from ledger.core.errors import (
     PendingExpired,
     PeriodClosed,
 )
-from ledger.core.rules import PostingSpec, TransactionSpec
+from ledger.core.rules import PostingSpec, TransactionSpec, account_ref
 from ledger.core.services import (
     BalanceView,
+    PostingView,
+    Statement,
+    StatementLine,
     TransactionView,
     account_balance,
+    assert_balance,
+    close_period,
     create_account,
     create_asset,
+    create_transaction,
     ensure_account,
+    expire_pendings,
+    find_account,
+    get_account,
     get_asset,
+    get_batch,
+    get_transaction,
+    list_accounts,
+    list_assertions,
+    list_assets,
+    list_periods,
+    list_transactions,
+    load_views,
     party_balances,
+    period_status,
     post_batch,
     post_pending,
+    recheck_assertions,
+    reopen_period,
     reverse_transaction,
     statement,
+    verify,
     void_pending,
 )
 from ledger.core.services import create_transaction as post
 
 __all__ = [
     "AccountNotOwned", "AlreadyReversed", "BalanceView", "InsufficientBalance",
-    "PendingAlreadyResolved", "PendingExpired", "PeriodClosed", "PostingSpec",
-    "TransactionSpec", "TransactionView", "account_balance", "create_account", "create_asset",
-    "ensure_account", "get_asset", "party_balances", "post", "post_batch", "post_pending",
-    "reverse_transaction", "statement", "void_pending",
+    "PendingAlreadyResolved", "PendingExpired", "PeriodClosed", "PostingSpec", "PostingView",
+    "Statement", "StatementLine", "TransactionSpec", "TransactionView", "account_balance",
+    "account_ref", "assert_balance", "close_period", "create_account", "create_asset",
+    "create_transaction", "ensure_account", "expire_pendings", "find_account", "get_account",
+    "get_asset", "get_batch", "get_transaction", "list_accounts", "list_assertions", "list_assets",
+    "list_periods", "list_transactions", "load_views", "party_balances", "period_status", "post",
+    "post_batch", "post_pending", "recheck_assertions", "reopen_period", "reverse_transaction",
+    "statement", "verify", "void_pending",
 ]

@@ -18,10 +18,9 @@ from ecovalue.api import (
 from ecovalue.db import current_session
 from ecovalue.errors import ValidationFailed
 from ecovalue.idempotency import HEADER as IDEMPOTENCY_HEADER
-from ledger.core import export, services
-from ledger.core import schemas as S
+from ledger import core
+from ledger.core import export, schemas
 from ledger.core.calendar import parse_month
-from ledger.core.posting import PostingSpec, TransactionSpec, account_ref
 
 blp = Blueprint("ledger", __name__, url_prefix="/ledger",
                 description="Double-entry ledger: assets, accounts, transactions, two-phase "
@@ -45,16 +44,16 @@ def _key() -> str | None:
     return request.headers.get(IDEMPOTENCY_HEADER)
 
 
-def _spec(body: dict, key: str | None = None) -> TransactionSpec:
-    return TransactionSpec(
+def _spec(body: dict, key: str | None = None) -> core.TransactionSpec:
+    return core.TransactionSpec(
         type=body["type"], effective_date=body.get("effective_date"), memo=body.get("memo"),
         metadata=body.get("metadata"), pending=body.get("pending", False),
         expires_at=body.get("expires_at"), idempotency_key=key,
-        postings=[PostingSpec(p["account"], p["asset"], p["direction"], p["amount"])
+        postings=[core.PostingSpec(p["account"], p["asset"], p["direction"], p["amount"])
                   for p in body["postings"]])
 
 
-def _created(view: services.TransactionView) -> tuple[Any, int, dict]:
+def _created(view: core.TransactionView) -> tuple[Any, int, dict]:
     headers = {"Location": f"/ledger/transactions/{view.id}"}
     if view.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -67,32 +66,32 @@ def _created(view: services.TransactionView) -> tuple[Any, int, dict]:
 @blp.route("/assets", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AssetCreateSchema())
-@blp.response(201, S.AssetSchema)
+@blp.arguments(schemas.AssetCreateSchema())
+@blp.response(201, schemas.AssetSchema)
 @errors(422)
 def create_asset(body):  # type: ignore[no-untyped-def]
     """Create an asset: CNY (fen) or the credits of one carbon issuance batch (tCO2e)."""
-    return services.create_asset(current_session(), current_principal(), **body)
+    return core.create_asset(current_session(), current_principal(), **body)
 
 
 @blp.route("/assets", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AssetQuerySchema(), location="query")
-@blp.response(200, page_of(S.AssetSchema))
+@blp.arguments(schemas.AssetQuerySchema(), location="query")
+@blp.response(200, page_of(schemas.AssetSchema))
 def list_assets(query):  # type: ignore[no-untyped-def]
     """Assets, by code."""
     page, page_size = query.pop("page"), query.pop("page_size")
-    stmt = services.list_assets(current_session(), current_principal(), **query)
+    stmt = core.list_assets(current_session(), current_principal(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
 @blp.route("/assets/<string:code>")
 @blp.authenticated
-@blp.response(200, S.AssetSchema)
+@blp.response(200, schemas.AssetSchema)
 @errors(404)
 def get_asset(code):  # type: ignore[no-untyped-def]
     """One asset by code."""
-    return services.get_asset(current_session(), current_principal(), code)
+    return core.get_asset(current_session(), current_principal(), code)
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -101,54 +100,54 @@ def get_asset(code):  # type: ignore[no-untyped-def]
 @blp.route("/accounts", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AccountCreateSchema())
-@blp.response(201, S.AccountSchema)
+@blp.arguments(schemas.AccountCreateSchema())
+@blp.response(201, schemas.AccountSchema)
 @errors(422)
 def create_account(body):  # type: ignore[no-untyped-def]
     """Open an account for a party in one asset (finance, admin)."""
-    return services.create_account(current_session(), current_principal(), **body)
+    return core.create_account(current_session(), current_principal(), **body)
 
 
 @blp.route("/accounts", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AccountQuerySchema(), location="query")
-@blp.response(200, page_of(S.AccountSchema))
+@blp.arguments(schemas.AccountQuerySchema(), location="query")
+@blp.response(200, page_of(schemas.AccountSchema))
 def list_accounts(query):  # type: ignore[no-untyped-def]
     """Accounts (a trader sees its own party's)."""
     page, page_size = query.pop("page"), query.pop("page_size")
-    stmt = services.list_accounts(current_session(), current_principal(), **query)
+    stmt = core.list_accounts(current_session(), current_principal(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
 @blp.route("/accounts/<string:account>")
 @blp.authenticated
-@blp.response(200, S.AccountSchema)
+@blp.response(200, schemas.AccountSchema)
 @errors(404)
 def get_account(account):  # type: ignore[no-untyped-def]
     """One account by id or code."""
-    return services.get_account(current_session(), current_principal(), account_ref(account))
+    return core.get_account(current_session(), current_principal(), core.account_ref(account))
 
 
 @blp.route("/accounts/<string:account>/balance")
 @blp.authenticated
-@blp.arguments(S.AsOfQuerySchema(), location="query")
-@blp.response(200, S.BalanceSchema)
+@blp.arguments(schemas.AsOfQuerySchema(), location="query")
+@blp.response(200, schemas.BalanceSchema)
 @errors(404)
 def account_balance(query, account):  # type: ignore[no-untyped-def]
     """Current balance with reservations, or the posted balance at the end of `as_of`."""
-    return services.account_balance(current_session(), current_principal(),
-                                    account_ref(account), as_of=query.get("as_of"))
+    return core.account_balance(current_session(), current_principal(),
+                                    core.account_ref(account), as_of=query.get("as_of"))
 
 
-def _statement(query: dict, account: str) -> services.Statement:
-    return services.statement(current_session(), current_principal(), account_ref(account),
+def _statement(query: dict, account: str) -> core.Statement:
+    return core.statement(current_session(), current_principal(), core.account_ref(account),
                               date_from=query.get("date_from"), date_to=query.get("date_to"))
 
 
 @blp.route("/accounts/<string:account>/statement")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema(), location="query")
-@blp.response(200, S.StatementSchema)
+@blp.arguments(schemas.StatementQuerySchema(), location="query")
+@blp.response(200, schemas.StatementSchema)
 @errors(404)
 def account_statement(query, account):  # type: ignore[no-untyped-def]
     """Posted movements between two dates with opening, running and closing balance."""
@@ -157,7 +156,7 @@ def account_statement(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts/<string:account>/statement.csv")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema(), location="query")
+@blp.arguments(schemas.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string"}, content_type="text/csv")
 @errors(404)
 def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
@@ -169,7 +168,7 @@ def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/accounts/<string:account>/statement.xlsx")
 @blp.authenticated
-@blp.arguments(S.StatementQuerySchema(), location="query")
+@blp.arguments(schemas.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string", "format": "binary"}, content_type=XLSX_MIMETYPE)
 @errors(404)
 def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
@@ -181,12 +180,12 @@ def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
 
 @blp.route("/parties/<int:party_id>/balances")
 @blp.authenticated
-@blp.arguments(S.AsOfQuerySchema(), location="query")
-@blp.response(200, S.PartyBalancesSchema)
+@blp.arguments(schemas.AsOfQuerySchema(), location="query")
+@blp.response(200, schemas.PartyBalancesSchema)
 @errors(404)
 def party_balances(query, party_id):  # type: ignore[no-untyped-def]
     """Every account of a party with its balance, and totals per asset."""
-    rows, totals = services.party_balances(current_session(), current_principal(), party_id,
+    rows, totals = core.party_balances(current_session(), current_principal(), party_id,
                                            as_of=query.get("as_of"))
     return {"party_id": party_id, "as_of": query.get("as_of"), "accounts": rows,
             "totals": totals}
@@ -198,99 +197,99 @@ def party_balances(query, party_id):  # type: ignore[no-untyped-def]
 @blp.route("/transactions", methods=["POST"])
 @blp.authenticated
 @blp.idempotent(by_service=True)
-@blp.arguments(S.TransactionInSchema())
-@blp.response(201, S.TransactionSchema)
+@blp.arguments(schemas.TransactionInSchema())
+@blp.response(201, schemas.TransactionSchema)
 @errors(400, 422)
 def create_transaction(body):  # type: ignore[no-untyped-def]
     """Post a balanced transaction, or reserve a two-phase transfer (`pending: true`)."""
-    view = services.create_transaction(current_session(), current_principal(),
+    view = core.create_transaction(current_session(), current_principal(),
                                        _spec(body, _key()))
     return _created(view)
 
 
 @blp.route("/transactions", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.TransactionQuerySchema(), location="query")
-@blp.response(200, page_of(S.TransactionSchema))
+@blp.arguments(schemas.TransactionQuerySchema(), location="query")
+@blp.response(200, page_of(schemas.TransactionSchema))
 @errors(404)
 def list_transactions(query):  # type: ignore[no-untyped-def]
     """Transactions, newest first (a trader sees those touching its accounts)."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
-        query["account"] = account_ref(query["account"])
+        query["account"] = core.account_ref(query["account"])
     session = current_session()
-    stmt = services.list_transactions(session, current_principal(), **query)
+    stmt = core.list_transactions(session, current_principal(), **query)
     result = paginate(session, stmt, page, page_size)
-    result["items"] = services.load_views(session, result["items"])
+    result["items"] = core.load_views(session, result["items"])
     return result
 
 
 @blp.route("/transactions/<int:tx_id>")
 @blp.authenticated
-@blp.response(200, S.TransactionSchema)
+@blp.response(200, schemas.TransactionSchema)
 @errors(404)
 def get_transaction(tx_id):  # type: ignore[no-untyped-def]
     """One transaction with its postings and, for a pending, its outcome."""
-    return services.get_transaction(current_session(), current_principal(), tx_id)
+    return core.get_transaction(current_session(), current_principal(), tx_id)
 
 
 @blp.route("/transactions/<int:tx_id>/reverse", methods=["POST"])
 @blp.authenticated
 @blp.idempotent(by_service=True)
-@blp.arguments(S.ReverseSchema())
-@blp.response(201, S.TransactionSchema)
+@blp.arguments(schemas.ReverseSchema())
+@blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
 def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
     """Correct a transaction by appending its mirror image (finance, admin)."""
-    return _created(services.reverse_transaction(
+    return _created(core.reverse_transaction(
         current_session(), current_principal(), tx_id, idempotency_key=_key(), **body))
 
 
 @blp.route("/transactions/<int:tx_id>/post", methods=["POST"])
 @blp.authenticated
 @blp.idempotent(by_service=True)
-@blp.arguments(S.ReverseSchema())
-@blp.response(201, S.TransactionSchema)
+@blp.arguments(schemas.ReverseSchema())
+@blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
 def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
     """Post a pending transfer in full (finance, admin); at most once, not after expiry."""
-    return _created(services.post_pending(current_session(), current_principal(), tx_id,
+    return _created(core.post_pending(current_session(), current_principal(), tx_id,
                                           idempotency_key=_key(), **body))
 
 
 @blp.route("/transactions/<int:tx_id>/void", methods=["POST"])
 @blp.authenticated
 @blp.idempotent(by_service=True)
-@blp.arguments(S.VoidSchema())
-@blp.response(201, S.TransactionSchema)
+@blp.arguments(schemas.VoidSchema())
+@blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
 def void_pending(body, tx_id):  # type: ignore[no-untyped-def]
     """Void a pending transfer: its reservation is released (finance, admin)."""
-    return _created(services.void_pending(current_session(), current_principal(), tx_id,
+    return _created(core.void_pending(current_session(), current_principal(), tx_id,
                                           idempotency_key=_key(), **body))
 
 
 @blp.route("/pending/expire", methods=["POST"])
 @blp.authenticated
-@blp.response(200, S.ExpiredSchema)
+@blp.response(200, schemas.ExpiredSchema)
 def expire_pendings():  # type: ignore[no-untyped-def]
     """Record the expiry of every pending transfer past its expiry (finance, admin)."""
-    return {"expired": services.expire_pendings(current_session(), current_principal())}
+    return {"expired": core.expire_pendings(current_session(), current_principal())}
 
 
 @blp.route("/batches", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.BatchInSchema())
-@blp.response(201, S.BatchSchema)
+@blp.arguments(schemas.BatchInSchema())
+@blp.response(201, schemas.BatchSchema)
 @errors(400, 422)
 def post_batch(body):  # type: ignore[no-untyped-def]
     """Post up to 10,000 transactions at once, all or nothing."""
     session = current_session()
-    batch_id, ids = services.post_batch(session, current_principal(),
+    batch_id, ids = core.post_batch(session, current_principal(),
                                         [_spec(t) for t in body["transactions"]],
                                         memo=body.get("memo"))
-    batch, _ = services.get_batch(session, current_principal(), batch_id)
+    batch, _ = core.get_batch(session, current_principal(), batch_id)
     return ({**_batch(batch), "transaction_ids": ids}, 201,
             {"Location": f"/ledger/batches/{batch_id}"})
 
@@ -302,11 +301,11 @@ def _batch(batch: Any) -> dict:
 
 @blp.route("/batches/<int:batch_id>")
 @blp.authenticated
-@blp.response(200, S.BatchSchema)
+@blp.response(200, schemas.BatchSchema)
 @errors(404)
 def get_batch(batch_id):  # type: ignore[no-untyped-def]
     """A batch and the ids of its transactions."""
-    batch, ids = services.get_batch(current_session(), current_principal(), batch_id)
+    batch, ids = core.get_batch(current_session(), current_principal(), batch_id)
     return {**_batch(batch), "transaction_ids": ids}
 
 
@@ -315,10 +314,10 @@ def get_batch(batch_id):  # type: ignore[no-untyped-def]
 
 @blp.route("/periods")
 @blp.authenticated
-@blp.response(200, S.PeriodSchema(many=True))
+@blp.response(200, schemas.PeriodSchema(many=True))
 def list_periods():  # type: ignore[no-untyped-def]
     """Months that were ever closed, newest first (every other month is open)."""
-    return services.list_periods(current_session(), current_principal())
+    return core.list_periods(current_session(), current_principal())
 
 
 def _month(text: str):  # type: ignore[no-untyped-def]
@@ -331,23 +330,23 @@ def _month(text: str):  # type: ignore[no-untyped-def]
 
 @blp.route("/periods/<string:month>/close", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.PeriodActionSchema())
-@blp.response(200, S.PeriodSchema)
+@blp.arguments(schemas.PeriodActionSchema())
+@blp.response(200, schemas.PeriodSchema)
 @errors(409, 422)
 def close_period(body, month):  # type: ignore[no-untyped-def]
     """Close a month (YYYY-MM): postings dated in it are refused until it is reopened."""
-    return services.close_period(current_session(), current_principal(), _month(month),
+    return core.close_period(current_session(), current_principal(), _month(month),
                                  note=body.get("note"))
 
 
 @blp.route("/periods/<string:month>/reopen", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.PeriodActionSchema())
-@blp.response(200, S.PeriodSchema)
+@blp.arguments(schemas.PeriodActionSchema())
+@blp.response(200, schemas.PeriodSchema)
 @errors(409, 422)
 def reopen_period(body, month):  # type: ignore[no-untyped-def]
     """Reopen a closed month (finance, admin; audited)."""
-    return services.reopen_period(current_session(), current_principal(), _month(month),
+    return core.reopen_period(current_session(), current_principal(), _month(month),
                                   note=body.get("note"))
 
 
@@ -357,38 +356,38 @@ def reopen_period(body, month):  # type: ignore[no-untyped-def]
 @blp.route("/assertions", methods=["POST"])
 @blp.authenticated
 @blp.idempotent
-@blp.arguments(S.AssertionInSchema())
-@blp.response(201, S.AssertionSchema)
+@blp.arguments(schemas.AssertionInSchema())
+@blp.response(201, schemas.AssertionSchema)
 @errors(404, 422)
 def create_assertion(body):  # type: ignore[no-untyped-def]
     """Record the expected balance of an account at the end of a date and check it now (a
     failed assertion is recorded too, with `passed: false`)."""
-    return services.assert_balance(current_session(), current_principal(), body["account"],
+    return core.assert_balance(current_session(), current_principal(), body["account"],
                                    as_of=body["as_of"], expected_balance=body["expected_balance"],
                                    memo=body.get("memo"))
 
 
 @blp.route("/assertions", methods=["GET"])
 @blp.authenticated
-@blp.arguments(S.AssertionQuerySchema(), location="query")
-@blp.response(200, page_of(S.AssertionSchema))
+@blp.arguments(schemas.AssertionQuerySchema(), location="query")
+@blp.response(200, page_of(schemas.AssertionSchema))
 @errors(404)
 def list_assertions(query):  # type: ignore[no-untyped-def]
     """Recorded balance assertions, newest first; `passed=false` lists the discrepancies."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
-        query["account"] = account_ref(query["account"])
-    stmt = services.list_assertions(current_session(), current_principal(), **query)
+        query["account"] = core.account_ref(query["account"])
+    stmt = core.list_assertions(current_session(), current_principal(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
 @blp.route("/assertions/recheck", methods=["POST"])
 @blp.authenticated
-@blp.arguments(S.RecheckSchema())
-@blp.response(200, S.RecheckResultSchema)
+@blp.arguments(schemas.RecheckSchema())
+@blp.response(200, schemas.RecheckResultSchema)
 @errors(404)
 def recheck_assertions(body):  # type: ignore[no-untyped-def]
     """Check every recorded assertion again (after back-dated postings, say)."""
-    checked = services.recheck_assertions(current_session(), current_principal(),
+    checked = core.recheck_assertions(current_session(), current_principal(),
                                           account=body.get("account"))
     return {"checked": len(checked), "failed": [a for a in checked if not a.passed]}

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 from catalog.demo import PARTIES
 from catalog.models import Party
 from ecovalue.auth import Principal
-from ledger.core import services
+from ledger import core
 from ledger.core.models import LedgerAsset
-from ledger.core.posting import PostingSpec, TransactionSpec
 
 CNY = "CNY"
 CARBON_BATCH = "DEMO-WM-FC-2023-001"
@@ -33,11 +32,11 @@ def _party(session: Session, key: str) -> int:
 
 
 def _transfer(type_: str, source: str, target: str, asset: str, amount: int,
-              memo: str, *, pending: bool = False) -> TransactionSpec:
-    return TransactionSpec(
+              memo: str, *, pending: bool = False) -> core.TransactionSpec:
+    return core.TransactionSpec(
         type=type_, memo=memo, metadata=DEMO, pending=pending,
-        postings=[PostingSpec(source, asset, "debit", amount),
-                  PostingSpec(target, asset, "credit", amount)])
+        postings=[core.PostingSpec(source, asset, "debit", amount),
+                  core.PostingSpec(target, asset, "credit", amount)])
 
 
 def load(session: Session, actor: Principal) -> list[str]:
@@ -45,9 +44,9 @@ def load(session: Session, actor: Principal) -> list[str]:
         return ["ledger: demo ledger already present"]
     plant, trader = _party(session, "plant"), _party(session, "trader")
     bureau, dalang = _party(session, "wangmo_bureau"), _party(session, "dalang")
-    services.create_asset(session, actor, code=CNY, kind="currency", name_zh="人民币",
+    core.create_asset(session, actor, code=CNY, kind="currency", name_zh="人民币",
                           name_en="Chinese yuan (fen)")
-    services.create_asset(session, actor, code=CARBON_BATCH, kind="carbon_credit",
+    core.create_asset(session, actor, code=CARBON_BATCH, kind="carbon_credit",
                           name_zh="望谟县林业碳汇 2023 批次 (DEMO)",
                           name_en="Wangmo forest carbon, vintage 2023 (DEMO)",
                           vintage_year=2023, batch_reference=CARBON_BATCH, attributes=DEMO)
@@ -62,7 +61,7 @@ def load(session: Session, actor: Principal) -> list[str]:
         (dalang, CARBON_BATCH, "holding", "DEMO-DALANG-CARBON", "打狼村碳汇 (DEMO)"),
     ]
     for party_id, asset, kind, code, name in accounts:
-        services.create_account(session, actor, party_id=party_id, asset=asset, kind=kind,
+        core.create_account(session, actor, party_id=party_id, asset=asset, kind=kind,
                                 code=code, name=name, attributes=DEMO)
     for spec in (
         _transfer("deposit", "DEMO-PLANT-BANK", "DEMO-PLANT-CNY", CNY, 50_000_000,
@@ -72,12 +71,12 @@ def load(session: Session, actor: Principal) -> list[str]:
         _transfer("payout", "DEMO-FOREST-FUND", "DEMO-DALANG-CNY", CNY, DALANG_PAYMENT_FEN,
                   "DEMO: single-tree carbon payment to Dalang, awaiting finance approval",
                   pending=True),
-        TransactionSpec(type="issuance", memo="DEMO: 1,000 t issued, 20 % to the buffer pool",
+        core.TransactionSpec(type="issuance", memo="DEMO: 1,000 t issued, 20 % to the buffer pool",
                         metadata=DEMO, postings=[
-                            PostingSpec("DEMO-CARBON-ISSUANCE", CARBON_BATCH, "debit", 1000),
-                            PostingSpec("DEMO-DALANG-CARBON", CARBON_BATCH, "credit", 800),
-                            PostingSpec("DEMO-CARBON-BUFFER", CARBON_BATCH, "credit", 200)]),
+                            core.PostingSpec("DEMO-CARBON-ISSUANCE", CARBON_BATCH, "debit", 1000),
+                            core.PostingSpec("DEMO-DALANG-CARBON", CARBON_BATCH, "credit", 800),
+                            core.PostingSpec("DEMO-CARBON-BUFFER", CARBON_BATCH, "credit", 200)]),
     ):
-        services.create_transaction(session, actor, spec)
+        core.create_transaction(session, actor, spec)
     return ["ledger: 2 demo assets, 8 demo accounts, 4 demo transactions (one pending payout "
             "of 172,800.00 yuan to Dalang awaiting finance)"]

@@ -17,7 +17,7 @@ from catalog.models import Party
 from ecovalue import audit
 from ecovalue.auth.policy import Principal, authorize, row_filter
 from ecovalue.errors import Forbidden, ValidationFailed
-from ledger.core import errors as E
+from ledger.core import errors
 from ledger.core.models import (
     ACCOUNT_KINDS,
     ASSET_KINDS,
@@ -38,31 +38,31 @@ def create_asset(session: Session, actor: Principal, *, code: str, kind: str, na
                  attributes: Mapping[str, Any] | None = None) -> LedgerAsset:
     """A currency (CNY, in fen) or the credits of one carbon issuance batch (tCO2e)."""
     authorize(actor, "ledger.asset.write")
-    errors = []
+    problems = []
     if not isinstance(code, str) or not ASSET_CODE_RE.match(code):
-        errors.append({"field": "code", "message": "2-40 characters: A-Z, 0-9, '_', '.', '-'"})
+        problems.append({"field": "code", "message": "2-40 characters: A-Z, 0-9, '_', '.', '-'"})
     if kind not in ASSET_KINDS:
-        errors.append({"field": "kind", "message": f"one of {sorted(ASSET_KINDS)}"})
+        problems.append({"field": "kind", "message": f"one of {sorted(ASSET_KINDS)}"})
     if not name_zh or not name_zh.strip():
-        errors.append({"field": "name_zh", "message": "required"})
+        problems.append({"field": "name_zh", "message": "required"})
     if kind == "carbon_credit":
         if vintage_year is None or not 1990 <= vintage_year <= 2100:
-            errors.append({"field": "vintage_year",
+            problems.append({"field": "vintage_year",
                            "message": "a carbon batch needs its vintage year (1990-2100)"})
         if not batch_reference or not batch_reference.strip():
-            errors.append({"field": "batch_reference",
+            problems.append({"field": "batch_reference",
                            "message": "a carbon batch needs the registry's batch reference"})
     elif kind == "currency":
         for field, value in (("vintage_year", vintage_year), ("batch_reference", batch_reference),
                              ("project_reference", project_reference)):
             if value is not None:
-                errors.append({"field": field, "message": "only for carbon credits"})
-    if errors:
-        raise ValidationFailed("invalid asset", errors=errors)
+                problems.append({"field": field, "message": "only for carbon credits"})
+    if problems:
+        raise ValidationFailed("invalid asset", errors=problems)
     for column, value in (("code", code), ("batch_reference", batch_reference)):
         if value is not None and session.scalar(
                 sa.select(LedgerAsset.id).where(getattr(LedgerAsset, column) == value)):
-            raise E.CodeTaken(f"an asset with {column} {value!r} exists", field=column)
+            raise errors.CodeTaken(f"an asset with {column} {value!r} exists", field=column)
     asset = LedgerAsset(code=code, kind=kind, unit=ASSET_KINDS[kind], name_zh=name_zh.strip(),
                         name_en=name_en, vintage_year=vintage_year,
                         batch_reference=batch_reference, project_reference=project_reference,
@@ -79,7 +79,7 @@ def get_asset(session: Session, actor: Principal, code: str) -> LedgerAsset:
     asset = None if "\x00" in code else session.scalar(
         sa.select(LedgerAsset).where(LedgerAsset.code == code))
     if asset is None:
-        raise E.AssetNotFound(f"no asset {code!r}")
+        raise errors.AssetNotFound(f"no asset {code!r}")
     return asset
 
 
@@ -106,28 +106,28 @@ def create_account(session: Session, actor: Principal, *, party_id: int, asset: 
     but `external`; the code defaults to `P<party>-<KIND>-<ASSET>`. `action`: the policy
     action the caller is authorized under (a sibling package names its own)."""
     authorize(actor, action)
-    errors = []
+    problems = []
     if kind not in ACCOUNT_KINDS:
-        errors.append({"field": "kind", "message": f"one of {list(ACCOUNT_KINDS)}"})
+        problems.append({"field": "kind", "message": f"one of {list(ACCOUNT_KINDS)}"})
     if code is not None and (not isinstance(code, str) or not CODE_RE.match(code)):
-        errors.append({"field": "code", "message": "1-100 characters: letters, digits, "
+        problems.append({"field": "code", "message": "1-100 characters: letters, digits, "
                                                    "'_', '.', ':', '-'; not only digits"})
     if name is not None and len(name) > 200:
-        errors.append({"field": "name", "message": "at most 200 characters"})
+        problems.append({"field": "name", "message": "at most 200 characters"})
     party = session.get(Party, party_id) if valid_id(party_id) else None
     if party is None:
-        errors.append({"field": "party_id", "message": f"no party {party_id}"})
+        problems.append({"field": "party_id", "message": f"no party {party_id}"})
     elif not getattr(party, "active", True):
-        errors.append({"field": "party_id", "message": f"party {party_id} is inactive"})
+        problems.append({"field": "party_id", "message": f"party {party_id} is inactive"})
     asset_row = session.scalar(sa.select(LedgerAsset).where(LedgerAsset.code == asset))
     if asset_row is None:
-        errors.append({"field": "asset", "message": f"no asset {asset!r}"})
-    if errors:
-        raise ValidationFailed("invalid account", errors=errors)
+        problems.append({"field": "asset", "message": f"no asset {asset!r}"})
+    if problems:
+        raise ValidationFailed("invalid account", errors=problems)
     assert party is not None and asset_row is not None
     code = code or f"P{party.id}-{kind.upper()}-{asset_row.code}"[:100]
     if session.scalar(sa.select(LedgerAccount.id).where(LedgerAccount.code == code)):
-        raise E.CodeTaken(f"an account with code {code!r} exists; choose another code",
+        raise errors.CodeTaken(f"an account with code {code!r} exists; choose another code",
                           field="code")
     account = LedgerAccount(
         code=code, name=(name or f"{party.name_zh} {kind} {asset_row.code}")[:200],
@@ -166,11 +166,11 @@ def ensure_account(session: Session, actor: Principal, *, party_id: int, asset: 
 def find_account(session: Session, ref: int | str) -> LedgerAccount:
     """An account by id or code, whoever asks (callers authorize); AccountNotFound if none."""
     if (isinstance(ref, int) and not valid_id(ref)) or (isinstance(ref, str) and "\x00" in ref):
-        raise E.AccountNotFound(f"no account {ref!r}")
+        raise errors.AccountNotFound(f"no account {ref!r}")
     column = LedgerAccount.id if isinstance(ref, int) else LedgerAccount.code
     account = session.scalar(sa.select(LedgerAccount).where(column == ref))
     if account is None:
-        raise E.AccountNotFound(f"no account {ref!r}")
+        raise errors.AccountNotFound(f"no account {ref!r}")
     return account
 
 
@@ -187,7 +187,7 @@ def authorize_read(actor: Principal, party_id: int) -> None:
         authorize(actor, "ledger.read", party=party_id)
     except Forbidden as exc:
         if row_filter(actor, "ledger.read").party is not None:
-            raise E.AccountNotOwned(f"party {party_id}'s ledger is not yours to read",
+            raise errors.AccountNotOwned(f"party {party_id}'s ledger is not yours to read",
                                     action="ledger.read") from exc
         raise
 

@@ -19,7 +19,7 @@ from ecovalue import audit
 from ecovalue.auth.policy import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
-from ledger.core import errors as E
+from ledger.core import errors
 from ledger.core.amounts import signed_problem
 from ledger.core.calendar import local_date, month_of
 from ledger.core.models import (
@@ -95,7 +95,7 @@ def party_balances(session: Session, actor: Principal, party_id: int, *,
     """Every account of a party with its balance, and totals per asset."""
     authorize_read(actor, party_id)
     if not valid_id(party_id) or session.get(Party, party_id) is None:
-        raise E.AccountNotFound(f"no party {party_id}")
+        raise errors.AccountNotFound(f"no party {party_id}")
     accounts = session.scalars(sa.select(LedgerAccount).where(LedgerAccount.party_id == party_id)
                                .order_by(LedgerAccount.id)).all()
     rows = _balance_rows(session, accounts, as_of)
@@ -198,10 +198,10 @@ def assert_balance(session: Session, actor: Principal, ref: int | str, *, as_of:
     authorize(actor, "ledger.assertion.write")
     problem = signed_problem(expected_balance)
     if problem:
-        raise E.InvalidAmount(f"expected_balance {problem}", errors=[
+        raise errors.InvalidAmount(f"expected_balance {problem}", errors=[
             {"location": "json", "field": "expected_balance", "message": problem}])
     if as_of > local_date(now):
-        raise E.EffectiveDateInFuture("a balance can only be asserted for a past date", errors=[
+        raise errors.EffectiveDateInFuture("a balance can only be asserted for a past date", errors=[
             {"location": "json", "field": "as_of", "message": "must not be in the future"}])
     account = find_account(session, ref)
     actual = _posted_as_of(session, account.id, as_of)

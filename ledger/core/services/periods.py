@@ -13,8 +13,7 @@ from ecovalue import audit
 from ecovalue.auth.policy import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
-from ledger.core import errors as E
-from ledger.core import store
+from ledger.core import errors, store
 from ledger.core.calendar import format_month, local_date, month_of
 from ledger.core.models import LedgerPeriod
 
@@ -32,7 +31,7 @@ def close_period(session: Session, actor: Principal, month: dt.date, *, note: st
     period = session.get(LedgerPeriod, month, populate_existing=True)
     before = audit.snapshot(period) if period else None
     if period is not None and period.status == "closed":
-        raise E.PeriodAlreadyClosed(f"{format_month(month)} is already closed")
+        raise errors.PeriodAlreadyClosed(f"{format_month(month)} is already closed")
     if period is None:
         period = LedgerPeriod(month=month, status="closed")
         session.add(period)
@@ -52,7 +51,7 @@ def reopen_period(session: Session, actor: Principal, month: dt.date, *, note: s
     store.lock_periods_exclusive(session)
     period = session.get(LedgerPeriod, month, populate_existing=True)
     if period is None or period.status != "closed":
-        raise E.PeriodNotClosed(f"{format_month(month)} is not closed")
+        raise errors.PeriodNotClosed(f"{format_month(month)} is not closed")
     before = audit.snapshot(period)
     period.status, period.reopened_at, period.reopened_by, period.note = (
         "open", now, actor.label, note)

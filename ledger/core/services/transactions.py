@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 from ecovalue.auth.policy import Principal, authorize, row_filter
 from ecovalue.db import utcnow
-from ledger.core import errors as E
-from ledger.core import posting, replay, rules, store
+from ledger.core import errors, posting, replay, rules, store
 from ledger.core.calendar import local_date
 from ledger.core.models import LedgerAccount, LedgerAsset, LedgerBatch
 from ledger.core.rules import Prepared, TransactionSpec, valid_id
@@ -38,7 +37,7 @@ def _authorize_tx_read(session: Session, actor: Principal, view: TransactionView
     parties = set(session.scalars(sa.select(LedgerAccount.party_id)
                                   .where(LedgerAccount.id.in_(ids)))) if ids else set()
     if own not in parties:
-        raise E.AccountNotOwned("this transaction touches none of your party's accounts",
+        raise errors.AccountNotOwned("this transaction touches none of your party's accounts",
                                 action="ledger.read")
 
 
@@ -46,7 +45,7 @@ def get_transaction(session: Session, actor: Principal, tx_id: int, *,
                     now: dt.datetime | None = None) -> TransactionView:
     views = load_views(session, [tx_id], now=now)
     if not views:
-        raise E.TransactionNotFound(f"no transaction {tx_id}")
+        raise errors.TransactionNotFound(f"no transaction {tx_id}")
     _authorize_tx_read(session, actor, views[0])
     return views[0]
 
@@ -81,7 +80,7 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
 def _original(session: Session, tx_id: int) -> sa.Row:
     row = store.original(session, tx_id) if valid_id(tx_id) else None
     if row is None:
-        raise E.TransactionNotFound(f"no transaction {tx_id}")
+        raise errors.TransactionNotFound(f"no transaction {tx_id}")
     return row
 
 
@@ -112,16 +111,16 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
         return replayed
     original = _original(session, tx_id)
     if original.reverses_id is not None:
-        raise E.NotReversible(f"transaction {tx_id} is itself a reversal; post a new transaction "
+        raise errors.NotReversible(f"transaction {tx_id} is itself a reversal; post a new transaction "
                               "instead of reversing a reversal")
     if original.phase == "pending":
-        raise E.NotReversible(f"transaction {tx_id} is a pending transfer: void it instead")
+        raise errors.NotReversible(f"transaction {tx_id} is a pending transfer: void it instead")
     if original.phase in ("void_pending", "expire_pending"):
-        raise E.NotReversible(f"transaction {tx_id} moved nothing (it resolves pending "
+        raise errors.NotReversible(f"transaction {tx_id} moved nothing (it resolves pending "
                               f"{original.pending_id}); there is nothing to reverse")
     existing = store.reversal_of(session, tx_id)
     if existing is not None:
-        raise E.AlreadyReversed(f"transaction {tx_id} was already reversed by {existing}",
+        raise errors.AlreadyReversed(f"transaction {tx_id} was already reversed by {existing}",
                                 reversed_by_id=existing)
     spec = TransactionSpec(type="reversal", postings=[], effective_date=effective_date,
                            memo=memo if memo is not None else f"reversal of {tx_id}",
@@ -136,7 +135,7 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
     if new_id is None:  # a racing request committed first: its replay, or already reversed
         replayed = replay.replay_if_used(session, actor, idempotency_key, request_hash, now)
         if replayed is None:
-            raise E.AlreadyReversed(f"transaction {tx_id} was already reversed")
+            raise errors.AlreadyReversed(f"transaction {tx_id} was already reversed")
         return replayed
     return fresh_view(prepared, new_id, actor.label, now)
 
@@ -153,7 +152,7 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
         return replayed
     original = _original(session, tx_id)
     if original.phase != "pending":
-        raise E.NotPending(f"transaction {tx_id} is not a pending transfer")
+        raise errors.NotPending(f"transaction {tx_id} is not a pending transfer")
     hold = store.delete_hold(session, tx_id)
     if hold is None:
         resolution = store.resolution_of(session, tx_id)
@@ -162,13 +161,13 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
             if replayed is not None:
                 return replayed
         what = RESOLUTION_STATUS.get(resolution.phase, "resolved") if resolution else "resolved"
-        raise E.PendingAlreadyResolved(
+        raise errors.PendingAlreadyResolved(
             f"pending transfer {tx_id} was already {what}"
             + (f" by transaction {resolution.id}" if resolution else ""),
             resolved_by_id=resolution.id if resolution else None)
     expires_at = hold[0]
     if expires_at is not None and expires_at <= now:
-        raise E.PendingExpired(f"pending transfer {tx_id} expired at {expires_at.isoformat()}; "
+        raise errors.PendingExpired(f"pending transfer {tx_id} expired at {expires_at.isoformat()}; "
                                "its reservation is released and it can no longer be "
                                f"{'posted' if op == 'post' else 'voided'}")
     pending_legs = _legs_of(session, tx_id)
@@ -185,7 +184,7 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
         release=[(acc.id, d, amount) for acc, d, amount in pending_legs])
     new_id = posting.write(session, actor, prepared, now=now, action=f"ledger.pending.{op}")
     if new_id is None:  # pragma: no cover - the hold delete above already serialised us
-        raise E.PendingAlreadyResolved(f"pending transfer {tx_id} was already resolved")
+        raise errors.PendingAlreadyResolved(f"pending transfer {tx_id} was already resolved")
     return fresh_view(prepared, new_id, actor.label, now)
 
 
@@ -230,18 +229,18 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
     now = now or utcnow()
     authorize(actor, action, party=actor.party_id)
     if not specs:
-        raise E.InvalidTransaction("a batch needs at least one transaction", errors=[
+        raise errors.InvalidTransaction("a batch needs at least one transaction", errors=[
             {"location": "json", "field": "transactions", "message": "empty"}])
     if len(specs) > rules.MAX_BATCH:
-        raise E.InvalidTransaction(f"at most {rules.MAX_BATCH} transactions per batch", errors=[
+        raise errors.InvalidTransaction(f"at most {rules.MAX_BATCH} transactions per batch", errors=[
             {"location": "json", "field": "transactions", "message": "too many"}])
     if any(s.idempotency_key is not None for s in specs):
-        raise E.InvalidTransaction(
+        raise errors.InvalidTransaction(
             "transactions of a batch carry no idempotency key of their own: the batch request "
             "is idempotent as a whole", errors=[{"location": "json", "field": "transactions",
                                                  "message": "idempotency_key not allowed"}])
     if memo is not None and len(memo) > rules.MAX_MEMO:
-        raise E.InvalidTransaction("memo too long", errors=[
+        raise errors.InvalidTransaction("memo too long", errors=[
             {"location": "json", "field": "memo",
              "message": f"at most {rules.MAX_MEMO} characters"}])
     lookup = posting.look_up(session, actor, specs, now=now)
@@ -254,7 +253,7 @@ def get_batch(session: Session, actor: Principal, batch_id: int) -> tuple[Ledger
     authorize(actor, "ledger.read")
     batch = session.get(LedgerBatch, batch_id) if valid_id(batch_id) else None
     if batch is None:
-        raise E.TransactionNotFound(f"no batch {batch_id}")
+        raise errors.TransactionNotFound(f"no batch {batch_id}")
     ids = session.scalars(sa.select(TX.c.id).where(TX.c.batch_id == batch_id)
                           .order_by(TX.c.id)).all()
     return batch, list(ids)
