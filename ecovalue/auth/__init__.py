@@ -13,6 +13,13 @@ from ecovalue.auth.policy import (
 )
 
 __all__ = [
-    "ROLES", "POLICY", "Principal", "Role", "Scope", "authorize", "can", "county_of",
+    "POLICY",
+    "ROLES",
+    "Principal",
+    "Role",
+    "Scope",
+    "authorize",
+    "can",
+    "county_of",
     "system_principal",
 ]

@@ -100,6 +100,10 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "ledger.asset.write": {A: ANY, F: ANY},
     "ledger.account.write": {A: ANY, F: ANY},
     "ledger.transaction.create": {A: ANY, F: ANY, T: PARTY},
+    # money (a bank or treasury receipt) enters the ledger only through finance: a posted
+    # debit of an `external` account; a trader may only request it as a pending transfer,
+    # which finance posts when the bank has the money (`ledger.pending.resolve`)
+    "ledger.value.enter": {A: ANY, F: ANY},
     "ledger.transaction.reverse": {A: ANY, F: ANY},
     "ledger.pending.resolve": {A: ANY, F: ANY},
     "ledger.period.manage": {A: ANY, F: ANY},

@@ -61,6 +61,10 @@ class AccountNotOwned(Forbidden):
     code, title = "account-not-owned", "Account belongs to another party"
 
 
+class ValueEntryRefused(Forbidden):
+    code, title = "value-entry-refused", "Only finance or the registry brings value in"
+
+
 class AccountNotFound(NotFound):
     code, title = "account-not-found", "Account not found"
 

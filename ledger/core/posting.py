@@ -43,6 +43,10 @@ from ledger.core.rules import (  # noqa: F401
     account_ref,
 )
 
+#: the policy action under which value enters the ledger: a posted debit of an `external`
+#: account (money from a bank receipt; a sibling such as the registry names its own action)
+ENTER = "ledger.value.enter"
+
 
 def look_up(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
             now: dt.datetime, key: str | None = None) -> store.Lookup:
@@ -52,18 +56,21 @@ def look_up(session: Session, actor: Principal, specs: Sequence[TransactionSpec]
 
 
 def prepare(actor: Principal, specs: Sequence[TransactionSpec], lookup: store.Lookup, *,
-            now: dt.datetime, action: str, batch: bool = False) -> list[Prepared]:
+            now: dt.datetime, action: str, enter: str = ENTER,
+            batch: bool = False) -> list[Prepared]:
     """Step 2: every spec validated (all errors at once), then the debits authorized."""
     prepared = rules.validate(specs, lookup.accounts, today=local_date(now), now=now,
                               batch=batch)
-    authorize_debits(actor, prepared, action)
+    authorize_debits(actor, prepared, action, enter=enter)
     return prepared
 
 
-def authorize_debits(actor: Principal, prepared: Sequence[Prepared], action: str) -> None:
+def authorize_debits(actor: Principal, prepared: Sequence[Prepared], action: str, *,
+                     enter: str = ENTER) -> None:
     """Anyone allowed to perform `action` may credit any account; a party-scoped caller (a
     trader) may debit only accounts of its own party (it can pay others, never take from
-    them)."""
+    them). Value entering from outside needs `enter` too (`authorize_entry`)."""
+    authorize_entry(actor, prepared, enter)
     debtors = {acc.party_id for p in prepared for acc, d, _ in p.legs if d == "debit"}
     try:
         authorize(actor, action, party=debtors)
@@ -75,6 +82,22 @@ def authorize_debits(actor: Principal, prepared: Sequence[Prepared], action: str
                 f"this would debit accounts of parties {sorted(debtors - {own})}",
                 action=action) from exc
         raise
+
+
+def authorize_entry(actor: Principal, prepared: Sequence[Prepared], enter: str = ENTER) -> None:
+    """A posted debit of an `external` account brings value in from outside (a bank receipt,
+    an issuance), which only `enter` allows; a pending one is a request, authorized when it
+    is posted."""
+    if any(acc.kind == "external" for p in prepared if p.phase in ("posted", "post_pending")
+           for acc, d, _ in p.legs if d == "debit"):
+        try:
+            authorize(actor, enter)
+        except Forbidden as exc:
+            raise errors.ValueEntryRefused(
+                "value enters the ledger only through finance (a bank or treasury receipt) "
+                "or the registry (an issuance): this transaction debits an external account; "
+                "a trader may request it as a pending transfer that finance posts",
+                action=enter) from exc
 
 
 def write(session: Session, actor: Principal, p: Prepared, *, now: dt.datetime, action: str,

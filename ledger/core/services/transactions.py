@@ -51,13 +51,15 @@ def get_transaction(session: Session, actor: Principal, tx_id: int, *,
 
 
 def create_transaction(session: Session, actor: Principal, spec: TransactionSpec, *,
-                       now: dt.datetime | None = None, action: str = CREATE) -> TransactionView:
+                       now: dt.datetime | None = None, action: str = CREATE,
+                       enter: str = posting.ENTER) -> TransactionView:
     """Post a transaction (or, with `spec.pending`, reserve a two-phase transfer).
 
     With `spec.idempotency_key`: a replay (same key, same request, same caller scope)
     returns the first transaction with `replayed=True` and changes nothing; the same key
     with a different request raises IdempotencyKeyReused (409). `action`: the policy action
-    the debits are authorized under (a sibling package names its own)."""
+    the debits are authorized under, `enter` the one under which value enters from an
+    `external` account (a sibling package names its own)."""
     now = now or utcnow()
     key = spec.idempotency_key if isinstance(spec.idempotency_key, str) else None
     request_hash = spec.request_hash() if spec.idempotency_key is not None else None
@@ -65,7 +67,7 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     if lookup.found is not None:
         authorize(actor, action, party=actor.party_id)
         return replay.replayed(session, lookup.found, request_hash, now)
-    prepared = posting.prepare(actor, [spec], lookup, now=now, action=action)[0]
+    prepared = posting.prepare(actor, [spec], lookup, now=now, action=action, enter=enter)[0]
     prepared.request_hash = request_hash
     audit_action = "ledger.pending.create" if spec.pending else "ledger.transaction.create"
     tx_id = posting.write(session, actor, prepared, now=now, action=audit_action,
@@ -131,6 +133,7 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
                                                 not_before=original.effective_date),
         legs=[(acc, "credit" if d == "debit" else "debit", amount)
               for acc, d, amount in _legs_of(session, tx_id)])
+    posting.authorize_entry(actor, [prepared])
     new_id = posting.write(session, actor, prepared, now=now, action="ledger.transaction.reverse")
     if new_id is None:  # a racing request committed first: its replay, or already reversed
         replayed = replay.replay_if_used(session, actor, idempotency_key, request_hash, now)
@@ -182,6 +185,7 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
                                                 not_before=original.effective_date),
         legs=pending_legs if phase == "post_pending" else [],
         release=[(acc.id, d, amount) for acc, d, amount in pending_legs])
+    posting.authorize_entry(actor, [prepared])
     new_id = posting.write(session, actor, prepared, now=now, action=f"ledger.pending.{op}")
     if new_id is None:  # pragma: no cover - the hold delete above already serialised us
         raise errors.PendingAlreadyResolved(f"pending transfer {tx_id} was already resolved")
@@ -223,7 +227,7 @@ def expire_pendings(session: Session, actor: Principal, *, now: dt.datetime | No
 
 def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
                memo: str | None = None, now: dt.datetime | None = None,
-               action: str = CREATE) -> tuple[int, list[int]]:
+               action: str = CREATE, enter: str = posting.ENTER) -> tuple[int, list[int]]:
     """Post many transactions at once, all or nothing (errors name `transactions.<i>`).
     Guards are checked on the batch's end state. Returns (batch id, transaction ids)."""
     now = now or utcnow()
@@ -244,7 +248,8 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
             {"location": "json", "field": "memo",
              "message": f"at most {rules.MAX_MEMO} characters"}])
     lookup = posting.look_up(session, actor, specs, now=now)
-    prepared = posting.prepare(actor, specs, lookup, now=now, action=action, batch=True)
+    prepared = posting.prepare(actor, specs, lookup, now=now, action=action, enter=enter,
+                               batch=True)
     return posting.write_batch(session, actor, prepared, memo=memo, now=now,
                                expired=lookup.expired)
 
