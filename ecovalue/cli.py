@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy.orm import Session
 
 from ecovalue import migrate
-from ecovalue.audit import verify_chain
+from ecovalue.audit import Checkpoint, checkpoint, verify_chain
 from ecovalue.auth import ROLES, system_principal
 from ecovalue.auth import services as tokens
 from ecovalue.errors import EcovalueError
@@ -31,7 +32,7 @@ def database():  # type: ignore[no-untyped-def]
     return current_app.extensions["ecovalue.db"]
 
 
-def operator() -> "object":
+def operator() -> object:
     """The console operator, recorded in the audit trail as system:<login>."""
     try:
         login = getpass.getuser()
@@ -165,17 +166,46 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--against", "against", type=click.Path(exists=True, dir_okay=False),
+              help="a file of checkpoints kept from `ecovalue audit checkpoint` (one JSON "
+                   "object per line): also detect truncation and rewriting up to each")
 @with_appcontext
-def audit_verify() -> None:
+def audit_verify(against: str | None) -> None:
     """Recompute the hash chain; exit 1 and name the first broken link if it is broken."""
+    pins = []
+    if against:
+        with open(against, encoding="utf-8") as lines:
+            pins = [_checkpoint(line) for line in lines if line.strip()]
     with database().session(write=False) as session:
-        report = verify_chain(session)
+        report = verify_chain(session, against=pins, key=current_app.config["AUDIT_KEY"])
     if report.ok:
-        click.echo(f"audit chain intact: {report.checked} events verified")
+        against_text = f", consistent with {len(pins)} checkpoint(s)" if pins else ""
+        click.echo(f"audit chain intact: {report.checked} events verified{against_text}")
         return
     click.echo(f"audit chain BROKEN at event {report.first_broken_seq}: {report.reason} "
                f"({report.checked} events verified before it)", err=True)
     sys.exit(1)
+
+
+def _checkpoint(line: str) -> Checkpoint:
+    try:
+        data = json.loads(line)
+        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]),
+                          signed_at=dt.datetime.fromisoformat(data["signed_at"]),
+                          signature=str(data["signature"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"not a checkpoint: {line.strip()[:80]!r}") from exc
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Print the chain's head, signed, as one JSON line: append it to a file kept outside
+    this server, and verify with `--against` that file later."""
+    with database().session(write=False) as session:
+        pin = checkpoint(session, operator(), current_app.config["AUDIT_KEY"])
+    click.echo(json.dumps({"seq": pin.seq, "hash": pin.hash, "signed_at":
+                           pin.signed_at.isoformat(), "signature": pin.signature}))
 
 
 # --- demo ----------------------------------------------------------------------------------

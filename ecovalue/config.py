@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,16 @@ def instance_dir() -> Path:
     return Path(os.environ.get("ECOVALUE_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
 
-def _data_key(folder: Path) -> str:
-    """ECOVALUE_DATA_KEY, or a development key kept in instance/data.key (created once)."""
-    key = os.environ.get("ECOVALUE_DATA_KEY")
+def _instance_key(folder: Path, variable: str, filename: str, new: Callable[[], str]) -> str:
+    """A key from the environment, or a development key kept in the instance folder (created
+    once, readable by its owner only). Keys live outside the database on purpose."""
+    key = os.environ.get(variable)
     if key:
         return key
-    path = folder / "data.key"
+    path = folder / filename
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(protect.new_key())
+        path.write_text(new())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -51,5 +54,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     config.update(overrides)
     if "DATA_KEY" not in config:
-        config["DATA_KEY"] = _data_key(folder)
+        # Fernet key of personal data at rest (ID-card numbers, bank accounts)
+        config["DATA_KEY"] = _instance_key(folder, "ECOVALUE_DATA_KEY", "data.key",
+                                           protect.new_key)
+    if "AUDIT_KEY" not in config:
+        # HMAC key that signs the audit chain's checkpoints
+        config["AUDIT_KEY"] = _instance_key(folder, "ECOVALUE_AUDIT_KEY", "audit.key",
+                                            lambda: secrets.token_hex(32))
     return config

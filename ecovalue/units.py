@@ -156,7 +156,7 @@ def conversion_factor(from_unit: str | Unit, to_unit: str | Unit, *,
     return source.factor / target.factor
 
 
-def convert(value: float | int | Fraction, from_unit: str | Unit, to_unit: str | Unit, *,
+def convert(value: float | Fraction, from_unit: str | Unit, to_unit: str | Unit, *,
             annual: bool = False) -> float | Fraction:
     """Convert a value; exact for int/Fraction input, float for float input."""
     factor = conversion_factor(from_unit, to_unit, annual=annual)

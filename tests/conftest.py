@@ -9,6 +9,7 @@ Each test starts from empty tables with the reference regions (prefecture and co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -81,6 +82,17 @@ def wipe(database: Database) -> None:
                 "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'"
             ).first():
                 conn.exec_driver_sql("DELETE FROM sqlite_sequence")
+
+
+@contextlib.contextmanager
+def tampering(database: Database) -> Iterator[Session]:
+    """A unit of work as an attacker with full database access would run it: on PostgreSQL
+    with triggers off (`session_replication_role = replica`, what a superuser can do), so a
+    test can show that the tampering is detected even when the triggers are bypassed."""
+    with database.unit_of_work() as s:
+        if database.dialect == "postgresql":
+            s.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        yield s
 
 
 def load_demo(app: Flask) -> None:

@@ -3,6 +3,8 @@
 from ecovalue.audit.services import (
     ChainReport,
     Change,
+    Checkpoint,
+    checkpoint,
     record,
     record_many,
     snapshot,
@@ -10,5 +12,14 @@ from ecovalue.audit.services import (
     verify_chain,
 )
 
-__all__ = ["Change", "ChainReport", "record", "record_many", "snapshot", "to_jsonable",
-           "verify_chain"]
+__all__ = [
+    "ChainReport",
+    "Change",
+    "Checkpoint",
+    "checkpoint",
+    "record",
+    "record_many",
+    "snapshot",
+    "to_jsonable",
+    "verify_chain",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import current_app
 
 from ecovalue.api import Blueprint, PageQuerySchema, current_principal, page_of, paginate
 from ecovalue.audit import services
@@ -43,6 +44,25 @@ class ChainReportSchema(ma.Schema):
     reason = ma.fields.String(allow_none=True)
 
 
+class CheckpointSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=2**63 - 1),
+                            metadata={"description": "the last event covered"})
+    hash = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
+                            metadata={"description": "that event's hash"})
+    signed_at = ma.fields.AwareDateTime(required=True)
+    signature = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
+                                 metadata={"description": "HMAC-SHA256 under the audit key"})
+
+    @ma.post_load
+    def make(self, data: dict, **_kwargs: object) -> services.Checkpoint:
+        return services.Checkpoint(**data)
+
+
+class VerifyAgainstSchema(ma.Schema):
+    checkpoints = ma.fields.List(ma.fields.Nested(CheckpointSchema), required=True,
+                                 validate=ma.validate.Length(min=1, max=1000))
+
+
 @blp.route("")
 @blp.authenticated
 @blp.arguments(AuditQuerySchema, location="query")
@@ -62,3 +82,24 @@ def verify():  # type: ignore[no-untyped-def]
     """Recompute the hash chain and name the first broken link, if any."""
     authorize(current_principal(), "audit.read")
     return services.verify_chain(current_session())
+
+
+@blp.route("/verify", methods=["POST"])
+@blp.authenticated
+@blp.arguments(VerifyAgainstSchema)
+@blp.response(200, ChainReportSchema)
+def verify_against(body):  # type: ignore[no-untyped-def]
+    """Verify the chain against checkpoints an auditor kept: detects the truncation or the
+    rewriting (with every later hash recomputed) of any event up to each checkpoint."""
+    authorize(current_principal(), "audit.read")
+    return services.verify_chain(current_session(), against=body["checkpoints"],
+                                 key=current_app.config["AUDIT_KEY"])
+
+
+@blp.route("/checkpoint")
+@blp.authenticated
+@blp.response(200, CheckpointSchema)
+def checkpoint():  # type: ignore[no-untyped-def]
+    """The chain's head, signed: keep it (outside this server) and verify against it later."""
+    return services.checkpoint(current_session(), current_principal(),
+                               current_app.config["AUDIT_KEY"])

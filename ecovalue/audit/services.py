@@ -2,7 +2,12 @@
 
 Each event's hash covers its content and the previous event's hash, so changing, inserting or
 deleting any stored event breaks the chain from that point on; `verify` names the first broken
-link. Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, taken in
+link. What the chain alone cannot show is a rewrite by someone with write access to the
+database who recomputes every later hash, or who deletes the newest events: a *checkpoint*
+(the head's seq and hash, signed with HMAC-SHA256 under the audit key, which lives outside
+the database like the personal-data key) that an auditor keeps detects both for every event
+up to it (`verify_chain(..., against=[checkpoint])`). On PostgreSQL a trigger also refuses
+UPDATE and DELETE of stored events (migration e0003_audit_append_only). Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, taken in
 the same statement that reads the head and inserts (`audit_append`, migration
 e0002_audit_append); on SQLite by the write lock every writing transaction takes at BEGIN.
 """
@@ -14,6 +19,7 @@ import datetime as dt
 import decimal
 import enum
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -163,8 +169,56 @@ class ChainReport:
     reason: str | None = None
 
 
-def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
-    """Recompute every hash in order; report the first event that does not fit."""
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, signed: what an auditor keeps to detect later rewrites
+    and truncation of every event up to `seq`."""
+
+    seq: int
+    hash: str
+    signed_at: dt.datetime
+    signature: str
+
+    def message(self) -> bytes:
+        return (f"ecovalue-audit-checkpoint|{self.seq}|{self.hash}|"
+                f"{to_jsonable(self.signed_at)}").encode()
+
+
+def _sign(key: str, checkpoint: Checkpoint) -> str:
+    return hmac.new(key.encode(), checkpoint.message(), hashlib.sha256).hexdigest()
+
+
+def checkpoint(session: Session, actor: Principal, key: str, *,
+               now: dt.datetime | None = None) -> Checkpoint:
+    """A signed checkpoint of the chain's current head (seq 0 for an empty chain)."""
+    authorize(actor, "audit.read")
+    head = session.execute(_HEAD).first()
+    seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    unsigned = Checkpoint(seq, head_hash, (now or utcnow()).astimezone(dt.UTC), "")
+    return dataclasses.replace(unsigned, signature=_sign(key, unsigned))
+
+
+def verify_chain(session: Session, *, batch: int = 5000, against: Iterable[Checkpoint] = (),
+                 key: str | None = None) -> ChainReport:
+    """Recompute every hash in order; report the first event that does not fit. With
+    checkpoints (and the key that signed them): also that each checkpoint is genuine and that
+    the event at its seq still exists with the hash it had then."""
+    pins = {}
+    for pin in against:
+        if key is None or not hmac.compare_digest(_sign(key, pin), pin.signature):
+            return ChainReport(False, 0, pin.seq, "the checkpoint's signature does not match "
+                                                  "this server's audit key")
+        pins[pin.seq] = pin
+    report = _walk(session, batch, pins)
+    last = max(pins, default=0)
+    if report.ok and report.checked < last:
+        return ChainReport(False, report.checked, report.checked + 1,
+                           f"events {report.checked + 1}-{last} of checkpoint {last} are "
+                           "missing (the chain was truncated)")
+    return report
+
+
+def _walk(session: Session, batch: int, pins: Mapping[int, Checkpoint]) -> ChainReport:
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     stmt = sa.select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
     for event in session.scalars(stmt):
@@ -181,6 +235,11 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
         if digest != event.hash:
             return ChainReport(False, checked, event.seq,
                                "content does not match its hash (the row was altered)")
+        pin = pins.get(event.seq)
+        if pin is not None and pin.hash != event.hash:
+            return ChainReport(False, checked, event.seq,
+                               f"the hash differs from checkpoint {event.seq}'s: the chain was "
+                               "rewritten up to here")
         expected_prev, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
     return ChainReport(True, checked)
 

@@ -12,6 +12,7 @@ from ecovalue.audit import verify_chain
 from ecovalue.audit.models import AuditEvent
 from ecovalue.auth import system_principal
 from tests.catalog.conftest import make_product
+from tests.conftest import tampering
 
 
 def load_catalog_demo(database) -> list[str]:
@@ -85,7 +86,7 @@ def test_every_change_is_audited_and_tampering_is_detected(client, tokens, world
             AuditEvent.action == "catalog.product.update")).one()
         assert update.before["brand"] is None and update.after["brand"] == "x"
         assert verify_chain(s).ok
-    with database.engine.begin() as conn:  # someone edits a stored event behind our back
+    with tampering(database) as conn:  # someone edits a stored event behind our back
         conn.execute(sa.update(AuditEvent).where(AuditEvent.seq == update.seq)
                      .values(actor="someone else"))
     with database.session(write=False) as s:

@@ -12,6 +12,7 @@ from ecovalue import audit
 from ecovalue.audit.models import AuditEvent
 from ecovalue.audit.services import GENESIS_HASH
 from ecovalue.db import pipelined
+from tests.conftest import tampering
 
 
 def _append(database, system, n):
@@ -42,7 +43,7 @@ def test_chain_links_each_event_to_the_previous(database, system):
 
 def test_tampered_row_is_named(database, system):
     _append(database, system, 5)
-    with database.unit_of_work() as s:
+    with tampering(database) as s:
         s.execute(sa.update(AuditEvent).where(AuditEvent.seq == 3)
                   .values(after={"v": 999, "name": "生态产品", "ratio": 0.1}))
     with database.session() as s:
@@ -54,7 +55,7 @@ def test_tampered_row_is_named(database, system):
 
 def test_deleted_row_is_named(database, system):
     _append(database, system, 4)
-    with database.unit_of_work() as s:
+    with tampering(database) as s:
         s.execute(sa.delete(AuditEvent).where(AuditEvent.seq == 2))
     with database.session() as s:
         report = audit.verify_chain(s)
@@ -65,7 +66,7 @@ def test_cli_verify_exit_codes(cli, database, system):
     _append(database, system, 2)
     ok = cli("audit", "verify")
     assert ok.exit_code == 0 and "2 events verified" in ok.output
-    with database.unit_of_work() as s:
+    with tampering(database) as s:
         s.execute(sa.update(AuditEvent).where(AuditEvent.seq == 1).values(actor="someone else"))
     broken = cli("audit", "verify")
     assert broken.exit_code == 1 and "event 1" in broken.output
