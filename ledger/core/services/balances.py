@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Party
 from ecovalue import audit
+from ecovalue.audit.models import AuditEvent
 from ecovalue.auth.policy import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
@@ -30,6 +31,7 @@ from ledger.core.models import (
     LedgerPendingHold,
     LedgerPosting,
 )
+from ledger.core import rules
 from ledger.core.rules import valid_id
 from ledger.core.services.accounts import authorize_read, find_account, get_account
 from ledger.core.store import POSTINGS, SIGNED, TX
@@ -256,12 +258,19 @@ def list_assertions(session: Session, actor: Principal, *, account: int | str | 
 # --- integrity check (tests, `ecovalue ledger verify`) ---------------------------------------
 
 
+#: audit actions whose event records a transaction's postings (`rules.audit_snapshot`)
+_POSTING_ACTIONS = ("ledger.transaction.create", "ledger.pending.create",
+                    "ledger.transaction.reverse", "ledger.pending.post", "ledger.pending.void")
+
+
 def verify(session: Session, actor: Principal) -> list[str]:
     """Recompute every materialised total from the postings and check the invariants: each
     asset sums to zero, every transaction balances per asset, guarded accounts are not
-    negative, the holds are exactly the unresolved pendings. Returns the problems found."""
+    negative, the holds are exactly the unresolved pendings, and every transaction's postings
+    are those its audit event recorded (so postings changed together with the balances are
+    caught too). Returns the problems found."""
     authorize(actor, "ledger.read")
-    problems: list[str] = []
+    problems = _audit_mismatches(session)
     p = POSTINGS
     debit = sa.case((p.c.direction == "debit", p.c.amount), else_=0)
     credit = sa.case((p.c.direction == "credit", p.c.amount), else_=0)
@@ -305,4 +314,40 @@ def verify(session: Session, actor: Principal) -> list[str]:
     if open_pendings != holds:
         problems.append(f"holds {sorted(holds ^ open_pendings)[:10]} disagree with the "
                         "unresolved pendings")
+    return problems
+
+
+def _audit_mismatches(session: Session) -> list[str]:
+    """Transactions whose stored postings differ from what the audit trail recorded when they
+    were written: each transaction's event lists its postings; a batch's event carries the
+    SHA-256 of all its transactions and postings (`rules.batch_digest`)."""
+    a, s_ = LedgerAccount.__table__, LedgerAsset.__table__
+    legs: dict[int, list[list]] = defaultdict(list)
+    for tx_id, code, asset, direction, amount in session.execute(
+            sa.select(POSTINGS.c.transaction_id, a.c.code, s_.c.code, POSTINGS.c.direction,
+                      POSTINGS.c.amount).join(a, a.c.id == POSTINGS.c.account_id)
+            .join(s_, s_.c.id == POSTINGS.c.asset_id).order_by(POSTINGS.c.id)):
+        legs[tx_id].append([code, asset, direction, int(amount)])
+    recorded = {int(entity_id): (after or {}).get("postings") for entity_id, after in
+                session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
+                    AuditEvent.entity_type == "ledger_transaction",
+                    AuditEvent.action.in_(_POSTING_ACTIONS)))}
+    batches = {int(entity_id): (after or {}).get("content_sha256") for entity_id, after in
+               session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
+                   AuditEvent.action == "ledger.batch.post"))}
+    problems = []
+    batch_rows: dict[int, list[tuple]] = defaultdict(list)
+    for tx in session.execute(sa.select(TX.c.id, TX.c.type, TX.c.phase, TX.c.effective_date,
+                                        TX.c.memo, TX.c.batch_id).order_by(TX.c.id)):
+        if tx.batch_id is not None:
+            batch_rows[tx.batch_id].append((tx.id, tx.type, tx.phase, tx.effective_date,
+                                            tx.memo))
+            batch_rows[tx.batch_id].extend((tx.id, *leg) for leg in legs.get(tx.id, []))
+        elif tx.phase != "expire_pending" and recorded.get(tx.id) != legs.get(tx.id, []):
+            problems.append(f"transaction {tx.id}: postings differ from its audit event"
+                            if tx.id in recorded else f"transaction {tx.id}: no audit event")
+    for batch_id, rows in batch_rows.items():
+        if batches.get(batch_id) != rules.batch_digest(rows):
+            problems.append(f"batch {batch_id}: transactions or postings differ from the "
+                            "digest in its audit event")
     return problems
