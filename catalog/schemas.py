@@ -24,8 +24,8 @@ from catalog.models import (
     REGION_SOURCES,
     RIGHTS_TYPES,
 )
-from catalog.services.common import MAX_ID
 from ecovalue.api import PageQuerySchema, sort_field
+from ecovalue.db import INT64_MAX
 
 REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,2}$", error="6, 9 or 12 digits")
 COUNTY_CODE = validate.Regexp(r"^\d{6}$", error="a 6-digit county code")
@@ -289,7 +289,7 @@ class ProductFilterSchema(InputSchema):
     type = fields.List(fields.String(validate=validate.Length(max=40)), metadata={
         "description": "one or more type codes (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf(PRODUCT_STATUSES)))
-    holder = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={
+    holder = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX), metadata={
         "description": "rights holder's party id"})
     development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))
     q = fields.String(validate=validate.Length(min=1, max=100), metadata={
@@ -325,7 +325,7 @@ class _ProductWriteSchema(StrictSchema):
     type_code = fields.String(validate=validate.Length(min=1, max=40), metadata={
         "description": "see GET /catalog/product-types"})
     region_code = fields.String(validate=REGION_CODE)
-    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX))
     rights_type = fields.String(validate=validate.OneOf(RIGHTS_TYPES))
     area_ha = fields.Float(allow_none=True, **_FINITE)
     latitude = fields.Float(allow_none=True, **_FINITE)
@@ -345,7 +345,7 @@ class ProductCreateSchema(_ProductWriteSchema):
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
     region_code = fields.String(required=True, validate=REGION_CODE)
-    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=INT64_MAX))
     rights_type = fields.String(required=True, validate=validate.OneOf(RIGHTS_TYPES))
 
 
@@ -431,7 +431,7 @@ class MonitoringUpdateSchema(StrictSchema):
 
 class MonitoringQuerySchema(InputSchema, PageQuerySchema):
     county = fields.String(validate=COUNTY_CODE)
-    product = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    product = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX))
     metric = fields.String(validate=validate.Length(max=40))
     method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
     year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))

@@ -106,7 +106,7 @@ class Api(flask_smorest.Api):
         return errors.handle_http_exception(error)
 
 
-INT64_MAX = 2**63 - 1
+from ecovalue.db import INT64_MAX
 
 
 class Int64Converter(IntegerConverter):

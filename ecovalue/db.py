@@ -8,13 +8,15 @@ request, a CLI command, a test) commits once, so one operation is one transactio
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -69,7 +71,8 @@ class UTCDateTime(sa.types.TypeDecorator):
 #: Python None is SQL NULL.
 JSONDocument = sa.JSON(none_as_null=True)
 
-#: the largest value a 64-bit signed integer column holds (ids, amounts, running totals)
+#: the largest value a 64-bit signed integer column holds (ids, amounts, running totals): a
+#: larger id names no row, and a larger number would overflow the database driver
 INT64_MAX = 2**63 - 1
 
 #: 64-bit integer column; on SQLite plain INTEGER (64-bit there too), so that a primary key
@@ -180,7 +183,8 @@ def fetch_one(session: Session, sql: str, params: tuple | dict) -> tuple | None:
 def bulk_insert(session: Session, table: sa.Table, columns: Sequence[str],
                 rows: list[tuple]) -> None:
     """Set-based insert of tuples already in storage format, through the driver and in the
-    session's transaction: COPY on PostgreSQL (psycopg), one `executemany` on SQLite."""
+    session's transaction: COPY on PostgreSQL (psycopg), one `executemany` on SQLite.
+    Pending ORM changes are not flushed first: flush what the rows refer to."""
     if not rows:
         return
     connection = session.connection()
@@ -202,6 +206,64 @@ def bulk_insert(session: Session, table: sa.Table, columns: Sequence[str],
         return
     session.execute(table.insert(), [dict(zip(columns, row, strict=True))  # pragma: no cover
                                      for row in rows])
+
+
+def storage_rows(session: Session, table: sa.Table, columns: Sequence[str],
+                 records: Iterable[Mapping[str, Any]]) -> list[tuple]:
+    """`records` (Python values by column name) as tuples in the driver's storage format for
+    `bulk_insert`: each value goes through its column type's bind processor (JSON documents,
+    UTC timestamps ...), as SQLAlchemy would convert it, minus its per-row statement
+    assembly. A datetime shared by the rows (a batch's timestamp) is converted once."""
+    dialect = session.connection().dialect
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    converted: dict[int, Any] = {}
+
+    def convert(processor: Any, value: Any) -> Any:
+        if processor is None or value is None:
+            return value
+        if isinstance(value, dt.datetime):
+            key = id(value)
+            if key not in converted:
+                converted[key] = processor(value)
+            return converted[key]
+        return processor(value)
+
+    pairs = list(zip(processors, columns, strict=True))
+    return [tuple(convert(p, record[name]) for p, name in pairs) for record in records]
+
+
+def bulk_insert_records(session: Session, table: sa.Table,
+                        records: Sequence[Mapping[str, Any]]) -> None:
+    """`bulk_insert` of dicts of Python values, all with the keys of the first."""
+    if not records:
+        return
+    columns = list(records[0])
+    bulk_insert(session, table, columns, storage_rows(session, table, columns, records))
+
+
+def dialect_name(session: Session) -> str:
+    """The name of the database the session talks to: `sqlite` or `postgresql`."""
+    return session.get_bind().dialect.name
+
+
+def insert_ignoring_conflicts(database: Session | str, table: sa.Table,
+                              returning: Sequence[sa.ColumnElement[Any]] = ()) -> sa.Insert:
+    """`INSERT INTO table ... ON CONFLICT DO NOTHING [RETURNING ...]` for the session's
+    database (or the dialect named), built once per dialect, table and returned columns. The
+    insert waits for a concurrent insert of the same key to commit or roll back, then skips
+    the row; RETURNING yields no row for a skipped one."""
+    name = database if isinstance(database, str) else dialect_name(database)
+    return _insert_ignoring_conflicts(name, table, tuple(returning))
+
+
+@functools.cache
+def _insert_ignoring_conflicts(dialect: str, table: sa.Table,
+                               returning: tuple[sa.ColumnElement[Any], ...]) -> sa.Insert:
+    builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    if dialect not in builders:
+        raise LookupError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
+    stmt = builders[dialect](table).on_conflict_do_nothing()
+    return stmt.returning(*returning) if returning else stmt
 
 
 def current_session() -> Session:

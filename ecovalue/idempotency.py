@@ -26,12 +26,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import HTTPException
 
-from ecovalue.db import Base, BigIntPK, UTCDateTime, current_session, utcnow
+from ecovalue.db import (
+    Base,
+    BigIntPK,
+    UTCDateTime,
+    current_session,
+    insert_ignoring_conflicts,
+    utcnow,
+)
 from ecovalue.errors import BadRequest, ConcurrentUpdate, IdempotencyKeyReused
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -90,10 +95,6 @@ _STORE = _RECORDS.update().where(
 #: content type of a record whose request is being served (never seen by others: the same
 #: transaction completes it with the response, or rolls it back)
 _IN_PROGRESS = "application/vnd.ecovalue.idempotency-in-progress"
-_INSERT_ONCE = {
-    "postgresql": postgresql.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.id),
-    "sqlite": sqlite.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.id),
-}
 
 
 def _find(session: Session, scope: str, key: str) -> sa.Row | None:
@@ -153,15 +154,8 @@ def _insert_once(session: Session, values: dict) -> bool:
     """Insert the record unless the key is taken: one `INSERT ... ON CONFLICT DO NOTHING`
     (it waits for a concurrent insert of the same key to commit or roll back), instead of a
     savepoint around a plain INSERT, which costs two more round trips per request."""
-    stmt = _INSERT_ONCE.get(session.get_bind().dialect.name)
-    if stmt is not None:
-        return session.connection().execute(stmt, values).first() is not None
-    try:  # pragma: no cover - other databases
-        with session.begin_nested():
-            session.execute(_RECORDS.insert().values(**values))
-    except sa_exc.IntegrityError:
-        return False
-    return True
+    stmt = insert_ignoring_conflicts(session, _RECORDS, returning=(_RECORDS.c.id,))
+    return session.connection().execute(stmt, values).first() is not None
 
 
 # --- keys stored by the service itself ----------------------------------------------------------
@@ -188,11 +182,12 @@ def claim_from(source: sa.FromClause, *, scope: Any, key: Any, request_hash: Any
     service's own insert, say), `ON CONFLICT DO NOTHING RETURNING id`, so that a service
     claims its key in the statement that stores it. The arguments are SQL expressions."""
     row = claim_values("", "", "", utcnow())
-    return postgresql.insert(_RECORDS).from_select(_CLAIM_COLUMNS, sa.select(
-        scope, key, request_hash, sa.literal(row["status_code"]),
-        sa.literal(row["content_type"]), sa.null(),
-        sa.literal(row["body"], sa.LargeBinary), now,
-    ).select_from(source)).on_conflict_do_nothing().returning(_RECORDS.c.id)
+    return insert_ignoring_conflicts("postgresql", _RECORDS, returning=(_RECORDS.c.id,)) \
+        .from_select(_CLAIM_COLUMNS, sa.select(
+            scope, key, request_hash, sa.literal(row["status_code"]),
+            sa.literal(row["content_type"]), sa.null(),
+            sa.literal(row["body"], sa.LargeBinary), now,
+        ).select_from(source))
 
 
 def claim(session: Session, scope: str, key: str, request_hash: str,

@@ -6,15 +6,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-T = TypeVar("T")
+from ecovalue.db import INT64_MAX
 
-#: the largest id a BIGINT column holds; larger numbers name nothing (and would overflow the
-#: database driver)
-MAX_ID = 2**63 - 1
+T = TypeVar("T")
 
 
 def fetch(session: Session, model: type[T], key: Any) -> T | None:
     """`session.get` that answers None for ids no row can have (negative or beyond BIGINT)."""
-    if isinstance(key, int) and not 0 < key <= MAX_ID:
+    if isinstance(key, int) and not 0 < key <= INT64_MAX:
         return None
     return session.get(model, key)

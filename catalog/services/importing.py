@@ -26,7 +26,6 @@ this module checks it against the database and writes it).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import math
 import re
@@ -44,7 +43,7 @@ from catalog.identifiers import id_number_error, normalize_code, uscc_error
 from catalog.models import ImportBatch, MonitoringRecord, Party, Product, ProductVersion, Region
 from ecovalue import audit, protect
 from ecovalue.auth import Principal, authorize, can
-from ecovalue.db import utcnow
+from ecovalue.db import bulk_insert_records, utcnow
 from ecovalue.errors import Forbidden
 
 _CHUNK = 5000
@@ -247,41 +246,6 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
 _PLAIN = (str, int, float, bool, type(None), list, dict)
 
 
-def _bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
-    """INSERT many rows through the driver's executemany, without SQLAlchemy's per-row
-    parameter assembly: each column's bind processor (JSON serialisation, the UTC timestamp
-    type) still converts every value, but a timestamp shared by all rows is converted once."""
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    names = list(rows[0])
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
-    converted: dict[int, Any] = {}
-
-    def convert(processor: Any, value: Any) -> Any:
-        if processor is None or value is None:
-            return value
-        if isinstance(value, dt.datetime):  # the batch's timestamp: convert once
-            key = id(value)
-            if key not in converted:
-                converted[key] = processor(value)
-            return converted[key]
-        return processor(value)
-
-    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    if dialect.paramstyle == "qmark":
-        marks = ", ".join("?" for _ in names)
-        params: list = [tuple(convert(p, row[n]) for p, n in zip(processors, names))
-                        for row in rows]
-    else:  # pyformat (psycopg)
-        marks = ", ".join(f"%({n})s" for n in names)
-        params = [{n: convert(p, row[n]) for p, n in zip(processors, names)} for row in rows]
-    sql = f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} ({quoted}) VALUES ({marks})"
-    for chunk in _chunks(params):
-        connection.exec_driver_sql(sql, chunk)
-
-
 def _snapshot_row(row: dict, now: Any, now_json: str) -> dict:
     """The JSON history entry of a product given as a dict of columns (the same shape as
     audit.snapshot of the ORM object). Values from a file are plain (lists and dicts of text);
@@ -413,7 +377,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     } for r in inserts]
     # executemany without RETURNING (SQLite would return ids one statement per row), then the
     # new ids by natural key, set-based
-    _bulk_insert(session, Product.__table__, new_rows)
+    bulk_insert_records(session, Product.__table__, new_rows)
     new_ids = {}
     for record in _select_in(session, lambda chunk: sa.select(
             Product.id, Product.region_code, Product.type_code, Product.name_zh)
@@ -455,7 +419,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         by_fields[tuple(sorted(row))].append(row)
     for group in by_fields.values():
         session.execute(sa.update(Product), group)
-    _bulk_insert(session, ProductVersion.__table__, versions)
+    bulk_insert_records(session, ProductVersion.__table__, versions)
     audit.record(session, actor, "catalog.product.import", "import_batch", batch.id, after={
         "filename": filename, "sha256": report.sha256, "encoding": table.encoding,
         "rows": report.rows, "created": report.created, "updated": report.updated,
@@ -594,7 +558,7 @@ def import_monitoring(session: Session, actor: Principal, data: bytes, filename:
     batch = _record_batch(session, actor, "monitoring", filename, table, report, now)
     for row in inserts:
         row["import_batch_id"] = batch.id
-    _bulk_insert(session, MonitoringRecord.__table__, inserts)
+    bulk_insert_records(session, MonitoringRecord.__table__, inserts)
     created_ids = list(session.scalars(sa.select(MonitoringRecord.id).where(
         MonitoringRecord.import_batch_id == batch.id)))
     previous = []

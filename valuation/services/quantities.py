@@ -27,6 +27,7 @@ from catalog.models import Region
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
 from ecovalue.auth.policy import Role
+from ecovalue.db import INT64_MAX, bulk_insert_records
 from ecovalue.units import MONEY, UnitError, conversion_factor, dimension_name, parse_unit
 from valuation import grid, registry, tables
 from valuation.errors import GridInvalid, QuantitiesInvalid, QuantitySetNotFound
@@ -38,7 +39,6 @@ ORIGIN_ALIASES = {"local": "local", "区域内": "local", "本地": "local", "�
                   "outside": "outside", "external": "outside", "区域外": "outside",
                   "外部": "outside", "外": "outside", "区外": "outside"}
 MAX_NOTE = 500
-MAX_ID = 2**63 - 1  #: larger path ids cannot exist (and would overflow a 64-bit column)
 
 
 # --- regions -----------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def _store(session: Session, actor: Principal, *, scope: str, year: int, source:
         warnings=list(warnings or []), grid=grid_info, created_by=actor.label)
     session.add(quantity_set)
     session.flush()
-    session.execute(sa.insert(QuantityRow), [{
+    bulk_insert_records(session, QuantityRow.__table__, [{
         "set_id": quantity_set.id, "source_row": r.source_row, "region_code": r.region_code,
         "indicator_code": r.indicator_code, "item": r.item, "ecosystem_type": r.ecosystem_type,
         "origin": r.origin, "quantity": r.quantity, "quantity_unit": r.quantity_unit,
@@ -412,7 +412,7 @@ def _readable(actor: Principal | None, quantity_set: QuantitySet) -> bool:
 
 def get_set(session: Session, actor: Principal | None, set_id: int, *,
             with_rows: bool = False) -> QuantitySet:
-    if not 0 < set_id <= MAX_ID:
+    if not 0 < set_id <= INT64_MAX:
         raise QuantitySetNotFound(f"no quantity set {set_id}")
     stmt = sa.select(QuantitySet).where(QuantitySet.id == set_id)
     if with_rows:

@@ -17,7 +17,7 @@ from catalog.models import Region
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
 from ecovalue.auth.policy import Role
-from ecovalue.db import utcnow
+from ecovalue.db import INT64_MAX, bulk_insert_records, utcnow
 from ecovalue.units import AREA, MONEY, UnitError, conversion_factor, parse_unit
 from valuation import assets, engine, formulas
 from valuation.engine import RunInputs, RunOptions
@@ -36,7 +36,7 @@ from valuation.models import PriceBook, QuantityRow, QuantitySet, ValuationResul
 from valuation.registry import IndicatorDef
 from valuation.services import prices as price_service
 from valuation.services.indicators import current_registry
-from valuation.services.quantities import MAX_ID, get_set, inside, region_tree, require_region
+from valuation.services.quantities import get_set, inside, region_tree, require_region
 
 RESULT_FIELDS = [c.key for c in ValuationResult.__table__.columns if c.key not in ("id",
                                                                                     "run_id")]
@@ -245,7 +245,8 @@ def create_run(session: Session, actor: Principal, *, region_code: str, year: in
     session.flush()
     records = _result_records(outcome.results)
     if records:
-        session.execute(sa.insert(ValuationResult), [{**r, "run_id": run.id} for r in records])
+        bulk_insert_records(session, ValuationResult.__table__,
+                            [{**r, "run_id": run.id} for r in records])
     audit.record(session, actor, "valuation.run.create", "valuation_run", run.id, after={
         "region_code": region_code, "year": year, "base_year": base_year,
         "price_book": book.version, "quantity_sets": [s.id for s in sets],
@@ -294,7 +295,7 @@ def _visible(actor: Principal | None, run: ValuationRun) -> bool:
 def get_run(session: Session, actor: Principal | None, run_id: int) -> ValuationRun:
     """A published run for anyone; an unpublished one for those who may read it (a
     registrar: own county only). Others get 404, not a hint that it exists."""
-    run = session.get(ValuationRun, run_id) if 0 < run_id <= MAX_ID else None
+    run = session.get(ValuationRun, run_id) if 0 < run_id <= INT64_MAX else None
     if run is None or not _visible(actor, run):
         raise RunNotFound(f"no valuation run {run_id}")
     return run
@@ -353,7 +354,7 @@ def results_frame(session: Session, run: ValuationRun) -> pd.DataFrame:
 def publish_run(session: Session, actor: Principal, run_id: int) -> ValuationRun:
     """Make a finished run public. Its numbers do not change."""
     authorize(actor, "valuation.run.publish")
-    run = session.get(ValuationRun, run_id, with_for_update=True) if 0 < run_id <= MAX_ID \
+    run = session.get(ValuationRun, run_id, with_for_update=True) if 0 < run_id <= INT64_MAX \
         else None
     if run is None:
         raise RunNotFound(f"no valuation run {run_id}")
@@ -516,7 +517,7 @@ def product_value(session: Session, actor: Principal | None, product_id: int, *,
     from catalog.models import Product
 
     authorize(actor, "valuation.read")
-    product = session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
+    product = session.get(Product, product_id) if 0 < product_id <= INT64_MAX else None
     if product is None:
         raise ProductNotValuable(f"no product {product_id}")
     from valuation.services.quantities import _product_type_indicators, annual_flows
