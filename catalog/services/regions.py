@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+from collections.abc import Mapping
 from importlib import resources
 
 import sqlalchemy as sa
@@ -87,6 +89,71 @@ def region_tree(session: Session, root_code: str) -> dict:
         if r.code != root.code and r.parent_code in nodes:
             nodes[r.parent_code]["children"].append(nodes[r.code])
     return nodes[root.code]
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionHierarchy:
+    """Every known region's parent and level, read once (`region_hierarchy`), so that many
+    codes are placed in the tree without a query each. Codes below a county share its first
+    six digits, but a code's place is taken from the registered parents, never from its
+    digits: an unregistered code lies nowhere."""
+
+    #: region code -> (parent code or None, level)
+    parents: Mapping[str, tuple[str | None, str]]
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.parents
+
+    def level(self, code: str) -> str:
+        """prefecture, county, township or village; KeyError for an unknown code."""
+        return self.parents[code][1]
+
+    def is_within(self, code: str, scope: str) -> bool:
+        """Whether region `code` is `scope` or lies below it."""
+        current: str | None = code
+        for _ in range(_MAX_DEPTH):
+            if current is None:
+                return False
+            if current == scope:
+                return True
+            current = self.parents.get(current, (None, ""))[0]
+        return False
+
+    def county_of(self, code: str) -> str:
+        """The county a region lies in: itself for a county, the code itself for the
+        prefecture or a code the hierarchy does not place under a county."""
+        current: str | None = code
+        for _ in range(_MAX_DEPTH):
+            if current is None:
+                break
+            parent, level = self.parents.get(current, (None, ""))
+            if level in ("county", "prefecture"):
+                return current
+            current = parent
+        return code
+
+
+#: more levels than prefecture > county > township > village: a guard against a cycle
+_MAX_DEPTH = 10
+
+
+def region_hierarchy(session: Session) -> RegionHierarchy:
+    """The parent and level of every known region (one query)."""
+    return RegionHierarchy({code: (parent, level) for code, parent, level in session.execute(
+        sa.select(Region.code, Region.parent_code, Region.level))})
+
+
+def region_names(session: Session) -> dict[str, str]:
+    """code -> Chinese name of every known region (the code where the name is empty)."""
+    return {code: name_zh or code for code, name_zh in session.execute(
+        sa.select(Region.code, Region.name_zh))}
+
+
+def region_display_name(session: Session, code: str) -> str | None:
+    """The English name of a region where it has one, else its Chinese name; None for an
+    unknown code."""
+    region = session.get(Region, code)
+    return (region.name_en or region.name_zh) if region is not None else None
 
 
 def _region_snapshot(region: Region) -> dict:

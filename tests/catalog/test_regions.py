@@ -75,3 +75,31 @@ def test_rename_and_reference_regions_are_read_only(client, tokens, problem):
                          headers=tokens.registrar(XINGYI)), 403)
     problem(client.get("/catalog/regions/522326999"), 404, "region-not-found")
     problem(client.get("/catalog/regions/tree?root=522326999"), 404)
+
+
+def test_region_hierarchy_places_codes_by_their_registered_parents(world, database):
+    from catalog.services.regions import region_display_name, region_hierarchy, region_names
+
+    with database.session(write=False) as s:
+        tree = region_hierarchy(s)
+        names = region_names(s)
+        display = {code: region_display_name(s, code) for code in ("522326", world.village,
+                                                                   "522326999999")}
+    assert (tree.level("522300"), tree.level("522326"), tree.level(world.township),
+            tree.level(world.village)) == ("prefecture", "county", "township", "village")
+    assert world.village in tree and "522326999999" not in tree
+    with pytest.raises(KeyError):
+        tree.level("522326999999")
+    inside = [(world.village, world.village), (world.village, world.township),
+              (world.village, "522326"), (world.village, "522300"), ("522326", "522300")]
+    outside = [(world.village, "522301"), (world.township, world.village),
+               ("522300", "522326"), ("522326999999", "522326"), (world.xingyi_township,
+                                                                  "522326")]
+    assert all(tree.is_within(code, scope) for code, scope in inside)
+    assert not any(tree.is_within(code, scope) for code, scope in outside)
+    assert [tree.county_of(c) for c in (world.village, world.township, "522326", "522300",
+                                         "522326999999")] == [
+        "522326", "522326", "522326", "522300", "522326999999"]
+    assert names[world.village] == "打狼村" and names["522326"] == "望谟县"
+    assert display == {"522326": "Wangmo", world.village: "打狼村",
+                       "522326999999": None}

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.models import Region
+from catalog.services.regions import RegionHierarchy, region_hierarchy
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
 from ecovalue.auth.policy import Role
@@ -42,24 +43,6 @@ MAX_NOTE = 500
 
 
 # --- regions -----------------------------------------------------------------------------------
-
-
-def region_tree(session: Session) -> dict[str, tuple[str | None, str]]:
-    """code -> (parent code, level) of every known region."""
-    return {code: (parent, level) for code, parent, level in session.execute(
-        sa.select(Region.code, Region.parent_code, Region.level))}
-
-
-def inside(code: str, scope: str, tree: Mapping[str, tuple[str | None, str]]) -> bool:
-    """Whether region `code` is `scope` or lies below it."""
-    seen = 0
-    current: str | None = code
-    while current is not None and seen < 10:
-        if current == scope:
-            return True
-        current = tree.get(current, (None, ""))[0]
-        seen += 1
-    return False
 
 
 def require_region(session: Session, code: str) -> Region:
@@ -138,7 +121,7 @@ class CleanRow:
 
 def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, year: int,
                definitions: Mapping[str, IndicatorDef],
-               tree: Mapping[str, tuple[str | None, str]], row_label: str = "row",
+               tree: RegionHierarchy, row_label: str = "row",
                ) -> tuple[list[CleanRow], list[dict[str, Any]]]:
     """Turn raw rows into clean rows in canonical units; collect every problem."""
     clean: list[CleanRow] = []
@@ -160,7 +143,7 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
             bad("region_code", "region code is missing")
         elif region not in tree:
             bad("region_code", f"unknown region {region!r}")
-        elif not inside(region, scope, tree):
+        elif not tree.is_within(region, scope):
             bad("region_code", f"region {region} lies outside {scope}")
         raw_year = raw.get("year")
         if raw_year not in (None, ""):
@@ -317,7 +300,7 @@ def create_from_rows(session: Session, actor: Principal, *, region_code: str, ye
     numbered = [(position, row) for position, row in enumerate(rows, start=1)]
     clean, problems = check_rows(numbered, scope=region_code, year=year,
                                  definitions=current_registry(session),
-                                 tree=region_tree(session), row_label="rows item")
+                                 tree=region_hierarchy(session), row_label="rows item")
     if problems:
         for problem in problems:
             problem["field"] = f"rows.{problem['row'] - 1}.{problem.pop('column') or 'row'}"
@@ -338,7 +321,7 @@ def create_from_file(session: Session, actor: Principal, *, region_code: str, ye
         raise QuantitiesInvalid("the file has a header but no data rows")
     clean, problems = check_rows(rows, scope=region_code, year=year,
                                  definitions=current_registry(session),
-                                 tree=region_tree(session))
+                                 tree=region_hierarchy(session))
     if problems:
         raise QuantitiesInvalid(f"{len(problems)} problem(s) in {filename or 'the file'}: "
                                 f"{problems[0]['message']}", errors=problems)
@@ -358,13 +341,13 @@ def create_from_grid(session: Session, actor: Principal, *, region_code: str, ye
         indicators = [c for c in grid.GRID_INDICATORS if c in definitions and all(
             col in cells.columns for col in grid.REQUIRED_COLUMNS[c]) and (
             c not in ("R-AIR", "R-WQ") or options.removal_rates)]
-    tree = region_tree(session)
+    tree = region_hierarchy(session)
     problems: list[dict[str, Any]] = []
     if "region_code" in cells.columns:
         for code in pd.unique(cells["region_code"].dropna().astype("string")):
             if code not in tree:
                 problems.append({"column": "region_code", "message": f"unknown region {code!r}"})
-            elif not inside(str(code), region_code, tree):
+            elif not tree.is_within(str(code), region_code):
                 problems.append({"column": "region_code",
                                  "message": f"region {code} lies outside {region_code}"})
     try:
@@ -486,7 +469,7 @@ def create_from_catalog(session: Session, actor: Principal, *, region_code: str,
 
     _validate_scope(session, actor, region_code, year)
     authorize(actor, "catalog.product.read", county=region_code)
-    tree = region_tree(session)
+    tree = region_hierarchy(session)
     definitions = current_registry(session)
     metric_rules = {r["metric"]: r for r in _catalog_reference("catalog_metrics.csv")}
     ecosystems = {r["type_code"]: r["ecosystem_type"]
@@ -494,7 +477,7 @@ def create_from_catalog(session: Session, actor: Principal, *, region_code: str,
     type_indicators = _product_type_indicators()
     statuses = ("verified", "registered") if include_registered else ("verified",)
     candidates = [p for p in session.scalars(sa.select(Product).order_by(Product.id))
-                  if inside(p.region_code, region_code, tree)]
+                  if tree.is_within(p.region_code, region_code)]
     products = {p.id: p for p in candidates if p.status in statuses}
     warnings: list[str] = []
     skipped = {}
@@ -543,7 +526,7 @@ def create_from_catalog(session: Session, actor: Principal, *, region_code: str,
         eco = registry.normalize_ecosystem_type(str((product.attributes or {}).get(
             "ecosystem_type", ""))) if (product.attributes or {}).get("ecosystem_type") else None
         eco = eco or ecosystems.get(product.type_code, "unspecified")
-        key = (county_of_region(product.region_code, tree), code, item, eco, money)
+        key = (tree.county_of(product.region_code), code, item, eco, money)
         entry = sums.setdefault(key, [Fraction(0), canonical, [], []])
         entry[0] += exact
         entry[2].append(product_id)
@@ -635,15 +618,3 @@ def _product_type_indicators() -> dict[str, str]:
 
     return {code: t.indicator_code for code, t in vocabulary.product_types().items()}
 
-
-def county_of_region(code: str, tree: Mapping[str, tuple[str | None, str]]) -> str:
-    """The county a region lies in (itself for a county; the code for a prefecture)."""
-    current: str | None = code
-    for _ in range(10):
-        if current is None:
-            break
-        parent, level = tree.get(current, (None, ""))
-        if level in ("county", "prefecture"):
-            return current
-        current = parent
-    return code

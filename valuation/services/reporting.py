@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.models import Region
+from catalog.services.regions import region_display_name, region_hierarchy, region_names
 from ecovalue.auth import Principal
 from ecovalue.errors import ValidationFailed
 from valuation import formulas, registry, reports
 from valuation.models import ValuationRun
 from valuation.registry import IndicatorDef
-from valuation.services.quantities import inside, region_tree
 from valuation.services.runs import compare_runs, get_run, results_frame
 
 
@@ -25,25 +23,23 @@ def run_view(session: Session, actor: Principal | None, run_id: int, *,
     run = get_run(session, actor, run_id)
     frame = results_frame(session, run)
     unvalued = list(run.unvalued)
-    tree = region_tree(session)
-    names = {code: (name_zh or code) for code, name_zh in session.execute(
-        sa.select(Region.code, Region.name_zh))}
-    region = session.get(Region, run.region_code)
-    region_name = (region.name_en or region.name_zh) if region else run.region_code
+    tree = region_hierarchy(session)
+    names = region_names(session)
+    region_name = region_display_name(session, run.region_code) or run.region_code
     scope_note = ""
     ratios = run.ratios
     if region_code and region_code != run.region_code:
-        if region_code not in tree or not inside(region_code, run.region_code, tree):
+        if region_code not in tree or not tree.is_within(region_code, run.region_code):
             raise ValidationFailed(f"region {region_code} is not inside run {run.id}'s scope "
                                    f"{run.region_code}", errors=[{
                                        "location": "query", "field": "region",
                                        "message": "not inside the run's scope"}])
-        keep = np.array([inside(c, region_code, tree) for c in frame["region_code"]], dtype=bool)
+        keep = np.array([tree.is_within(c, region_code) for c in frame["region_code"]],
+                        dtype=bool)
         frame = frame[keep].reset_index(drop=True)
         unvalued = [u for u in unvalued if u.get("region_code") is None
-                    or inside(u["region_code"], region_code, tree)]
-        sub = session.get(Region, region_code)
-        region_name = (sub.name_en or sub.name_zh) if sub else region_code
+                    or tree.is_within(u["region_code"], region_code)]
+        region_name = region_display_name(session, region_code) or region_code
         scope_note = f"slice of run {run.id} ({run.region_code}) for {region_code}"
         ratios = {k: v for k, v in run.ratios.items() if k == region_code}
     definitions = {c: IndicatorDef.from_dict(d)
@@ -114,6 +110,5 @@ def change_png(session: Session, actor: Principal | None, base_id: int, other_id
                basis: str = "current", unit: str = "亿元") -> bytes:
     comparison = compare_runs(session, actor, base_id, other_id, basis=basis)
     run = session.get(ValuationRun, base_id)
-    region = session.get(Region, run.region_code) if run else None
-    name = (region.name_en or region.name_zh) if region else ""
+    name = (region_display_name(session, run.region_code) if run else None) or ""
     return reports.change_chart(comparison, reports.display_unit(unit), name)

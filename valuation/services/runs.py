@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.models import Region
+from catalog.services.regions import RegionHierarchy, region_hierarchy
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
 from ecovalue.auth.policy import Role
@@ -36,7 +37,7 @@ from valuation.models import PriceBook, QuantityRow, QuantitySet, ValuationResul
 from valuation.registry import IndicatorDef
 from valuation.services import prices as price_service
 from valuation.services.indicators import current_registry
-from valuation.services.quantities import get_set, inside, region_tree, require_region
+from valuation.services.quantities import get_set, require_region
 
 RESULT_FIELDS = [c.key for c in ValuationResult.__table__.columns if c.key not in ("id",
                                                                                     "run_id")]
@@ -47,7 +48,7 @@ PERSON = parse_unit("person").dimension
 
 
 def _convert_context(items: Sequence[Mapping[str, Any]], scope: str,
-                     tree: Mapping[str, tuple[str | None, str]]) -> list[RegionContext]:
+                     tree: RegionHierarchy) -> list[RegionContext]:
     """GDP, area and population per region, given as {value, unit}, converted exactly to yuan,
     km2 and persons; wrong dimensions and regions outside the scope are errors."""
     problems = []
@@ -61,7 +62,7 @@ def _convert_context(items: Sequence[Mapping[str, Any]], scope: str,
                              "message": f"region {code} appears twice"})
             continue
         seen.add(code)
-        if code not in tree or not inside(code, scope, tree):
+        if code not in tree or not tree.is_within(code, scope):
             problems.append({"field": f"context.{position}.region_code",
                              "message": f"region {code} is not {scope} or inside it"})
             continue
@@ -86,8 +87,8 @@ def _convert_context(items: Sequence[Mapping[str, Any]], scope: str,
                                  "message": "must be a positive number"})
                 continue
             values[field] = value * factor.numerator / factor.denominator
-        contexts.append(RegionContext(code, tree[code][1], values.get("gdp"), values.get("area"),
-                                      values.get("population")))
+        contexts.append(RegionContext(code, tree.level(code), values.get("gdp"),
+                                      values.get("area"), values.get("population")))
     if problems:
         raise RunOptionsInvalid(f"{len(problems)} problem(s) in the context: "
                                 f"{problems[0]['message']}", errors=problems)
@@ -140,7 +141,7 @@ def _gather(session: Session, *, region: Region, year: int, base_year: int,
             book: PriceBook, definitions: dict[str, IndicatorDef] | None = None,
             indices: dict[str, dict[int, float]] | None = None,
             confirmations: dict[str, dict[int, str]] | None = None,
-            tree: Mapping[str, tuple[str | None, str]] | None = None) -> RunInputs:
+            tree: RegionHierarchy | None = None) -> RunInputs:
     frame = _quantity_frame(session, sets)
     _check_overlaps(frame)
     if definitions is None:
@@ -154,10 +155,10 @@ def _gather(session: Session, *, region: Region, year: int, base_year: int,
         confirmations = {}
         for (code, y), mark in price_service.index_confirmations(session, series).items():
             confirmations.setdefault(code, {})[y] = mark
-    tree = tree or region_tree(session)
+    tree = tree if tree is not None else region_hierarchy(session)
     levels = {region.code: region.level}
     for code in set(frame["region_code"]) | {c.region_code for c in contexts}:
-        levels[code] = tree.get(code, (None, "unknown"))[1]
+        levels[code] = tree.level(code) if code in tree else "unknown"
     return RunInputs(
         region_code=region.code, year=year, base_year=base_year, options=options,
         contexts=contexts, quantities=frame[engine.INPUT_COLUMNS].copy(),
@@ -195,14 +196,14 @@ def create_run(session: Session, actor: Principal, *, region_code: str, year: in
         raise RunOptionsInvalid("at least one quantity set is required", errors=[{
             "field": "quantity_set_ids", "message": "give the quantity sets to value"}])
     sets = []
-    tree = region_tree(session)
+    tree = region_hierarchy(session)
     problems = []
     for set_id in dict.fromkeys(quantity_set_ids):
         quantity_set = get_set(session, actor, set_id)
         if quantity_set.year != year:
             problems.append({"field": "quantity_set_ids", "message": f"quantity set {set_id} "
                              f"is for {quantity_set.year}, not {year}"})
-        if not inside(quantity_set.region_code, region_code, tree):
+        if not tree.is_within(quantity_set.region_code, region_code):
             problems.append({"field": "quantity_set_ids", "message": f"quantity set {set_id} "
                              f"covers {quantity_set.region_code}, outside {region_code}"})
         sets.append(quantity_set)
