@@ -23,7 +23,7 @@ from catalog.identifiers import (
 from catalog.models import PARTY_KINDS, Party, Product, Region
 from catalog.services.common import fetch
 from ecovalue import audit, protect
-from ecovalue.auth import Principal, Role, authorize, county_of
+from ecovalue.auth import Principal, authorize, county_of, row_filter
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
 
@@ -41,8 +41,9 @@ def party_snapshot(party: Party) -> dict:
 def get_party(session: Session, actor: Principal, party_id: int) -> Party:
     party = fetch(session, Party, party_id)
     if party is None:
-        # A trader probing other ids learns nothing more than "not yours".
-        if actor is not None and actor.role == Role.TRADER:
+        # A caller who reads one party only (a trader) probing other ids learns nothing more
+        # than "not yours".
+        if row_filter(actor, "catalog.party.read").party is not None:
             authorize(actor, "catalog.party.read", party=party_id)
         raise PartyNotFound(f"no party {party_id}")
     authorize(actor, "catalog.party.read", party=party.id)
@@ -53,13 +54,10 @@ def list_parties(session: Session, actor: Principal, *, kind: str | None = None,
                  county_code: str | None = None, region_code: str | None = None,
                  q: str | None = None, active: bool | None = None) -> sa.Select:
     """Parties matching the filters, by id; a trader sees only its own party."""
-    if actor is not None and actor.role == Role.TRADER:
-        authorize(actor, "catalog.party.read", party=actor.party_id or -1)
-    else:
-        authorize(actor, "catalog.party.read")
-    stmt = sa.select(Party)
-    if actor.role == Role.TRADER:
-        stmt = stmt.where(Party.id == actor.party_id)
+    visible = row_filter(actor, "catalog.party.read")
+    if visible.nothing:
+        authorize(actor, "catalog.party.read")  # refuses, with the reason
+    stmt = sa.select(Party).where(visible.condition(party=Party.id))
     if kind:
         stmt = stmt.where(Party.kind == kind)
     if county_code:

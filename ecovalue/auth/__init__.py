@@ -5,10 +5,12 @@ from ecovalue.auth.policy import (
     ROLES,
     Principal,
     Role,
+    RowFilter,
     Scope,
     authorize,
     can,
     county_of,
+    row_filter,
     system_principal,
 )
 
@@ -17,9 +19,11 @@ __all__ = [
     "ROLES",
     "Principal",
     "Role",
+    "RowFilter",
     "Scope",
     "authorize",
     "can",
     "county_of",
+    "row_filter",
     "system_principal",
 ]

@@ -17,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
 
 from ecovalue.errors import Forbidden, Unauthorized
 
@@ -172,6 +175,19 @@ class RowFilter:
     @property
     def nothing(self) -> bool:
         return not self.everything and self.county is None and self.party is None
+
+    def condition(self, *, county: sa.ColumnElement[Any] | None = None,
+                  party: sa.ColumnElement[Any] | None = None) -> sa.ColumnElement[bool]:
+        """The SQL condition on a query's rows that this filter lets through: `county` is the
+        rows' region-code column (codes below a county start with its code), `party` their
+        party-id column. A scope without its column lets nothing through, as does `nothing`."""
+        if self.everything:
+            return sa.true()
+        if self.county is not None and county is not None:
+            return county.startswith(self.county, autoescape=True)
+        if self.party is not None and party is not None:
+            return party == self.party
+        return sa.false()
 
 
 def row_filter(actor: Principal | None, action: str) -> RowFilter:

@@ -210,6 +210,36 @@ def test_registrars_run_their_own_county_and_unpublished_runs_stay_private(sessi
     assert [r.id for r in listed] == [run.id]
 
 
+
+def test_listings_show_each_caller_the_runs_and_sets_it_may_read(session, system):
+    wangmo = _run(session, REGISTRAR)
+    xingyi_set = _set(session, system, [row("R-WCON", 1, "亿m³", region=XINGYI)], region=XINGYI)
+    xingyi = runs.create_run(session, system, region_code=XINGYI, year=2024,
+                             quantity_set_ids=[xingyi_set.id])
+    published = _run(session, system)
+    runs.publish_run(session, system, published.id)
+
+    def listed_runs(actor):
+        return {r.id for r in session.scalars(runs.list_runs(session, actor))}
+
+    def listed_sets(actor):
+        return {s.id for s in session.scalars(quantities.list_sets(session, actor))}
+
+    everything = {wangmo.id, xingyi.id, published.id}
+    assert listed_runs(system) == everything
+    assert listed_runs(Principal(Role.AUDITOR, "token:auditor", token_id=6)) == everything
+    assert listed_runs(REGISTRAR) == {wangmo.id, published.id}
+    assert listed_runs(OTHER_REGISTRAR) == {xingyi.id, published.id}
+    for outsider in (None, TRADER):
+        assert listed_runs(outsider) == {published.id}
+    sets = {s.id for r in (wangmo, xingyi, published) for s in r.quantity_sets}
+    assert listed_sets(system) == sets
+    assert listed_sets(REGISTRAR) == {s.id for r in (wangmo, published)
+                                      for s in r.quantity_sets}
+    assert listed_sets(OTHER_REGISTRAR) == {xingyi_set.id}
+    with pytest.raises(Forbidden):
+        listed_sets(TRADER)
+
 def test_prefecture_run_and_a_county_slice_of_it(session, system):
     rows = [row("R-WCON", 9.8, "亿m³"), row("R-WCON", 5.0, "亿m³", region=XINGYI)]
     quantity_set = _set(session, system, rows, region=PREFECTURE)

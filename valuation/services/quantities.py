@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.models import Region
 from catalog.services.regions import RegionHierarchy, region_hierarchy
 from ecovalue import audit
-from ecovalue.auth import Principal, authorize, can
-from ecovalue.auth.policy import Role
+from ecovalue.auth import Principal, authorize, can, row_filter
 from ecovalue.db import INT64_MAX, bulk_insert_records
 from ecovalue.units import MONEY, UnitError, conversion_factor, dimension_name, parse_unit
 from valuation import grid, registry, tables
@@ -412,9 +411,8 @@ def list_sets(session: Session, actor: Principal | None, *, region_code: str | N
               year: int | None = None) -> sa.Select:
     authorize(actor, "valuation.quantities.read",
               county=region_code or (actor.county_code if actor else None))
-    stmt = sa.select(QuantitySet)
-    if actor is not None and actor.role == Role.REGISTRAR:
-        stmt = stmt.where(QuantitySet.region_code.startswith(actor.county_code or "-"))
+    stmt = sa.select(QuantitySet).where(row_filter(actor, "valuation.quantities.read")
+                                        .condition(county=QuantitySet.region_code))
     if region_code:
         stmt = stmt.where(QuantitySet.region_code == region_code)
     if year:

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Region
 from catalog.services.regions import RegionHierarchy, region_hierarchy
 from ecovalue import audit
-from ecovalue.auth import Principal, authorize, can
-from ecovalue.auth.policy import Role
+from ecovalue.auth import Principal, authorize, can, row_filter
 from ecovalue.db import INT64_MAX, bulk_insert_records, utcnow
 from ecovalue.units import AREA, MONEY, UnitError, conversion_factor, parse_unit
 from valuation import assets, engine, formulas
@@ -305,13 +304,10 @@ def get_run(session: Session, actor: Principal | None, run_id: int) -> Valuation
 def list_runs(session: Session, actor: Principal | None, *, region_code: str | None = None,
               year: int | None = None, status: str | None = None) -> sa.Select:
     stmt = sa.select(ValuationRun)
-    if can(actor, "valuation.run.read"):
-        pass  # roles that read every county's runs
-    elif actor is not None and actor.role == Role.REGISTRAR and actor.county_code:
+    unpublished = row_filter(actor, "valuation.run.read")
+    if not unpublished.everything:  # published runs are public
         stmt = stmt.where(sa.or_(ValuationRun.status == "published",
-                                 ValuationRun.region_code.startswith(actor.county_code)))
-    else:
-        stmt = stmt.where(ValuationRun.status == "published")
+                                 unpublished.condition(county=ValuationRun.region_code)))
     if region_code:
         stmt = stmt.where(ValuationRun.region_code == region_code)
     if year:
