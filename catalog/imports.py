@@ -1,13 +1,15 @@
 """Reading and checking catalog spreadsheets (pure: bytes in, a checked table and its errors
 out; the database is the service's business, in catalog.services.importing).
 
-- Formats: CSV (comma, semicolon or tab separated) in UTF-8 (with or without BOM) or GBK/GB18030,
-  as Chinese government spreadsheets often are; XLSX (first sheet). Legacy .xls and anything
-  else is refused as not a spreadsheet.
+- Reading is the shell's (ecovalue.spreadsheet, shared with valuation's quantity tables): CSV
+  (comma, semicolon or tab separated) in UTF-8 (with or without BOM) or GBK/GB18030, as Chinese
+  government spreadsheets often are; XLSX (first sheet). Legacy .xls and anything else is
+  refused as not a spreadsheet.
 - Headers: the English column names of the template or their Chinese labels (产品名称, 行政区划
   代码, 权利人 ...), case and spacing ignored. A title line above the header (a merged
   "XX县生态产品目录清单" row) is skipped: the header is the first of the first ten lines that names
-  every required column. Columns the importer does not know are reported and ignored.
+  every required column. Columns the importer does not know are reported and ignored; a row
+  with more fields than the header refuses the file.
 - Errors are collected like a compiler does, never stopping at the first: each has the file's
   row number (1-based, as a spreadsheet program shows it), the column as written in the file,
   and a message.
@@ -15,11 +17,8 @@ out; the database is the service's business, in catalog.services.importing).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import re
-import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,13 +27,13 @@ import pandas as pd
 from catalog import vocabulary
 from catalog.errors import ImportRejected, MissingColumns, NotASpreadsheet
 from catalog.models import DEVELOPMENT_STATUSES
+from ecovalue import spreadsheet
 from ecovalue.units import UnitError, parse_unit
 
 #: a spreadsheet with more data rows is refused (split it): keeps one request bounded
 MAX_ROWS = 200_000
 #: at most this many errors are listed (the total is always given)
 MAX_REPORTED_ERRORS = 10_000
-_HEADER_SEARCH_LINES = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,17 +93,9 @@ MONITORING_PRODUCT_KEYS = (("product_id",), ("region_code", "external_code"),
                            ("region_code", "type", "name_zh"))
 
 
-def _norm_header(text: object) -> str:
-    text = unicodedata.normalize("NFKC", str(text)).strip().casefold()
-    return re.sub(r"[\s_\-*]+", "", text)
-
-
-def header_map(columns: Iterable[Column]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    for column in columns:
-        for spelling in (column.name, *column.aliases):
-            table.setdefault(_norm_header(spelling), column.name)
-    return table
+def aliases(columns: Iterable[Column]) -> dict[str, tuple[str, ...]]:
+    """canonical name -> accepted header texts, for the shell's spreadsheet reader."""
+    return {column.name: column.aliases for column in columns}
 
 
 @dataclasses.dataclass
@@ -121,139 +112,60 @@ class Table:
 
 # --- reading -------------------------------------------------------------------------------
 
-_XLSX_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
-
-def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 (BOM optional) first, then GB18030 (a superset of GBK and
-    GB2312); anything else is not a text spreadsheet."""
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gbk"
-    except UnicodeDecodeError:
-        raise NotASpreadsheet("the file is neither an XLSX workbook nor CSV text in UTF-8 or "
-                              "GBK") from None
-
-
-def _looks_binary(text: str) -> bool:
-    sample = text[:8192]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
-    return "\x00" in sample or controls > len(sample) // 100 + 2
-
-
-def _find_header(rows: list[list[str]], columns: tuple[Column, ...]) -> int:
-    """Index of the header among the first lines: the first naming every required column,
-    else the one naming the most known columns."""
-    mapping = header_map(columns)
-    required = {c.name for c in columns if c.required}
-    best, best_known = 0, -1
-    for index, row in enumerate(rows[:_HEADER_SEARCH_LINES]):
-        names = {mapping.get(_norm_header(cell)) for cell in row if str(cell).strip()}
-        if required <= names:
-            return index
-        if len(names - {None}) > best_known:
-            best, best_known = index, len(names - {None})
-    return best
-
-
-def _sniff_delimiter(lines: list[str]) -> str:
-    sample = "\n".join(lines)
-    counts = {d: sample.count(d) for d in (",", "\t", ";")}
-    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-
-
-def _read_csv(data: bytes, columns: tuple[Column, ...]) -> tuple[pd.DataFrame, str, int]:
-    text, encoding = decode_text(data)
-    if _looks_binary(text):
-        raise NotASpreadsheet("the file is binary, not CSV text or an XLSX workbook")
-    head_lines = text.splitlines()[:_HEADER_SEARCH_LINES]
-    if not any(line.strip() for line in head_lines):
-        raise NotASpreadsheet("the file is empty")
-    delimiter = _sniff_delimiter(head_lines)
-    head_rows = list(csv.reader(head_lines, delimiter=delimiter))
-    header_index = _find_header(head_rows, columns)
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, header=0,
-                            skiprows=header_index, keep_default_na=False, na_filter=False,
-                            skip_blank_lines=False, engine="c")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise ImportRejected(f"the CSV file cannot be read: {exc}",
-                             errors=[{"location": "file", "message": str(exc)}]) from None
-    return frame, encoding, header_index
-
-
-def _read_xlsx(data: bytes, columns: tuple[Column, ...]) -> tuple[pd.DataFrame, int]:
-    try:
-        raw = pd.read_excel(io.BytesIO(data), sheet_name=0, header=None, dtype=str,
-                            engine="openpyxl", keep_default_na=False, na_filter=False)
-    except Exception as exc:  # noqa: BLE001 - any failure of the parser means "not a workbook"
-        raise NotASpreadsheet(f"the XLSX workbook cannot be read ({type(exc).__name__})") \
-            from None
-    if raw.empty:
-        raise NotASpreadsheet("the workbook's first sheet is empty")
-    head_rows = raw.head(_HEADER_SEARCH_LINES).astype(str).values.tolist()
-    header_index = _find_header(head_rows, columns)
-    header = [str(h) for h in raw.iloc[header_index].tolist()]
-    frame = raw.iloc[header_index + 1:].reset_index(drop=True)
-    frame.columns = header
-    return frame, header_index
+def _text(value: object) -> str:
+    """A cell as the text the checks read: '' when blank; an XLSX number as written (a
+    whole number without '.0', as a spreadsheet program shows it)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def read_table(data: bytes, columns: tuple[Column, ...]) -> Table:
-    """Parse CSV or XLSX bytes into a Table with canonical columns; raises NotASpreadsheet,
-    MissingColumns or ImportRejected (malformed file)."""
-    if not data:
-        raise NotASpreadsheet("the file is empty")
-    if data.startswith(_OLE_MAGIC):
-        raise NotASpreadsheet("legacy Excel 97-2003 (.xls) files are not read; save the sheet "
-                              "as .xlsx or .csv")
-    if data.startswith(_XLSX_MAGIC):
-        frame, header_index = _read_xlsx(data, columns)
-        encoding = "xlsx"
-    else:
-        frame, encoding, header_index = _read_csv(data, columns)
-    mapping = header_map(columns)
-    renames: dict[str, str] = {}
-    headers: dict[str, str] = {}
-    ignored: list[str] = []
-    duplicate: list[dict] = []
-    for written in frame.columns:
-        name = mapping.get(_norm_header(written))
-        if name is None:
-            if str(written).strip() and not str(written).startswith("Unnamed:"):
-                ignored.append(str(written))
-            continue
-        if name in headers:
-            duplicate.append({"location": "file", "column": str(written), "field": name,
-                              "message": f"names the same column as {headers[name]!r}"})
-            continue
-        renames[written], headers[name] = name, str(written)
-    if duplicate:
-        raise MissingColumns("the header names a column twice", errors=duplicate)
-    missing = [c for c in columns if c.required and c.name not in headers]
-    if missing:
+    """Parse CSV or XLSX bytes into a Table with canonical columns (ecovalue.spreadsheet reads
+    the file); raises NotASpreadsheet, MissingColumns or ImportRejected (malformed file)."""
+    try:
+        sheet = spreadsheet.read_spreadsheet(
+            data, aliases(columns), required=[c.name for c in columns if c.required],
+            max_rows=MAX_ROWS)
+    except spreadsheet.TooManyRows:
+        raise ImportRejected(f"the file has more than {MAX_ROWS} data rows; at most {MAX_ROWS} "
+                             f"are imported at once (split the file)") from None
+    except spreadsheet.SpreadsheetError as exc:
+        raise NotASpreadsheet(exc.message) from None
+    if sheet.errors:
+        first = sheet.errors[0]
+        raise ImportRejected(
+            f"the {sheet.format.upper()} file cannot be read: row {first.row} {first.message}",
+            errors=[{"location": "file", "row": e.row, "message": e.message}
+                    for e in sheet.errors])
+    if sheet.duplicates:
+        raise MissingColumns("the header names a column twice", errors=[
+            {"location": "file", "column": written, "field": name,
+             "message": f"names the same column as {sheet.headers[name]!r}"}
+            for written, name in sheet.duplicates])
+    if sheet.missing:
+        missing = [c for c in columns if c.name in sheet.missing]
         raise MissingColumns(
             "required columns are missing: " + ", ".join(c.name for c in missing),
             errors=[{"location": "file", "column": c.name, "field": c.name,
                      "message": f"required column missing (also accepted: "
                                 f"{', '.join(c.aliases)})"} for c in missing])
-    frame = frame[list(renames)].rename(columns=renames)
-    frame = frame.astype(str).apply(lambda s: s.str.strip())
-    # file row numbers: the header is row header_index + 1 (1-based), data follows it
-    frame.index = pd.RangeIndex(header_index + 2, header_index + 2 + len(frame))
-    frame = frame[(frame != "").any(axis=1)]
-    if frame.empty:
+    if not len(sheet):
         raise ImportRejected("the file has a header but no data rows",
                              errors=[{"location": "file", "message": "no data rows"}])
-    if len(frame) > MAX_ROWS:
-        raise ImportRejected(f"the file has {len(frame)} data rows; at most {MAX_ROWS} are "
-                             f"imported at once (split the file)")
-    return Table(frame=frame, encoding=encoding, headers=headers, ignored_columns=ignored,
-                 header_row=header_index + 1)
+    index = pd.Index(sheet.numbers)
+    if sheet.format == "csv":  # text already: blanks become ''
+        cells = {name: pd.Series(values, index=index, dtype=object).fillna("")
+                 for name, values in sheet.columns.items()}
+    else:
+        cells = {name: pd.Series([_text(v) for v in values], index=index, dtype=object)
+                 for name, values in sheet.columns.items()}
+    return Table(frame=pd.DataFrame(cells, index=index), encoding=sheet.encoding,
+                 headers=sheet.headers, ignored_columns=sheet.ignored,
+                 header_row=sheet.header_row)
 
 
 # --- checking ------------------------------------------------------------------------------

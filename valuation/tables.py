@@ -1,26 +1,29 @@
 """Reading uploaded tables (CSV in UTF-8 or GBK, XLSX) into rows with their file row numbers.
 
-Header names are matched case-insensitively against English names and the Chinese names county
-staff use (地区代码, 年份, 指标, 实物量, 单位 ...). Nothing here knows about indicators: it turns
-bytes into `(row_number, {column: text or number})` and reports what it could not read.
+The shell's spreadsheet reader (ecovalue.spreadsheet) decodes the file, finds the header (below
+any title rows) and maps header names, case-insensitively, from English names and the Chinese
+names county staff use (地区代码, 年份, 指标, 实物量, 单位 ...). This module words what it
+reports the way quantity sets do; nothing here knows about indicators: it turns bytes into
+`(row_number, {column: text or number})` and reports what it could not read.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ecovalue import spreadsheet
 from valuation.errors import QuantitiesInvalid, UnsupportedFile
 
 MAX_ROWS = 100_000
+#: a grid file with more cells (rows) is refused: split it by region
+MAX_GRID_CELLS = 5_000_000
 
-#: canonical column -> accepted header spellings (lower case)
+#: canonical column -> accepted header spellings
 QUANTITY_HEADERS: dict[str, tuple[str, ...]] = {
     "region_code": ("region_code", "region", "地区代码", "区域代码", "行政区划代码", "地区"),
     "year": ("year", "年份", "核算年份", "年度"),
@@ -32,148 +35,70 @@ QUANTITY_HEADERS: dict[str, tuple[str, ...]] = {
     "origin": ("origin", "来源", "来源区域"),
     "note": ("note", "remark", "备注", "说明"),
 }
+#: a workbook's sheet with one of these titles is read, else its first sheet
+SHEET_TITLES = ("quantities", "实物量", "data", "grid")
 
 
-def sniff_format(filename: str | None, data: bytes) -> str:
-    """csv or xlsx, from the content (an XLSX is a zip with xl/workbook.xml)."""
-    if data[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                if "xl/workbook.xml" in archive.namelist():
-                    return "xlsx"
-        except zipfile.BadZipFile:
-            pass
-        raise UnsupportedFile("the file is a zip archive but not an XLSX workbook")
-    name = (filename or "").lower()
-    if name.endswith((".xls", ".xlsm", ".ods")):
-        raise UnsupportedFile("only .xlsx workbooks and .csv files are accepted (save the "
-                              "sheet as .xlsx)")
-    if b"\0" in data[:4096]:
-        raise UnsupportedFile("the file is neither CSV text nor an XLSX workbook")
-    return "csv"
+def _refused(exc: spreadsheet.SpreadsheetError) -> Exception:
+    """The valuation error for a file the reader cannot read at all."""
+    if isinstance(exc, spreadsheet.NotASpreadsheet):
+        return UnsupportedFile(exc.message)
+    return QuantitiesInvalid(exc.message)
 
 
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Text of a CSV: UTF-8 (with or without BOM), else GBK (county spreadsheets)."""
-    for encoding in ("utf-8-sig", "gbk"):
-        try:
-            return data.decode(encoding), "utf-8" if encoding == "utf-8-sig" else encoding
-        except UnicodeDecodeError:
-            continue
-    raise UnsupportedFile("the CSV is neither UTF-8 nor GBK text")
-
-
-def _cells_csv(data: bytes) -> list[list[Any]]:
-    text, _ = decode_text(data)
+def read_rows(data: bytes, headers: Mapping[str, Sequence[str]] = QUANTITY_HEADERS,
+              required: Sequence[str] = (),
+              ) -> tuple[str, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+    """(format, [(row number, {canonical column: value})], problems of rows that cannot be
+    read as written). Unknown columns are refused (a typo must not drop a column silently)."""
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
-
-
-def _cells_xlsx(data: bytes) -> list[list[Any]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types on corrupt files
-        raise UnsupportedFile(f"the XLSX workbook cannot be read: {exc.__class__.__name__}"
-                              ) from None
-    try:
-        sheet = workbook.worksheets[0]
-        for candidate in workbook.worksheets:
-            if candidate.title.strip().lower() in ("quantities", "实物量", "data", "grid"):
-                sheet = candidate
-                break
-        rows = []
-        for row in sheet.iter_rows(values_only=True):
-            rows.append(list(row))
-            if len(rows) > MAX_ROWS + 1:
-                break
-        return rows
-    finally:
-        workbook.close()
-
-
-def read_rows(filename: str | None, data: bytes,
-              headers: Mapping[str, Sequence[str]] = QUANTITY_HEADERS,
-              required: Sequence[str] = ()) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-    """(format, [(row number, {canonical column: value})]); the header is row 1 (the first
-    non-empty row). Unknown columns are refused (a typo must not drop a column silently)."""
-    if not data:
-        raise QuantitiesInvalid("the file is empty")
-    kind = sniff_format(filename, data)
-    cells = _cells_xlsx(data) if kind == "xlsx" else _cells_csv(data)
-    start = next((i for i, row in enumerate(cells)
-                  if any(c not in (None, "") and str(c).strip() for c in row)), None)
-    if start is None:
-        raise QuantitiesInvalid("the file has no header row")
-    lookup = {alias.lower(): canonical for canonical, aliases in headers.items()
-              for alias in aliases}
-    columns: list[str | None] = []
-    problems = []
-    for position, raw in enumerate(cells[start]):
-        name = "" if raw is None else str(raw).strip()
-        if not name:
-            columns.append(None)
-            continue
-        canonical = lookup.get(name.lower())
-        if canonical is None:
-            problems.append({"row": start + 1, "column": name,
-                             "message": f"unknown column {name!r}; expected "
-                                        f"{', '.join(headers)}"})
-        elif canonical in columns:
-            problems.append({"row": start + 1, "column": name,
-                             "message": f"column {canonical} appears twice"})
-        columns.append(canonical)
-    for name in required:
-        if name not in columns:
-            problems.append({"row": start + 1, "column": name,
-                             "message": f"missing column {name}"})
+        sheet = spreadsheet.read_spreadsheet(data, headers, required=required,
+                                             sheet_names=SHEET_TITLES, max_rows=MAX_ROWS)
+    except spreadsheet.TooManyRows:
+        raise QuantitiesInvalid(f"the file has more than {MAX_ROWS} rows") from None
+    except spreadsheet.SpreadsheetError as exc:
+        raise _refused(exc) from None
+    at = sheet.header_row
+    problems = [{"row": at, "column": name, "message": f"unknown column {name!r}; expected "
+                                                        f"{', '.join(headers)}"}
+                for name in sheet.ignored]
+    problems += [{"row": at, "column": written, "message": f"column {name} appears twice"}
+                 for written, name in sheet.duplicates]
+    problems += [{"row": at, "column": name, "message": f"missing column {name}"}
+                 for name in sheet.missing]
     if problems:
         raise QuantitiesInvalid(f"the header of the file is not usable ({problems[0]['message']})",
                                 errors=problems)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for offset, raw_row in enumerate(cells[start + 1:], start=start + 2):
-        values = {}
-        for position, column in enumerate(columns):
-            if column is None or position >= len(raw_row):
-                continue
-            value = raw_row[position]
-            if isinstance(value, str):
-                value = value.strip()
-                if value == "":
-                    value = None
-            values[column] = value
-        extra = [v for v in raw_row[len(columns):] if v not in (None, "")]
-        if extra:
-            values["__extra__"] = extra
-        if all(v is None for k, v in values.items() if k != "__extra__") and not extra:
-            continue
-        rows.append((offset, values))
-        if len(rows) > MAX_ROWS:
-            raise QuantitiesInvalid(f"the file has more than {MAX_ROWS} rows")
-    return kind, rows
+    unreadable = [{"row": e.row, "column": "", "message": f"row {e.row}: {e.message}"}
+                  for e in sheet.errors]
+    return sheet.format, sheet.rows(), unreadable
 
 
-def read_grid(filename: str | None, data: bytes) -> pd.DataFrame:
+_TOO_MANY_CELLS = f"the grid has more than {MAX_GRID_CELLS:,} cells; split it by region"
+
+
+def read_grid(data: bytes) -> pd.DataFrame:
     """A grid file (CSV or XLSX, one row per cell) as a DataFrame; region codes and ecosystem
     types stay text, every other column becomes numeric where it can (a non-numeric entry is
     reported by the grid validation, not coerced away)."""
-    if not data:
-        raise QuantitiesInvalid("the file is empty")
-    kind = sniff_format(filename, data)
     # categorical: one small dictionary per column instead of a string per cell
     text_columns = {"region_code": "category", "ecosystem_type": "category"}
+    try:
+        kind = spreadsheet.detect_format(data)
+        if kind == "csv":
+            text, _ = spreadsheet.decode_text(data)
+        else:
+            rows = spreadsheet.xlsx_rows(data, SHEET_TITLES, max_rows=MAX_GRID_CELLS + 1)
+    except spreadsheet.TooManyRows:
+        raise QuantitiesInvalid(_TOO_MANY_CELLS) from None
+    except spreadsheet.SpreadsheetError as exc:
+        raise _refused(exc) from None
     if kind == "csv":
-        text, _ = decode_text(data)
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=text_columns, skipinitialspace=True)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise QuantitiesInvalid(f"the CSV cannot be read: {exc}") from None
     else:
-        rows = _cells_xlsx(data)
         if not rows:
             raise QuantitiesInvalid("the workbook is empty")
         header = [str(c).strip() if c is not None else "" for c in rows[0]]
@@ -191,8 +116,8 @@ def read_grid(filename: str | None, data: bytes) -> pd.DataFrame:
             lost = converted.isna() & frame[column].notna()
             if not lost.any():
                 frame[column] = converted.astype("float64")
-    if len(frame) > 5_000_000:
-        raise QuantitiesInvalid("the grid has more than 5,000,000 cells; split it by region")
+    if len(frame) > MAX_GRID_CELLS:
+        raise QuantitiesInvalid(_TOO_MANY_CELLS)
     return frame
 
 

@@ -140,3 +140,22 @@ def test_registrars_write_quantities_for_their_own_county_only(session):
     with pytest.raises(Forbidden):
         quantities.create_from_rows(session, REGISTRAR, region_code="522300", year=2024,
                                     rows=[row("R-WCON", 1, "亿m³")])
+
+
+def test_a_title_row_above_the_header_is_skipped_as_the_catalog_skips_it(session, system):
+    """The shell's reader finds the header below a county's title rows (CSV or XLSX)."""
+    text = ("望谟县2024年生态系统实物量,,,,,\n"
+            "地区代码,年份,指标,实物量,单位,备注\n"
+            f"{WANGMO},2024,水源涵养,3.2,亿立方米,䶮村\n")  # U+4DAE: GB18030, not GBK
+    csv_set = quantities.create_from_file(session, system, region_code=WANGMO, year=2024,
+                                          filename="望谟.csv", data=text.encode("gb18030"))
+    data = xlsx([["望谟县2024年生态系统实物量"], ["地区代码", "年份", "指标", "实物量", "单位"],
+                 [int(WANGMO), 2024, "水源涵养", 3.2, "亿立方米"]])
+    xlsx_set = quantities.create_from_file(session, system, region_code=WANGMO, year=2024,
+                                           filename="望谟.xlsx", data=data)
+    for created in (csv_set, xlsx_set):
+        (stored,) = _stored(session, created)
+        assert (stored.source_row, stored.indicator_code, stored.quantity) == (
+            3, "R-WCON", 320_000_000.0)
+    assert (csv_set.source, xlsx_set.source) == ("csv", "xlsx")
+    assert _stored(session, csv_set)[0].note == "䶮村"

@@ -133,8 +133,6 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
             row_problems.append({"row": number, "column": column,
                                  "message": f"{row_label} {number}: {message}"})
 
-        if raw.get("__extra__"):
-            bad("", "has values beyond the last named column")
         region = str(raw.get("region_code") or "").strip()
         if isinstance(raw.get("region_code"), float) and float(raw["region_code"]).is_integer():
             region = str(int(raw["region_code"]))
@@ -314,13 +312,14 @@ def create_from_file(session: Session, actor: Principal, *, region_code: str, ye
                      filename: str | None, data: bytes, note: str | None = None) -> QuantitySet:
     """A set from an aggregate table as counties report it (CSV in UTF-8/GBK, or XLSX)."""
     _validate_scope(session, actor, region_code, year)
-    kind, rows = tables.read_rows(filename, data,
-                                  required=("region_code", "indicator", "quantity", "unit"))
-    if not rows:
+    kind, rows, unreadable = tables.read_rows(
+        data, required=("region_code", "indicator", "quantity", "unit"))
+    if not rows and not unreadable:
         raise QuantitiesInvalid("the file has a header but no data rows")
     clean, problems = check_rows(rows, scope=region_code, year=year,
                                  definitions=current_registry(session),
                                  tree=region_hierarchy(session))
+    problems = sorted(unreadable + problems, key=lambda p: p["row"])  # stable: by row
     if problems:
         raise QuantitiesInvalid(f"{len(problems)} problem(s) in {filename or 'the file'}: "
                                 f"{problems[0]['message']}", errors=problems)
@@ -379,7 +378,7 @@ def create_from_grid_file(session: Session, actor: Principal, *, region_code: st
                           options: grid.GridOptions | None = None,
                           note: str | None = None) -> QuantitySet:
     _validate_scope(session, actor, region_code, year)
-    cells = tables.read_grid(filename, data)
+    cells = tables.read_grid(data)
     return create_from_grid(session, actor, region_code=region_code, year=year, cells=cells,
                             indicators=indicators, options=options, filename=filename,
                             file_sha256=hashlib.sha256(data).hexdigest(), note=note)
