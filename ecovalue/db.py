@@ -1,5 +1,6 @@
-"""Database plumbing shared by every package: the declarative base, column types, engines and the
-per-request session.
+"""Database plumbing shared by every package: the declarative base, column types, engines, the
+per-request session, and the statements whose SQLite and PostgreSQL forms differ (bulk inserts,
+inserts that skip conflicting rows), so that no domain package branches on the dialect.
 
 Services receive a `Session` as an argument and never commit; whoever owns the unit of work (the
 request, a CLI command, a test) commits once, so one operation is one transaction.
