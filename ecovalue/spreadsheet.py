@@ -283,7 +283,8 @@ def _find_header(head: list[Sequence[Any]], lookup: Mapping[str, str],
         if best is None or len(names) > best_known:
             best, best_known = index, len(names)
     if best is None:
-        raise EmptySpreadsheet("the file has no header row (every row is empty)")
+        raise EmptySpreadsheet(f"the file has no header row (its first {HEADER_SEARCH_ROWS} "
+                               f"rows are empty)")
     return best
 
 
