@@ -28,11 +28,10 @@ from contextlib import nullcontext
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ecovalue import idempotency
-from ecovalue.db import bulk_insert, pipelined
+from ecovalue.db import bulk_insert, dialect_name, insert_ignoring_conflicts, pipelined
 from ecovalue.errors import IdempotencyKeyReused
 from ledger.core.models import (
     LedgerAccount,
@@ -62,7 +61,7 @@ SIGNED = sa.case((POSTINGS.c.direction == "credit", POSTINGS.c.amount),
 
 
 def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return dialect_name(session) == "postgresql"
 
 
 def run(session: Session, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
@@ -149,12 +148,10 @@ _ORIGINAL = {
     "sqlite": sa.select(TX).where(TX.c.id == sa.bindparam("id")),
 }
 _LOCK_PERIODS_EXCLUSIVE = sa.select(sa.func.pg_advisory_xact_lock(PERIOD_LOCK_KEY))
-_INSERT_HEADER = {
-    "postgresql": postgresql.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
-    "sqlite": sqlite.insert(TX).on_conflict_do_nothing().returning(TX.c.id),
-}
+_INSERT_HEADER = {dialect: insert_ignoring_conflicts(dialect, TX, returning=(TX.c.id,))
+                  for dialect in ("postgresql", "sqlite")}
 _HEADER_PARAMS = {c.key: sa.bindparam(c.key, type_=c.type) for c in TX.c if c.key != "id"}
-_KEYED_HEADER = postgresql.insert(TX).values(_HEADER_PARAMS).on_conflict_do_nothing() \
+_KEYED_HEADER = insert_ignoring_conflicts("postgresql", TX).values(_HEADER_PARAMS) \
     .returning(TX.c.id).cte("header")
 _CLAIM = idempotency.claim_from(
     _KEYED_HEADER, scope=_HEADER_PARAMS["idempotency_scope"],
@@ -227,7 +224,7 @@ def look_up(session: Session, refs: Iterable[int | str], debited: Iterable[int |
     """The first statement of a write: takes the period lock (PostgreSQL), reads the
     idempotency key (a found key means a replay or a reuse: the caller answers before
     validating anything), the accounts named and the expired holds on those debited."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     ids, codes = split_refs(refs)
     debit_ids, debit_codes = split_refs(debited)
     rows = run(session, _LOOK_UP[dialect], {
@@ -260,7 +257,7 @@ def resolve_accounts(session: Session, refs: Iterable[int | str]) -> dict[int | 
 def original(session: Session, tx_id: int) -> Any:
     """The transaction a reversal or a resolution follows (None if there is none), read as
     the first statement of that write (on PostgreSQL with the period lock)."""
-    return run(session, _ORIGINAL[session.get_bind().dialect.name], {"id": tx_id}).first()
+    return run(session, _ORIGINAL[dialect_name(session)], {"id": tx_id}).first()
 
 
 def reversal_of(session: Session, tx_id: int) -> int | None:
@@ -314,7 +311,7 @@ def lock_balances(session: Session, account_ids: Iterable[int], months: Iterable
                   ) -> tuple[dict[int, Totals], list[dt.date]]:
     """Row-lock the balance rows in ascending account id, and read which of `months` are
     closed, in one statement. The caller's first statement took the period lock."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     ids, months = sorted(set(account_ids)), sorted(set(months))
     if not months:
         return {r[0]: Totals(*r[1:]) for r in run(session, _LOCK_BALANCES, {"ids": ids})}, []
@@ -344,7 +341,7 @@ def insert_header(session: Session, values: dict) -> int | None:
         if row[1] is None:
             raise IdempotencyKeyReused(idempotency.REUSED)
         return row[0]
-    tx_id = run(session, _INSERT_HEADER[session.get_bind().dialect.name], values).scalar()
+    tx_id = run(session, _INSERT_HEADER[dialect_name(session)], values).scalar()
     if tx_id is not None and keyed and not idempotency.claim(
             session, values["idempotency_scope"], values["idempotency_key"],
             values["request_hash"], values["created_at"]):
