@@ -19,7 +19,6 @@ With a PostgreSQL URL the benchmark creates (and drops) its own database on that
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import os
@@ -45,7 +44,8 @@ from catalog.services import load_reference_regions  # noqa: E402
 from ecovalue import migrate, protect  # noqa: E402
 from ecovalue.auth import system_principal  # noqa: E402
 from ecovalue.auth.services import create_token  # noqa: E402
-from ecovalue.db import Database, utcnow  # noqa: E402
+from ecovalue.clock import local_date, utcnow  # noqa: E402
+from ecovalue.db import Database  # noqa: E402
 from ledger.core import services  # noqa: E402
 from ledger.core.posting import PostingSpec, TransactionSpec  # noqa: E402
 
@@ -119,7 +119,8 @@ def raw_executemany(db: Database, specs: list[TransactionSpec], *, copy: bool = 
         start_id = s.execute(sa.text("SELECT coalesce(max(id), 0) FROM ledger_transactions")
                              ).scalar() + 1_000_000
         s.rollback()
-    now, today = utcnow(), dt.date.today()
+    now = utcnow()
+    today = local_date(now)
     sqlite = db.dialect == "sqlite"
     stamp = now.replace(tzinfo=None).isoformat(" ") if sqlite else now
     day = today.isoformat() if sqlite else today
@@ -184,8 +185,8 @@ def start_gunicorn(url: str, port: int, workers: int, tmp: Path, *,
         [str(Path(sys.executable).parent / "gunicorn"), "--pythonpath", str(ROOT / "bench"),
          "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
          "ledger_app:create()"], env=env, cwd=str(ROOT))
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from ecovalue.clock import local_today
+
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 _USCC_RE = re.compile(rf"^[{USCC_ALPHABET}]{{18}}$")
@@ -52,7 +54,7 @@ def id_number_error(number: str) -> str | None:
         birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         return "the birth date inside the ID-card number is not a date"
-    if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+    if not dt.date(1900, 1, 1) <= birth <= local_today():
         return "the birth date inside the ID-card number is out of range"
     if number[17] != id_check_character(number[:17]):
         return "the check digit of the ID-card number is wrong"

@@ -17,10 +17,10 @@ import calendar
 import csv
 import dataclasses
 import datetime as dt
-import zoneinfo
 from functools import cache
 from importlib import resources
 
+from ecovalue.clock import local_today
 from ecovalue.units import Unit, UnitError, compatible, parse_unit
 
 
@@ -186,11 +186,6 @@ def period_bounds(year: int, month: int | None) -> tuple[dt.date, dt.date]:
 
 #: the earliest year a monitoring record may describe
 FIRST_YEAR = 1949
-LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-def local_today() -> dt.date:
-    return dt.datetime.now(LOCAL_TZ).date()
 
 
 def period_error(year: int, month: int | None) -> str | None:

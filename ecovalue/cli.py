@@ -25,6 +25,7 @@ from ecovalue import migrate
 from ecovalue.audit import Checkpoint, checkpoint, verify_chain
 from ecovalue.auth import ROLES, system_principal
 from ecovalue.auth import services as tokens
+from ecovalue.clock import utcnow
 from ecovalue.errors import EcovalueError
 
 
@@ -123,7 +124,7 @@ def token_group() -> None:
 def token_create(role: str, name: str, county_code: str | None, party_id: int | None,
                  expires_in_days: int | None) -> None:
     """Create a token and print it once."""
-    expires_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)
+    expires_at = (utcnow() + dt.timedelta(days=expires_in_days)
                   if expires_in_days else None)
     with unit_of_work() as session:
         issued = tokens.create_token(
@@ -140,7 +141,7 @@ def token_create(role: str, name: str, county_code: str | None, party_id: int | 
 def token_list() -> None:
     """List tokens (prefix, role, scope, state), never the secrets."""
     with database().unit_of_work() as session:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         for t in tokens.list_tokens(session, operator()):
             state = "revoked" if t.revoked_at else ("expired" if not t.is_active(now) else "active")
             scope = t.county_code or (f"party {t.party_id}" if t.party_id else "-")
@@ -241,7 +242,7 @@ def demo_load(if_empty: bool) -> None:
 def demo_tokens(days: int) -> None:
     """Revoke the previous demo tokens and print a fresh one per role (shown once)."""
     actor = operator()
-    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    expires_at = utcnow() + dt.timedelta(days=days)
     with database().unit_of_work() as session:
         for old in tokens.list_tokens(session, actor):
             if old.name.startswith(DEMO_TOKEN_PREFIX) and old.revoked_at is None:

@@ -21,6 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from ecovalue import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -30,16 +32,15 @@ NAMING_CONVENTION = {
 }
 
 
+#: the project clock's `utcnow`, importable from here as services always have
+utcnow = clock.utcnow
+
+
 class Base(DeclarativeBase):
     """Declarative base of every model; constraint names are deterministic so that Alembic's
     batch mode on SQLite can find them."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def utcnow() -> dt.datetime:
-    """Current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(sa.types.TypeDecorator):

@@ -1,20 +1,18 @@
-"""Accounting dates: local (Asia/Shanghai) dates and monthly periods. Pure functions."""
+"""Accounting dates: local (Asia/Shanghai) dates and monthly periods. Pure functions.
+
+`LOCAL_TZ` and `local_date` are the project clock's (`ecovalue.clock`), re-exported here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from zoneinfo import ZoneInfo
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+from ecovalue import clock
+
+LOCAL_TZ = clock.LOCAL_TZ
+local_date = clock.local_date
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-def local_date(instant: dt.datetime) -> dt.date:
-    """The accounting date of a UTC instant (Asia/Shanghai, UTC+8, no daylight saving)."""
-    if instant.tzinfo is None:
-        raise ValueError("naive datetime given where a UTC timestamp is required")
-    return instant.astimezone(LOCAL_TZ).date()
 
 
 def month_of(day: dt.date) -> dt.date:

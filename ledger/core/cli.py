@@ -24,6 +24,7 @@ import click
 from flask.cli import with_appcontext
 
 from ecovalue.cli import operator, unit_of_work
+from ecovalue.clock import utcnow
 from ledger.core import export, services
 from ledger.core.calendar import format_month, parse_month
 from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS
@@ -175,7 +176,7 @@ def tx_group() -> None:
 def tx_create(tx_type, postings, effective_date, memo, pending,  # type: ignore[no-untyped-def]
               expires_in_hours, idempotency_key) -> None:
     """Post a balanced transaction."""
-    expires_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=expires_in_hours)
+    expires_at = (utcnow() + dt.timedelta(hours=expires_in_hours)
                   if expires_in_hours else None)
     spec = TransactionSpec(type=tx_type, postings=[_posting(p) for p in postings],
                            effective_date=effective_date, memo=memo, pending=pending,

@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from ecovalue.audit.models import AuditEvent
+from ecovalue.clock import local_today, utcnow
 from ecovalue.idempotency import IdempotencyRecord
-from ledger.core.calendar import local_date
 from ledger.core.models import LedgerPosting, LedgerTransaction
 from tests.ledger.conftest import balance, count, posting_json, verify
 
-TODAY = local_date(dt.datetime.now(dt.UTC))
+TODAY = local_today()
 
 
 def post_tx(client, headers, postings, **body):
@@ -174,7 +174,7 @@ def test_trader_permissions(funded, client, tokens, problem):
 
 
 def test_pending_over_http(funded, client, tokens, problem):
-    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    expires = (utcnow() + dt.timedelta(hours=1)).isoformat()
     pending = post_tx(client, tokens.finance, posting_json("PLANT", "ESCROW", 4_000),
                       pending=True, expires_at=expires).get_json()
     assert pending["status"] == "pending" and pending["expires_at"]

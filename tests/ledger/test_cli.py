@@ -6,6 +6,7 @@ import datetime as dt
 
 from openpyxl import load_workbook
 
+from ecovalue.clock import local_today
 from tests.ledger.conftest import balance
 
 
@@ -40,7 +41,7 @@ def test_cli_errors_exit_1_with_the_reason(world, cli):
 
 
 def test_cli_periods_assertions_and_batch(world, cli, tmp_path, database):
-    month = dt.date.today().replace(day=1) - dt.timedelta(days=1)
+    month = local_today().replace(day=1) - dt.timedelta(days=1)
     name = f"{month:%Y-%m}"
     assert cli("ledger", "period", "close", name).exit_code == 0
     assert name in cli("ledger", "period", "list").output
@@ -52,7 +53,7 @@ def test_cli_periods_assertions_and_batch(world, cli, tmp_path, database):
                     encoding="utf-8")
     result = cli("ledger", "batch", "import", str(path))
     assert result.exit_code == 0 and "2 transactions posted" in result.output
-    today = dt.date.today().isoformat()
+    today = local_today().isoformat()
     ok = cli("ledger", "assert", "ALICE", "--as-of", today, "--expected", "300")
     assert ok.exit_code == 0 and "passed" in ok.output
     assert cli("ledger", "assert", "ALICE", "--as-of", today, "--expected", "1").exit_code == 1

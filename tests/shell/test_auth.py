@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from ecovalue.auth import POLICY, Principal, Role, authorize, county_of
 from ecovalue.auth import services as tokens_service
 from ecovalue.auth.models import ApiToken
+from ecovalue.clock import utcnow
 from ecovalue.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
 
@@ -42,11 +43,11 @@ def test_revoked_and_expired_tokens_are_refused(client, database, system, proble
     with database.unit_of_work() as s:
         revoked = tokens_service.create_token(s, system, name="r", role="auditor")
         expired = tokens_service.create_token(s, system, name="e", role="auditor",
-                                              expires_at=dt.datetime.now(dt.UTC)
+                                              expires_at=utcnow()
                                               + dt.timedelta(seconds=30))
         tokens_service.revoke_token(s, system, revoked.token.id)
         s.execute(sa.update(ApiToken).where(ApiToken.id == expired.token.id)
-                  .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+                  .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
     for issued in (revoked, expired):
         problem(client.get("/auth/whoami",
                            headers={"Authorization": f"Bearer {issued.secret}"}), 401)
