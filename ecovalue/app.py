@@ -1,83 +1,78 @@
 """The composition root: the only module that knows every package.
 
 `create_app` builds the Flask app: configuration, database, error handling, auth, logging,
-OpenAPI with an offline Swagger UI, and the blueprints and CLI commands of catalog, valuation
-and ledger.
+OpenAPI with offline Swagger UI and ReDoc, and the blueprints and CLI commands of catalog,
+valuation and ledger. `main` is the `ecovalue` console command.
+
+Everything the app is made of is imported here by name, so reading this file tells what the
+service contains; the domain packages import the shell's infrastructure, never this module.
 """
 
 from __future__ import annotations
 
 import http
-import importlib
 import re
+from pathlib import Path
 from typing import Any
 
+import click
 import flask_smorest
 import sqlalchemy as sa
-from flask import Flask, g, request, send_from_directory
+from flask import Flask, g, redirect, request, send_from_directory
+from flask.cli import FlaskGroup
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.routing import IntegerConverter
 
+import catalog.api
+import catalog.cli
+import catalog.demo
+import catalog.models
+import catalog.services
+import ecovalue.audit.api
+import ecovalue.audit.models
+import ecovalue.auth.api
+import ecovalue.auth.models
+import ecovalue.health
+import ecovalue.idempotency
+import ledger.core.api
+import ledger.core.cli
+import ledger.core.demo
+import ledger.core.models
+import valuation.api
+import valuation.cli
+import valuation.demo
+import valuation.models
 from ecovalue import __version__, errors, protect
+from ecovalue import cli as shell_cli
 from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
 from ecovalue.config import load_config
-from ecovalue.db import Database, current_session
+from ecovalue.db import Base, Database, current_session
 from ecovalue.errors import PROBLEM_MEDIA_TYPE, BadRequest, PayloadTooLarge, Unauthorized
 from ecovalue.logging import configure_logging
 
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
-MODEL_MODULES = [
-    "ecovalue.auth.models",
-    "ecovalue.audit.models",
-    "ecovalue.idempotency",
-    "catalog.models",
-    "valuation.models",
-    "ledger.core.models",
-]
+MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
+                 catalog.models, valuation.models, ledger.core.models)
 
-#: (module, attribute) of every flask-smorest Blueprint, in the order they appear in the docs
-BLUEPRINTS = [
-    ("ecovalue.health", "blp"),
-    ("ecovalue.auth.api", "blp"),
-    ("ecovalue.audit.api", "blp"),
-    ("catalog.api", "blp"),
-    ("valuation.api", "blp"),
-    ("ledger.core.api", "blp"),
-]
+#: every flask-smorest Blueprint, in the order they appear in the docs
+BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
+              catalog.api.blp, valuation.api.blp, ledger.core.api.blp)
 
-#: click groups or commands added to the `ecovalue` command
-CLI_COMMANDS = [
-    ("ecovalue.cli", "token_group"),
-    ("ecovalue.cli", "audit_group"),
-    ("ecovalue.cli", "db_group"),
-    ("ecovalue.cli", "demo_group"),
-    ("catalog.cli", "cli"),
-    ("valuation.cli", "cli"),
-    ("ledger.core.cli", "cli"),
-]
-
+#: the command groups of `ecovalue`: the shell's, then each package's
+CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
+                shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
-DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load"), ("ledger.core.demo", "load")]
-#: the party the demo trader token acts for: `trader_party_id(session) -> int | None`
-DEMO_TRADER_PARTY = ("catalog.demo", "trader_party_id")
+DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load)
 
-#: checks that a token's county / party exists (the catalog knows regions and parties)
-TOKEN_SCOPE_VALIDATOR = ("catalog.services", "validate_token_scope")
+#: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
+REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"
 
 
 def import_models() -> sa.MetaData:
-    for name in MODEL_MODULES:
-        importlib.import_module(name)
-    from ecovalue.db import Base
-
+    """The metadata of every table (the model modules above are imported with this module)."""
     return Base.metadata
-
-
-def _load(spec: tuple[str, str]) -> Any:
-    module, attribute = spec
-    return getattr(importlib.import_module(module), attribute)
 
 
 class Api(flask_smorest.Api):
@@ -211,22 +206,57 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "type": "http", "scheme": "bearer",
         "description": "opaque token from `ecovalue token create` (shown once)",
     })
-    for spec in BLUEPRINTS:
-        api.register_blueprint(_load(spec))
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
 
-    assets = str(swagger_ui_path)
+    @app.get("/")
+    def index() -> Any:
+        """A visitor of the bare address lands on the API documentation."""
+        return redirect("/docs")
+
+    swagger_assets_dir = str(swagger_ui_path)
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str) -> Any:
         """Swagger UI's files, served locally: county intranets are often offline."""
-        return send_from_directory(assets, filename, max_age=86400)
+        return send_from_directory(swagger_assets_dir, filename, max_age=86400)
 
-    app.extensions["ecovalue.token_scope_validator"] = _load(TOKEN_SCOPE_VALIDATOR)
+    @app.get("/redoc/assets/<path:filename>")
+    def redoc_assets(filename: str) -> Any:
+        """ReDoc's script, served locally like Swagger UI's."""
+        return send_from_directory(REDOC_ASSETS, filename, max_age=86400)
+
+    app.extensions["ecovalue.token_scope_validator"] = catalog.services.validate_token_scope
     app.extensions["ecovalue.demo"] = {
-        "loaders": [_load(spec) for spec in DEMO_LOADERS],
-        "trader_party_id": _load(DEMO_TRADER_PARTY),
+        "loaders": list(DEMO_LOADERS),
+        "trader_party_id": catalog.demo.trader_party_id,
     }
-    for spec in CLI_COMMANDS:
-        app.cli.add_command(_load(spec))
+    for command in CLI_COMMANDS:
+        app.cli.add_command(command)
     app.config["ECOVALUE_VERSION"] = __version__
     return app
+
+
+class EcovalueCommand(FlaskGroup):
+    """Flask's command group (the app's commands, plus `run`, `shell` and `routes`) without the
+    options that do not apply: the app is always this one (Flask's `--app`), configuration
+    comes from ECOVALUE_* variables (`--env-file`), and a county server never runs in debug
+    mode (`--debug`)."""
+
+    FLASK_OPTIONS = ("env_file", "app", "debug")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(create_app=lambda *_args: create_app(), add_version_option=False,
+                         load_dotenv=False, set_debug_flag=False, **kwargs)
+        self.params = [p for p in self.params if p.name not in self.FLASK_OPTIONS]
+
+
+@click.group(cls=EcovalueCommand)
+@click.version_option(__version__, prog_name="ecovalue")
+def main() -> None:
+    """ecovalue: ecological products, GEP valuation and compensation ledger.
+
+    Configuration comes from ECOVALUE_* environment variables (README.md); by default the
+    SQLite database and the data key live in instance/. Start with `make run`, or:
+    `ecovalue db upgrade`, `ecovalue demo load`, `ecovalue demo tokens`.
+    """

@@ -1,4 +1,6 @@
-"""The `ecovalue` command: Flask's commands (run, shell, routes) plus ours.
+"""The shell's commands of `ecovalue` (the command itself, `ecovalue.app.main`, gathers them
+with each package's), and the helpers the packages' commands share: `unit_of_work`,
+`operator`, `fail`, `database`.
 
     ecovalue db upgrade | check
     ecovalue token create --role registrar --county 522326 --name "Wangmo registrar"
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 import click
 import sqlalchemy as sa
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from ecovalue import migrate
@@ -59,18 +61,6 @@ def unit_of_work() -> Iterator[Session]:
             yield session
     except EcovalueError as exc:
         fail(exc)
-
-
-def _create_app(*_args):  # type: ignore[no-untyped-def]
-    from ecovalue.app import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
-             load_dotenv=False, set_debug_flag=False)
-def main() -> None:
-    """ecovalue: ecological products, GEP valuation and compensation ledger."""
 
 
 # --- db ------------------------------------------------------------------------------------

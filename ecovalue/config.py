@@ -51,6 +51,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
         "OPENAPI_SWAGGER_UI_CONFIG": {"persistAuthorization": True},
+        "OPENAPI_REDOC_PATH": "redoc",
+        "OPENAPI_REDOC_URL": "/redoc/assets/redoc.standalone.js",
     }
     config.update(overrides)
     if "DATA_KEY" not in config:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from ecovalue.app import REDOC_ASSETS, main
+
 
 def test_health(client):
     response = client.get("/health")
@@ -75,3 +83,45 @@ def test_unpaired_surrogate_escapes_are_refused_before_any_service(client, token
     # a surrogate PAIR is one character (U+1F600) and goes on to validation like any text
     problem(client.post("/ledger/transactions", data='{"type": "t", "memo": "\\ud83d\\ude00"}',
                         content_type="application/json", headers=tokens.admin), 422)
+
+
+def test_the_bare_address_leads_to_the_docs(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/docs"
+
+
+def test_redoc_is_served_without_a_cdn(client):
+    page = client.get("/redoc").get_data(as_text=True)
+    assert '<script src="/redoc/assets/redoc.standalone.js">' in page
+    assert 'spec-url="/openapi.json"' in page
+    assert "http://" not in page and "https://" not in page
+    script = client.get("/redoc/assets/redoc.standalone.js")
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
+    # the vendored file is the one its README names (version and checksum)
+    readme = (REDOC_ASSETS / "README.md").read_text(encoding="utf-8")
+    assert hashlib.sha256(script.data).hexdigest() in readme
+    assert client.get("/redoc/assets/LICENSE").status_code == 200
+
+
+def test_the_command_shows_its_own_options_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECOVALUE_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("ECOVALUE_DATABASE_URL", f"sqlite:///{tmp_path / 'help.sqlite3'}")
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    for flask_option in ("--env-file", "--app", "--debug"):
+        assert flask_option not in result.output
+    for command in ("catalog", "valuation", "ledger", "token", "db", "demo", "audit"):
+        assert f"\n  {command} " in result.output
+    assert CliRunner().invoke(main, ["--version"]).output.strip() == "ecovalue, version 0.1.0"
+
+
+def test_the_shell_never_imports_the_app_or_a_domain_package():
+    """ecovalue's infrastructure (its CLI included) is imported by catalog, valuation and
+    ledger; only ecovalue.app, the composition root, may import them in turn."""
+    code = ("import sys, ecovalue.cli, ecovalue.db, ecovalue.auth, ecovalue.audit, "
+            "ecovalue.errors, ecovalue.idempotency, ecovalue.clock\n"
+            "print(sorted(m for m in sys.modules if m == 'ecovalue.app' or "
+            "m.split('.')[0] in ('catalog', 'valuation', 'ledger')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
