@@ -23,12 +23,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 ## make run: install, migrate the SQLite database under instance/, load the demo data if the
-## database is empty, print one demo token per role, serve on http://$(HOST):$(PORT) (/docs).
+## database is empty, print one demo token per role (the same ones as last time while they are
+## valid: instance/demo-tokens.txt), serve on http://$(HOST):$(PORT) (/docs, /redoc).
 run: $(VENV)/.installed
 	$(BIN)/ecovalue db upgrade
 	$(BIN)/ecovalue demo load --if-empty
 	$(BIN)/ecovalue demo tokens
-	@echo "serving on http://$(HOST):$(PORT)  (Swagger UI: http://$(HOST):$(PORT)/docs)"
+	@echo "serving on http://$(HOST):$(PORT)  (visit http://$(HOST):$(PORT)/docs for Swagger UI, /redoc for ReDoc)"
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 'ecovalue.app:create_app()'
 
 ## make test: the suite on SQLite, then on a throwaway PostgreSQL 15 that it starts and stops.

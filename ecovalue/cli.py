@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -27,6 +29,7 @@ from ecovalue import migrate
 from ecovalue.audit import Checkpoint, checkpoint, verify_chain
 from ecovalue.auth import ROLES, system_principal
 from ecovalue.auth import services as tokens
+from ecovalue.auth.models import ApiToken
 from ecovalue.clock import utcnow
 from ecovalue.errors import EcovalueError
 
@@ -226,30 +229,100 @@ def demo_load(if_empty: bool) -> None:
     click.echo("demo dataset loaded")
 
 
+#: where `demo tokens` keeps the secrets it printed, so that the next `make run` shows the same
+DEMO_TOKENS_FILE = "demo-tokens.txt"
+
+
+def _demo_tokens_path() -> Path:
+    return Path(current_app.config["INSTANCE_DIR"]) / DEMO_TOKENS_FILE
+
+
+def _read_demo_tokens(path: Path) -> dict[str, str]:
+    """role -> secret, as saved by the previous `demo tokens` (empty if there is no file)."""
+    if not path.exists():
+        return {}
+    saved = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        role, _, secret = line.partition(" ")
+        if line and not line.startswith("#") and secret.strip():
+            saved[role] = secret.strip()
+    return saved
+
+
+def _write_demo_tokens(path: Path, issued: dict[str, str]) -> None:
+    """Owner-only file (0600): these are working credentials, if only for demo data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("# ecovalue demo tokens (DEMO data only), printed by `ecovalue demo tokens`\n")
+        handle.writelines(f"{role} {secret}\n" for role, secret in issued.items())
+    path.chmod(0o600)
+
+
+def _stale_reason(saved: dict[str, ApiToken | None], roles: list[str]) -> str | None:
+    """Why the saved demo tokens (role -> its row, None if unknown) cannot serve again, or None
+    if every one still works."""
+    if set(saved) != set(roles):
+        return "they do not cover the demo roles " + ", ".join(roles)
+    now = utcnow()
+    for role, token in saved.items():
+        if token is None or not token.name.startswith(DEMO_TOKEN_PREFIX) or token.role != role:
+            return f"the {role} token is not a demo token of this database"
+        if token.revoked_at is not None:
+            return f"the {role} token was revoked"
+        if not token.is_active(now):
+            return f"the {role} token expired"
+    return None
+
+
 @demo_group.command("tokens")
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+              help="validity of new tokens")
+@click.option("--new", "replace", is_flag=True,
+              help="revoke the saved demo tokens and print new ones")
 @with_appcontext
-def demo_tokens(days: int) -> None:
-    """Revoke the previous demo tokens and print a fresh one per role (shown once)."""
+def demo_tokens(days: int, replace: bool) -> None:
+    """Print one demo token per role: the ones saved in instance/demo-tokens.txt (mode 0600)
+    while they are valid and not revoked, otherwise new ones (revoking the previous demo
+    tokens), saved there for the next run."""
     actor = operator()
-    expires_at = utcnow() + dt.timedelta(days=days)
+    path = _demo_tokens_path()
+    saved = _read_demo_tokens(path)
     with database().unit_of_work() as session:
-        for old in tokens.list_tokens(session, actor):
-            if old.name.startswith(DEMO_TOKEN_PREFIX) and old.revoked_at is None:
-                tokens.revoke_token(session, actor, old.id)
         trader_party = current_app.extensions["ecovalue.demo"]["trader_party_id"](session)
         scopes = {
             "admin": {}, "registrar": {"county_code": "522326"}, "verifier": {},
             "trader": {"party_id": trader_party}, "finance": {}, "auditor": {},
         }
-        issued = []
+        if trader_party is None:
+            del scopes["trader"]
+        by_digest = {t.digest: t for t in tokens.list_tokens(session, actor)}
+        rows = {role: by_digest.get(tokens.digest_of(secret)) for role, secret in saved.items()}
+        stale = "--new was given" if replace else _stale_reason(rows, list(scopes))
+        if saved and stale is None:
+            expiry = min((t.expires_at for t in rows.values() if t and t.expires_at),
+                         default=None)
+            until = f"valid until {expiry:%Y-%m-%d %H:%M} UTC" if expiry else "no expiry"
+            click.echo(f"demo tokens (the same as last time, {until}; `ecovalue demo tokens "
+                       "--new` replaces them; use as 'Authorization: Bearer <token>'):")
+            for role, secret in saved.items():
+                click.echo(f"  {role:<9} {secret}")
+            return
+        for old in tokens.list_tokens(session, actor):
+            if old.name.startswith(DEMO_TOKEN_PREFIX) and old.revoked_at is None:
+                tokens.revoke_token(session, actor, old.id)
+        expires_at = utcnow() + dt.timedelta(days=days)
+        issued = {}
         for role, scope in scopes.items():
-            if role == "trader" and trader_party is None:
-                continue
             label = f"{DEMO_TOKEN_PREFIX}{role}" + (" (Wangmo 522326)" if role == "registrar"
                                                     else "")
-            issued.append((role, tokens.create_token(session, actor, name=label, role=role,
-                                                     expires_at=expires_at, **scope)))
-    click.echo(f"demo tokens (valid {days} days; use as 'Authorization: Bearer <token>'):")
-    for role, token in issued:
-        click.echo(f"  {role:<9} {token.secret}")
+            issued[role] = tokens.create_token(session, actor, name=label, role=role,
+                                               expires_at=expires_at, **scope).secret
+    _write_demo_tokens(path, issued)
+    if saved:
+        click.echo(f"the demo tokens saved in {path} were REPLACED ({stale}); the old ones "
+                   "no longer work")
+    click.echo(f"demo tokens (new, valid {days} days, saved in {path} for the next run; "
+               "use as 'Authorization: Bearer <token>'):")
+    for role, secret in issued.items():
+        click.echo(f"  {role:<9} {secret}")
