@@ -74,9 +74,21 @@ def _run(fn):  # type: ignore[no-untyped-def]
         return fn(session)
 
 
-@click.group("ledger")
+#: shown wherever an amount is typed or printed
+AMOUNTS = ("Amounts are integers in the asset's unit: fen for CNY (50000 = 500.00 yuan), whole "
+           "tonnes CO2e for a carbon batch.")
+#: what `--type` accepts (ledger.core.posting checks it)
+TYPES = ("a name of your choosing: a lowercase letter, then up to 39 of a-z 0-9 _ . (e.g. "
+         "transfer, deposit, compensation, payout, issuance, dividend); 'reversal' and "
+         "'pending_resolution' are reserved for the ledger's own transactions")
+
+
+@click.group("ledger", help=f"""Double-entry ledger: assets, accounts, transactions, balances,
+periods.
+
+{AMOUNTS} Dates are accounting dates of Asia/Shanghai (YYYY-MM-DD).""")
 def cli() -> None:
-    """Double-entry ledger: assets, accounts, transactions, balances, periods."""
+    pass
 
 
 # --- assets and accounts ---------------------------------------------------------------------
@@ -84,21 +96,22 @@ def cli() -> None:
 
 @cli.group("asset")
 def asset_group() -> None:
-    """Assets: CNY (fen) and carbon issuance batches (tCO2e)."""
+    """Assets: CNY (counted in fen) and carbon issuance batches (counted in tCO2e)."""
 
 
 @asset_group.command("create")
 @click.argument("code")
-@click.option("--kind", type=click.Choice(sorted(ASSET_KINDS)), required=True)
+@click.option("--kind", type=click.Choice(sorted(ASSET_KINDS)), required=True,
+              help="currency (counted in fen) or carbon_credit (one issuance batch, tCO2e)")
 @click.option("--name-zh", required=True)
 @click.option("--name-en")
-@click.option("--vintage-year", type=int)
-@click.option("--batch-reference")
+@click.option("--vintage-year", type=int, help="carbon_credit: the credits' vintage")
+@click.option("--batch-reference", help="carbon_credit: the registry's batch reference")
 @click.option("--project-reference")
 @with_appcontext
 def asset_create(code, kind, name_zh, name_en, vintage_year, batch_reference,  # type: ignore
                  project_reference) -> None:
-    """Create an asset."""
+    """Create an asset (the demo data already has CNY)."""
     asset = _run(lambda s: services.create_asset(
         s, operator(), code=code, kind=kind, name_zh=name_zh, name_en=name_en,
         vintage_year=vintage_year, batch_reference=batch_reference,
@@ -123,15 +136,16 @@ def account_group() -> None:
 
 
 @account_group.command("create")
-@click.option("--party", "party_id", type=int, required=True)
-@click.option("--asset", required=True)
+@click.option("--party", "party_id", type=int, required=True,
+              help="owner party id (`ecovalue catalog summary`, GET /catalog/parties)")
+@click.option("--asset", required=True, help="asset code, e.g. CNY")
 @click.option("--kind", type=click.Choice(ACCOUNT_KINDS), required=True)
-@click.option("--code")
+@click.option("--code", help="code used instead of the id, default P<party>-<KIND>-<ASSET>")
 @click.option("--name")
 @click.option("--allow-overdraft", is_flag=True, help="turn the no-overdraft guard off")
 @with_appcontext
 def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None:  # type: ignore
-    """Open an account."""
+    """Open an account (balance 0; every kind but external refuses to go below 0)."""
     account = _run(lambda s: services.create_account(
         s, operator(), party_id=party_id, asset=asset, kind=kind, code=code, name=name,
         no_overdraft=False if allow_overdraft else None))
@@ -143,7 +157,8 @@ def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None: 
 @click.option("--asset")
 @with_appcontext
 def account_list(party_id, asset) -> None:  # type: ignore[no-untyped-def]
-    """List accounts with their current balance."""
+    """List accounts with their current and available balance, in the asset's unit (fen for
+    CNY)."""
     def show(s):  # type: ignore[no-untyped-def]
         accounts = list(s.scalars(services.list_accounts(s, operator(), party_id=party_id,
                                                          asset=asset)))
@@ -164,18 +179,28 @@ def tx_group() -> None:
 
 
 @tx_group.command("create")
-@click.option("--type", "tx_type", required=True)
+@click.option("--type", "tx_type", required=True, help=f"transaction type, {TYPES}")
 @click.option("-p", "--posting", "postings", multiple=True, required=True,
-              help="ACCOUNT:ASSET:debit|credit:AMOUNT, at least two")
-@click.option("--date", "effective_date", callback=_date, help="effective date, default today")
+              help="ACCOUNT:ASSET:debit|credit:AMOUNT, at least two, debits equal to credits; "
+                   "AMOUNT is an integer: fen for CNY (50000 = 500.00 yuan), tCO2e for carbon")
+@click.option("--date", "effective_date", callback=_date,
+              help="effective date YYYY-MM-DD, default today in Asia/Shanghai; not in the "
+                   "future, not in a closed month")
 @click.option("--memo")
 @click.option("--pending", is_flag=True, help="two-phase: reserve now, post or void later")
-@click.option("--expires-in-hours", type=click.IntRange(min=1))
+@click.option("--expires-in-hours", type=click.IntRange(min=1),
+              help="with --pending: after this, it can no longer be posted")
 @click.option("--idempotency-key", help="retrying with the same key replays the first result")
 @with_appcontext
 def tx_create(tx_type, postings, effective_date, memo, pending,  # type: ignore[no-untyped-def]
               expires_in_hours, idempotency_key) -> None:
-    """Post a balanced transaction."""
+    """Post a balanced transaction, e.g. 500.00 yuan from account PLANT to FUND:
+
+    \b
+    ecovalue ledger tx create --type transfer -p PLANT:CNY:debit:50000 -p FUND:CNY:credit:50000
+
+    The debited account must hold the amount (the no-overdraft guard; external accounts are
+    exempt: that is where value enters the ledger)."""
     expires_at = (utcnow() + dt.timedelta(hours=expires_in_hours)
                   if expires_in_hours else None)
     spec = TransactionSpec(type=tx_type, postings=[_posting(p) for p in postings],
@@ -196,8 +221,8 @@ def tx_show(tx_id: int) -> None:
 @click.option("--account")
 @click.option("--party", "party_id", type=int)
 @click.option("--type", "tx_type")
-@click.option("--from", "date_from", callback=_date)
-@click.option("--to", "date_to", callback=_date)
+@click.option("--from", "date_from", callback=_date, help="YYYY-MM-DD")
+@click.option("--to", "date_to", callback=_date, help="YYYY-MM-DD")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @with_appcontext
 def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # type: ignore
@@ -218,7 +243,7 @@ def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # t
 @click.option("--idempotency-key")
 @with_appcontext
 def tx_reverse(tx_id, memo, effective_date, idempotency_key) -> None:  # type: ignore
-    """Reverse a transaction."""
+    """Reverse a transaction: a new one with the legs swapped (type 'reversal')."""
     _show_tx(_run(lambda s: services.reverse_transaction(
         s, operator(), tx_id, memo=memo, effective_date=effective_date,
         idempotency_key=idempotency_key)))
@@ -268,8 +293,10 @@ def batch_group() -> None:
 @click.option("--memo")
 @with_appcontext
 def batch_import(path: Path, memo: str | None) -> None:
-    """Post a CSV of transfers (columns: type, debit_account, credit_account, asset, amount,
-    effective_date, memo) as one all-or-nothing batch."""
+    """Post a CSV of transfers as one all-or-nothing batch.
+
+    Columns: type, debit_account, credit_account, asset, amount (an integer: fen for CNY),
+    effective_date (YYYY-MM-DD, empty = today), memo."""
     specs = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
@@ -281,7 +308,8 @@ def batch_import(path: Path, memo: str | None) -> None:
                 specs.append(TransactionSpec(
                     type=row.get("type") or "transfer", effective_date=day,
                     memo=row.get("memo") or None, postings=[
-                        PostingSpec(account_ref(row["debit_account"]), row["asset"], "debit", amount),
+                        PostingSpec(account_ref(row["debit_account"]), row["asset"], "debit",
+                                    amount),
                         PostingSpec(account_ref(row["credit_account"]), row["asset"], "credit",
                                     amount)]))
             except (KeyError, ValueError, AttributeError) as exc:
@@ -296,10 +324,11 @@ def batch_import(path: Path, memo: str | None) -> None:
 
 @cli.command("balance")
 @click.argument("account")
-@click.option("--as-of", callback=_date)
+@click.option("--as-of", callback=_date, help="YYYY-MM-DD: the posted balance at its end")
 @with_appcontext
 def balance(account: str, as_of: dt.date | None) -> None:
-    """Balance of an account (current, or posted at the end of --as-of)."""
+    """Balance of an account in the asset's unit (fen for CNY): current, or posted at the end
+    of --as-of."""
     b = _run(lambda s: services.account_balance(s, operator(), account_ref(account), as_of=as_of))
     if as_of:
         click.echo(f"{b.account_code}: {b.balance} {b.asset} ({b.unit}) at the end of {as_of}")
@@ -323,13 +352,15 @@ def party_balances(party_id: int, as_of: dt.date | None) -> None:
 
 @cli.command("statement")
 @click.argument("account")
-@click.option("--from", "date_from", callback=_date)
-@click.option("--to", "date_to", callback=_date)
+@click.option("--from", "date_from", callback=_date,
+              help="YYYY-MM-DD, default the first day of --to's month")
+@click.option("--to", "date_to", callback=_date, help="YYYY-MM-DD, default today")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="write .csv or .xlsx; default: print")
 @with_appcontext
 def statement(account, date_from, date_to, output) -> None:  # type: ignore[no-untyped-def]
-    """Statement of an account with running balance."""
+    """Statement of an account with running balance (amounts in the asset's unit: fen for
+    CNY)."""
     st = _run(lambda s: services.statement(s, operator(), account_ref(account), date_from=date_from,
                                            date_to=date_to))
     if output is not None:
@@ -359,7 +390,8 @@ def period_group() -> None:
 @click.option("--note")
 @with_appcontext
 def period_close(month: dt.date, note: str | None) -> None:
-    """Close a month (YYYY-MM)."""
+    """Close a month (YYYY-MM, not in the future): postings dated in it are refused until it is
+    reopened."""
     _run(lambda s: services.close_period(s, operator(), month, note=note))
     click.echo(f"period {format_month(month)} closed")
 
@@ -386,8 +418,9 @@ def period_list() -> None:
 
 @cli.command("assert")
 @click.argument("account")
-@click.option("--as-of", callback=_date, required=True)
-@click.option("--expected", type=int, required=True)
+@click.option("--as-of", callback=_date, required=True, help="YYYY-MM-DD")
+@click.option("--expected", type=int, required=True,
+              help="expected balance (credits - debits) in the asset's unit: fen for CNY")
 @click.option("--memo")
 @with_appcontext
 def assert_balance(account, as_of, expected, memo) -> None:  # type: ignore[no-untyped-def]

@@ -59,3 +59,13 @@ def test_cli_periods_assertions_and_batch(world, cli, tmp_path, database):
     assert cli("ledger", "assert", "ALICE", "--as-of", today, "--expected", "1").exit_code == 1
     assert cli("ledger", "recheck").exit_code == 1
     assert "expired" in cli("ledger", "pending", "expire").output
+
+
+def test_cli_help_says_amounts_are_fen_and_which_types_exist(cli):
+    ledger_help = " ".join(cli("ledger", "--help").output.split())
+    assert "fen for CNY (50000 = 500.00 yuan)" in ledger_help
+    create_help = " ".join(cli("ledger", "tx", "create", "--help").output.split())
+    assert "AMOUNT is an integer: fen for CNY" in create_help
+    assert "'reversal' and 'pending_resolution' are reserved" in create_help
+    assert "a lowercase letter, then up to 39 of a-z 0-9 _ ." in create_help
+    assert "fen" in " ".join(cli("ledger", "assert", "--help").output.split())
