@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -195,7 +196,9 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100)
+    # constrained layout makes room for every tick label, title and legend, so that long
+    # indicator names neither overlap the neighbouring axes nor run off the picture
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
@@ -207,8 +210,19 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def chart_text(text: str, fallback: str) -> str:
+    """`text` where the chart font can draw it, else `fallback` (a code): matplotlib's bundled
+    DejaVu Sans has no CJK glyphs, and a label of empty boxes helps nobody."""
+    return text if text.isascii() else fallback
+
+
 def composition_chart(view: RunView, unit: str = "亿元") -> bytes:
     """PNG: GEP by category and by indicator (bars coloured by category)."""
+    return _png(composition_figure(view, unit))
+
+
+def composition_figure(view: RunView, unit: str = "亿元") -> Any:
+    """The figure of `composition_chart` (a matplotlib Figure)."""
     scale = _scale(unit)
     label = CHART_UNIT_LABELS[unit]
     results = view.results
@@ -216,13 +230,14 @@ def composition_chart(view: RunView, unit: str = "亿元") -> bytes:
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 2.2]})
     total = float(results["value_current"].sum()) / scale if len(results) else 0.0
     scope = f", {view.scope_note}" if view.scope_note else ""
-    figure.suptitle(f"GEP {view.region_name} {view.year}: {total:,.2f} {CHART_UNIT_ASCII[unit]} "
+    region = chart_text(view.region_name, view.region_code)
+    figure.suptitle(f"GEP {region} {view.year}: {total:,.2f} {CHART_UNIT_ASCII[unit]} "
                     f"(current prices; run {view.run_id}{scope})", fontsize=11)
     if results.empty:
         for axis in (left, right):
             axis.text(0.5, 0.5, "no valued indicator", ha="center", va="center")
             axis.set_axis_off()
-        return _png(figure)
+        return figure
     by_category = results.groupby("category")["value_current"].sum() / scale
     categories = [c for c in CATEGORY_ORDER if c in by_category.index]
     left.bar(categories, [by_category[c] for c in categories],
@@ -238,7 +253,8 @@ def composition_chart(view: RunView, unit: str = "亿元") -> bytes:
     left.margins(y=0.15)
     by_indicator = results.groupby(["indicator_code", "category"])["value_current"].sum() / scale
     by_indicator = by_indicator.sort_values()
-    names = [f"{code} {view.indicator_names.get(code, ('', ''))[1]}"[:38]
+    names = [textwrap.fill(chart_text(f"{code} {view.indicator_names.get(code, ('', ''))[1]}",
+                                      code), 32)
              for code, _ in by_indicator.index]
     right.barh(names, by_indicator.to_numpy(),
                color=[CATEGORY_COLORS.get(c, "#777777") for _, c in by_indicator.index])
@@ -248,18 +264,25 @@ def composition_chart(view: RunView, unit: str = "亿元") -> bytes:
     for position, value in enumerate(by_indicator.to_numpy()):
         right.annotate(f" {value:,.2f}", (value, position), va="center", fontsize=7)
     right.margins(x=0.18)
-    return _png(figure)
+    return figure
 
 
 def change_chart(comparison: Mapping[str, Any], unit: str = "亿元",
                  region_name: str = "") -> bytes:
     """PNG: waterfall from GEP of the base run to GEP of the other run (quantity, price,
     interaction, composition effects) and the change per indicator split by effect."""
+    return _png(change_figure(comparison, unit, region_name))
+
+
+def change_figure(comparison: Mapping[str, Any], unit: str = "亿元",
+                  region_name: str = "") -> Any:
+    """The figure of `change_chart` (a matplotlib Figure)."""
     scale = _scale(unit)
     label = CHART_UNIT_LABELS[unit]
     totals = comparison["totals"]
     figure = _figure(12, 5.5)
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 2]})
+    region_name = chart_text(region_name, comparison.get("region_code") or "")
     figure.suptitle(f"GEP change {region_name} {comparison['base_year']} (run "
                     f"{comparison['base_run_id']}) -> {comparison['other_year']} (run "
                     f"{comparison['other_run_id']}), {comparison['basis']} prices", fontsize=11)
@@ -317,11 +340,14 @@ def change_chart(comparison: Mapping[str, Any], unit: str = "亿元",
         right.set_yticks(y, codes, fontsize=8)
         right.axvline(0, color="black", linewidth=0.6)
         right.legend(fontsize=8, loc="best")
+        # a stacked bar's base is a "sticky" edge that would pin the axis to the last segment
+        right.use_sticky_edges = False
+        right.margins(x=0.06)
     else:
         right.text(0.5, 0.5, "no valued indicator", ha="center", va="center")
     right.set_xlabel(label)
     right.set_title("change by indicator", fontsize=10)
-    return _png(figure)
+    return figure
 
 
 # --- XLSX ----------------------------------------------------------------------------------
