@@ -9,6 +9,7 @@ import sys
 from click.testing import CliRunner
 
 from ecovalue.app import REDOC_ASSETS, main
+from tests.conftest import TEST_DATA_KEY
 
 
 def test_health(client):
@@ -104,6 +105,8 @@ def test_redoc_is_served_without_a_cdn(client):
 
 
 def test_the_command_shows_its_own_options_only(tmp_path, monkeypatch):
+    # listing the commands builds an app, and create_app sets the process-wide data key
+    monkeypatch.setenv("ECOVALUE_DATA_KEY", TEST_DATA_KEY)
     monkeypatch.setenv("ECOVALUE_INSTANCE_DIR", str(tmp_path))
     monkeypatch.setenv("ECOVALUE_DATABASE_URL", f"sqlite:///{tmp_path / 'help.sqlite3'}")
     result = CliRunner().invoke(main, ["--help"])
