@@ -200,7 +200,7 @@ def tx_create(tx_type, postings, effective_date, memo, pending,  # type: ignore[
     ecovalue ledger tx create --type transfer -p PLANT:CNY:debit:50000 -p FUND:CNY:credit:50000
 
     The debited account must hold the amount (the no-overdraft guard; external accounts are
-    exempt: that is where value enters the ledger)."""
+    exempt: that is where value enters the ledger, which only finance and admin may do)."""
     expires_at = (utcnow() + dt.timedelta(hours=expires_in_hours)
                   if expires_in_hours else None)
     spec = TransactionSpec(type=tx_type, postings=[_posting(p) for p in postings],

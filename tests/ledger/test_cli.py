@@ -7,6 +7,7 @@ import datetime as dt
 from openpyxl import load_workbook
 
 from ecovalue.clock import local_today
+from ledger.core.rules import RESERVED_TYPES
 from tests.ledger.conftest import balance
 
 
@@ -67,5 +68,6 @@ def test_cli_help_says_amounts_are_fen_and_which_types_exist(cli):
     create_help = " ".join(cli("ledger", "tx", "create", "--help").output.split())
     assert "AMOUNT is an integer: fen for CNY" in create_help
     assert "'reversal' and 'pending_resolution' are reserved" in create_help
+    assert RESERVED_TYPES == {"reversal", "pending_resolution"}  # else update the help text
     assert "a lowercase letter, then up to 39 of a-z 0-9 _ ." in create_help
     assert "fen" in " ".join(cli("ledger", "assert", "--help").output.split())
