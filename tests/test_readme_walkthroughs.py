@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READMES = ["README.md", "catalog/README.md", "valuation/README.md", "ledger/README.md"]
 DOCUMENTED_ADDRESS = re.compile(r"\b(?:127\.0\.0\.1|localhost):5000\b")
 
-pytestmark = pytest.mark.skipif(
+sqlite_pass_only = pytest.mark.skipif(
     bool(os.environ.get("ECOVALUE_TEST_DATABASE_URL")),
     reason="the walkthroughs use their own SQLite demo database: they run in the SQLite pass")
 
@@ -144,6 +144,7 @@ def walkthrough(name: str, blocks: list[str], port: int) -> str:
     return "\n".join(script)
 
 
+@sqlite_pass_only
 def test_a_refused_request_or_a_failing_command_fails_the_walkthrough(demo: Demo):
     assert demo.run(walkthrough("t", ["curl -s http://127.0.0.1:5000/health"], demo.port)
                     ).returncode == 0
@@ -155,6 +156,7 @@ def test_a_refused_request_or_a_failing_command_fails_the_walkthrough(demo: Demo
     assert failing.returncode == 1 and "never" not in failing.stdout
 
 
+@sqlite_pass_only
 @pytest.mark.parametrize("readme", READMES)
 def test_try_it_runs_as_written(demo: Demo, readme: str):
     blocks = try_it_blocks((ROOT / readme).read_text(encoding="utf-8"))
