@@ -47,7 +47,7 @@ from ecovalue import cli as shell_cli
 from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
 from ecovalue.config import load_config
-from ecovalue.db import Base, Database, current_session
+from ecovalue.db import INT64_MAX, Base, Database, current_session
 from ecovalue.errors import PROBLEM_MEDIA_TYPE, BadRequest, PayloadTooLarge, Unauthorized
 from ecovalue.logging import configure_logging
 
@@ -100,8 +100,6 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: Any) -> Any:
         return errors.handle_http_exception(error)
 
-
-from ecovalue.db import INT64_MAX
 
 
 class Int64Converter(IntegerConverter):
