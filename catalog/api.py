@@ -69,7 +69,7 @@ def _page(stmt: Any, query: dict) -> dict:
 
 @blp.route("/product-types")
 @blp.response(200, schemas.ProductTypeSchema(many=True))
-def product_types():  # type: ignore[no-untyped-def]
+def product_types():
     """The controlled vocabulary of product types, with their category, GEP indicator code
     and the unit whose dimension a quantity must have (public)."""
     return list(vocabulary.product_types().values())
@@ -77,7 +77,7 @@ def product_types():  # type: ignore[no-untyped-def]
 
 @blp.route("/metrics")
 @blp.response(200, schemas.MetricSchema(many=True))
-def metrics():  # type: ignore[no-untyped-def]
+def metrics():
     """The metrics monitoring records may carry, with their reference units (public)."""
     return list(vocabulary.metrics().values())
 
@@ -88,7 +88,7 @@ def metrics():  # type: ignore[no-untyped-def]
 @blp.route("/regions")
 @blp.arguments(schemas.RegionQuerySchema, location="query")
 @blp.response(200, page_of(schemas.RegionSchema))
-def list_regions(query):  # type: ignore[no-untyped-def]
+def list_regions(query):
     """Regions: prefecture, counties, townships, villages (public)."""
     stmt = regions.list_regions(level=query.get("level"), parent_code=query.get("parent"),
                                 county_code=query.get("county"), q=query.get("q"))
@@ -98,7 +98,7 @@ def list_regions(query):  # type: ignore[no-untyped-def]
 @blp.route("/regions/tree")
 @blp.arguments(schemas.RegionTreeQuerySchema, location="query")
 @blp.response(200, schemas.RegionTreeSchema)
-def region_tree(query):  # type: ignore[no-untyped-def]
+def region_tree(query):
     """A region and everything below it, nested (public)."""
     return regions.region_tree(current_session(), query["root"])
 
@@ -106,7 +106,7 @@ def region_tree(query):  # type: ignore[no-untyped-def]
 @blp.route("/regions/<string:code>")
 @blp.response(200, schemas.RegionSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def get_region(code):  # type: ignore[no-untyped-def]
+def get_region(code):
     """One region (public)."""
     return regions.get_region(current_session(), code)
 
@@ -117,7 +117,7 @@ def get_region(code):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.RegionCreateSchema)
 @blp.response(201, schemas.RegionSchema)
 @blp.alt_response(409, response="CONFLICT")
-def create_region(body):  # type: ignore[no-untyped-def]
+def create_region(body):
     """Add a township (9 digits, starting with the county code) or a village (12 digits,
     starting with the township code): admins, or the county's registrar."""
     return regions.create_region(current_session(), current_principal(), **body)
@@ -128,7 +128,7 @@ def create_region(body):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.RegionUpdateSchema)
 @blp.response(200, schemas.RegionSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def update_region(body, code):  # type: ignore[no-untyped-def]
+def update_region(body, code):
     """Rename a township or village."""
     return regions.update_region(current_session(), current_principal(), code, **body)
 
@@ -140,7 +140,7 @@ def update_region(body, code):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.PartyQuerySchema, location="query")
 @blp.response(200, page_of(schemas.PartySchema))
-def list_parties(query):  # type: ignore[no-untyped-def]
+def list_parties(query):
     """Parties (a trader sees only its own); personal data masked."""
     stmt = parties.list_parties(
         current_session(), current_principal(), kind=query.get("kind"),
@@ -155,7 +155,7 @@ def list_parties(query):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PartyCreateSchema)
 @blp.response(201, schemas.PartySchema, headers=_ETAG_HEADER)
 @blp.alt_response(409, response="CONFLICT")
-def create_party(body):  # type: ignore[no-untyped-def]
+def create_party(body):
     """Register a party in the county of its region. Enterprises need a valid unified social
     credit code; households the head's ID-card number (stored encrypted, returned masked)."""
     party = parties.create_party(current_session(), current_principal(), body)
@@ -167,7 +167,7 @@ def create_party(body):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.HouseholdLookupSchema)
 @blp.response(200, schemas.PartySchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def lookup_household(body):  # type: ignore[no-untyped-def]
+def lookup_household(body):
     """Find the household registered with an ID-card number (exact match; the number travels
     in the body so that it never lands in URLs or logs)."""
     from catalog.errors import PartyNotFound
@@ -183,7 +183,7 @@ def lookup_household(body):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.PartySchema, headers=_ETAG_HEADER)
 @blp.alt_response(404, response="NOT_FOUND")
-def get_party(party_id):  # type: ignore[no-untyped-def]
+def get_party(party_id):
     """One party; personal data masked."""
     party = parties.get_party(current_session(), current_principal(), party_id)
     return party, 200, _etag(party)
@@ -197,7 +197,7 @@ def get_party(party_id):  # type: ignore[no-untyped-def]
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(412, response="PRECONDITION_FAILED")
-def update_party(body, party_id):  # type: ignore[no-untyped-def]
+def update_party(body, party_id):
     """Change a party (its kind never changes)."""
     party = parties.update_party(current_session(), current_principal(), party_id, body,
                                  expected_version=_expected_version())
@@ -209,7 +209,7 @@ def update_party(body, party_id):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.PartySchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def deactivate_party(party_id):  # type: ignore[no-untyped-def]
+def deactivate_party(party_id):
     """Deactivate a party that holds no products any more (it is kept for the record)."""
     return parties.deactivate_party(current_session(), current_principal(), party_id)
 
@@ -229,7 +229,7 @@ def _product_filters(query: dict) -> dict:
 @blp.authenticated
 @blp.arguments(schemas.ProductQuerySchema, location="query")
 @blp.response(200, page_of(schemas.ProductSchema))
-def list_products(query):  # type: ignore[no-untyped-def]
+def list_products(query):
     """Products, filtered, sorted and paginated."""
     stmt = products.list_products(current_session(), current_principal(),
                                   **_product_filters(query))
@@ -242,7 +242,7 @@ def list_products(query):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ProductCreateSchema)
 @blp.response(201, schemas.ProductSchema, headers=_ETAG_HEADER)
 @blp.alt_response(409, response="CONFLICT")
-def create_product(body):  # type: ignore[no-untyped-def]
+def create_product(body):
     """Register a product as a draft (admins, or the registrar of its county)."""
     product = products.create_product(current_session(), current_principal(), body)
     return product, 201, _etag(product)
@@ -253,7 +253,7 @@ def create_product(body):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ExportQuerySchema, location="query")
 @blp.doc(responses={"200": {"description": "the products as CSV (UTF-8 with BOM) or XLSX, "
                             "in the import template's columns", "content": _FILE_CONTENT}})
-def export_products(query):  # type: ignore[no-untyped-def]
+def export_products(query):
     """Export the filtered products (all pages) as CSV or XLSX; the file can be re-imported."""
     fmt = query.pop("format")
     data = exports.export_products(current_session(), current_principal(), fmt,
@@ -266,7 +266,7 @@ def export_products(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.SummaryQuerySchema, location="query")
 @blp.response(200, schemas.SummaryRowSchema(many=True))
-def product_summary(query):  # type: ignore[no-untyped-def]
+def product_summary(query):
     """Per county and type: products (not retired), verified ones, total area."""
     return products.summary(current_session(), current_principal(),
                             county_code=query.get("county"))
@@ -276,7 +276,7 @@ def product_summary(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.ProductSchema, headers=_ETAG_HEADER)
 @blp.alt_response(404, response="NOT_FOUND")
-def get_product(product_id):  # type: ignore[no-untyped-def]
+def get_product(product_id):
     """One product."""
     product = products.get_product(current_session(), current_principal(), product_id)
     return product, 200, _etag(product)
@@ -290,7 +290,7 @@ def get_product(product_id):  # type: ignore[no-untyped-def]
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(412, response="PRECONDITION_FAILED")
-def update_product(body, product_id):  # type: ignore[no-untyped-def]
+def update_product(body, product_id):
     """Edit a draft, registered or verified product; editing what a verifier attested sends a
     verified product back to registered."""
     product = products.update_product(current_session(), current_principal(), product_id, body,
@@ -299,7 +299,7 @@ def update_product(body, product_id):  # type: ignore[no-untyped-def]
 
 
 def _transition_view(name: str, rule: lifecycle.Transition) -> None:
-    def view(body, product_id):  # type: ignore[no-untyped-def]
+    def view(body, product_id):
         product = products.transition_product(
             current_session(), current_principal(), product_id, name,
             reason=body.get("reason"), expected_version=_expected_version())
@@ -329,7 +329,7 @@ for _name, _rule in lifecycle.TRANSITIONS.items():
 @blp.arguments(schemas.PageQuerySchema, location="query")
 @blp.response(200, page_of(schemas.ProductVersionSchema))
 @blp.alt_response(404, response="NOT_FOUND")
-def product_history(query, product_id):  # type: ignore[no-untyped-def]
+def product_history(query, product_id):
     """Every version of a product, oldest first: who changed what, when and why."""
     return _page(products.product_history(current_session(), current_principal(), product_id),
                  query)
@@ -340,7 +340,7 @@ def product_history(query, product_id):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ProductMonitoringQuerySchema, location="query")
 @blp.response(200, page_of(schemas.MonitoringRecordSchema))
 @blp.alt_response(404, response="NOT_FOUND")
-def product_monitoring(query, product_id):  # type: ignore[no-untyped-def]
+def product_monitoring(query, product_id):
     """A product's monitoring records in time order (its time series)."""
     stmt = monitoring.list_records(
         current_session(), current_principal(), product_id=product_id,
@@ -357,7 +357,7 @@ def product_monitoring(query, product_id):  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.MonitoringRecordSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def create_monitoring_record(body, product_id):  # type: ignore[no-untyped-def]
+def create_monitoring_record(body, product_id):
     """Record a value of a metric for a year or a month (admins, the county's registrar)."""
     return monitoring.create_record(current_session(), current_principal(), product_id, body)
 
@@ -369,7 +369,7 @@ def create_monitoring_record(body, product_id):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.MonitoringQuerySchema, location="query")
 @blp.response(200, page_of(schemas.MonitoringRecordSchema))
-def list_monitoring(query):  # type: ignore[no-untyped-def]
+def list_monitoring(query):
     """Monitoring records across products (e.g. a county's), in time order."""
     stmt = monitoring.list_records(
         current_session(), current_principal(), product_id=query.get("product"),
@@ -383,7 +383,7 @@ def list_monitoring(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.SeriesQuerySchema, location="query")
 @blp.response(200, schemas.SeriesSchema)
-def monitoring_series(query):  # type: ignore[no-untyped-def]
+def monitoring_series(query):
     """A county's total of one metric per year (or month), in the metric's reference unit."""
     return monitoring.county_series(
         current_session(), current_principal(), county_code=query["county"],
@@ -396,7 +396,7 @@ def monitoring_series(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.MonitoringRecordSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def get_monitoring_record(record_id):  # type: ignore[no-untyped-def]
+def get_monitoring_record(record_id):
     """One monitoring record."""
     return monitoring.get_record(current_session(), current_principal(), record_id)
 
@@ -407,7 +407,7 @@ def get_monitoring_record(record_id):  # type: ignore[no-untyped-def]
 @blp.response(200, schemas.MonitoringRecordSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def update_monitoring_record(body, record_id):  # type: ignore[no-untyped-def]
+def update_monitoring_record(body, record_id):
     """Correct a record's value, unit, source or note."""
     return monitoring.update_record(current_session(), current_principal(), record_id, body)
 
@@ -417,7 +417,7 @@ def update_monitoring_record(body, record_id):  # type: ignore[no-untyped-def]
 @blp.response(204)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def delete_monitoring_record(record_id):  # type: ignore[no-untyped-def]
+def delete_monitoring_record(record_id):
     """Delete a record entered in error (the audit trail keeps its content)."""
     monitoring.delete_record(current_session(), current_principal(), record_id)
 
@@ -454,7 +454,7 @@ _IMPORT_DOC = ("Dry run (`dry_run=true`): every error of the file at once (row, 
 @blp.doc(description=_IMPORT_DOC + "Natural key of a product: region_code + type + name_zh; "
          "a matching row updates the product (or is skipped if identical). Columns: "
          "GET /catalog/imports/templates/products.")
-def import_products(query, files):  # type: ignore[no-untyped-def]
+def import_products(query, files):
     """Bulk import of products from CSV (UTF-8 or GBK) or XLSX."""
     data, filename = _upload(files)
     return importing.import_products(
@@ -474,7 +474,7 @@ def import_products(query, files):  # type: ignore[no-untyped-def]
 @blp.doc(description=_IMPORT_DOC + "Natural key of a record: product + metric + year/month + "
          "method; a matching row updates the value (or is skipped if identical). Columns: "
          "GET /catalog/imports/templates/monitoring.")
-def import_monitoring(query, files):  # type: ignore[no-untyped-def]
+def import_monitoring(query, files):
     """Bulk import of monitoring records from CSV (UTF-8 or GBK) or XLSX."""
     data, filename = _upload(files)
     return importing.import_monitoring(current_session(), current_principal(), data, filename,
@@ -485,7 +485,7 @@ def import_monitoring(query, files):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.ImportBatchQuerySchema, location="query")
 @blp.response(200, page_of(schemas.ImportBatchSchema))
-def list_imports(query):  # type: ignore[no-untyped-def]
+def list_imports(query):
     """Committed imports, newest first."""
     return _page(importing.list_batches(current_session(), current_principal(),
                                         kind=query.get("kind")), query)
@@ -495,7 +495,7 @@ def list_imports(query):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.TemplateQuerySchema, location="query")
 @blp.doc(responses={"200": {"description": "an empty spreadsheet with the import columns and "
                             "one example row", "content": _FILE_CONTENT}})
-def import_template(query, kind):  # type: ignore[no-untyped-def]
+def import_template(query, kind):
     """The columns an import file has (public): header row plus one example."""
     fmt = query["format"]
     data = exports.template(kind, fmt)
@@ -509,7 +509,7 @@ def import_template(query, kind):  # type: ignore[no-untyped-def]
 @blp.route("/public/products")
 @blp.arguments(schemas.PublicProductQuerySchema, location="query")
 @blp.response(200, page_of(schemas.PublicProductSchema))
-def public_products(query):  # type: ignore[no-untyped-def]
+def public_products(query):
     """Verified products, for everyone (no token): no personal data."""
     filters = {"county_code": query.get("county"), "region_code": query.get("region"),
                "category": query.get("category"), "type_code": query.get("type"),
@@ -520,7 +520,7 @@ def public_products(query):  # type: ignore[no-untyped-def]
 @blp.route("/public/products/<int:product_id>")
 @blp.response(200, schemas.PublicProductSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def public_product(product_id):  # type: ignore[no-untyped-def]
+def public_product(product_id):
     """One verified product (no token)."""
     return products.get_public_product(current_session(), product_id)
 
@@ -528,7 +528,7 @@ def public_product(product_id):  # type: ignore[no-untyped-def]
 @blp.route("/public/summary")
 @blp.arguments(schemas.SummaryQuerySchema, location="query")
 @blp.response(200, schemas.SummaryRowSchema(many=True))
-def public_summary(query):  # type: ignore[no-untyped-def]
+def public_summary(query):
     """Verified products per county and type, with their area (no token)."""
     return products.summary(current_session(), None, county_code=query.get("county"),
                             public=True)

@@ -47,7 +47,7 @@ class InputSchema(ma.Schema):
     (PostgreSQL rejects them outright), so they are bad input, not a server error."""
 
     @ma.pre_load
-    def _refuse_nul(self, data, **_kwargs):  # type: ignore[no-untyped-def]
+    def _refuse_nul(self, data, **_kwargs):
         items = data.to_dict(flat=False) if hasattr(data, "to_dict") else data
         if isinstance(items, dict) and _has_nul(items):
             raise ma.ValidationError("text must not contain NUL characters")
@@ -237,7 +237,7 @@ class _ProductBaseSchema(ma.Schema):
 
 
     @ma.pre_dump
-    def _view(self, product, **_kwargs):  # type: ignore[no-untyped-def]
+    def _view(self, product, **_kwargs):
         """Flatten the product with its region's name and its holder, as this schema shows
         the holder (masked or omitted)."""
         if isinstance(product, dict):

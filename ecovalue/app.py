@@ -136,7 +136,7 @@ class EcoFlask(Flask):
     """Commits the request's unit of work when the view succeeded, before the response leaves,
     so that a failing commit still becomes a problem+json answer rather than a 500."""
 
-    def dispatch_request(self) -> Any:  # type: ignore[override]
+    def dispatch_request(self) -> Any:
         response = self.make_response(super().dispatch_request())
         session = g.get("_db_session")
         if session is not None:

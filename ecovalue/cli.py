@@ -34,7 +34,7 @@ from ecovalue.clock import utcnow
 from ecovalue.errors import EcovalueError
 
 
-def database():  # type: ignore[no-untyped-def]
+def database():
     return current_app.extensions["ecovalue.db"]
 
 

@@ -22,7 +22,7 @@ class HealthSchema(ma.Schema):
 @blp.route("/health")
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, schema=HealthSchema, description="the database does not answer")
-def health():  # type: ignore[no-untyped-def]
+def health():
     """Whether the service and its database answer (no token needed)."""
     body = {"status": "ok", "database": "ok", "version": current_app.config["ECOVALUE_VERSION"],
             "dialect": current_app.extensions["ecovalue.db"].dialect}

@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-JsonFormatter.converter = time.gmtime  # type: ignore[assignment]
+JsonFormatter.converter = time.gmtime
 
 
 def configure_logging(app: Flask) -> None:
@@ -57,7 +57,7 @@ def configure_logging(app: Flask) -> None:
         g.request_started = time.perf_counter()
 
     @app.after_request
-    def _log(response):  # type: ignore[no-untyped-def]
+    def _log(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         started = g.get("request_started")
         principal = g.get("principal")

@@ -39,7 +39,7 @@ BINARY = {"type": "string", "format": "binary"}
 @blp.route("/indicators")
 @blp.arguments(schemas.IndicatorQuerySchema, location="query")
 @blp.response(200, schemas.IndicatorSchema(many=True))
-def list_indicators(query):  # type: ignore[no-untyped-def]
+def list_indicators(query):
     """The indicator registry: built-in indicators (reference files) and custom ones."""
     return indicators.list_indicators(current_session(),
                                       include_inactive=query["include_inactive"])
@@ -49,7 +49,7 @@ def list_indicators(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.CustomIndicatorSchema)
 @blp.response(201, schemas.IndicatorSchema)
-def create_indicator(data):  # type: ignore[no-untyped-def]
+def create_indicator(data):
     """Add a custom indicator (admin): value = a formula over Q and named price-book
     parameters, parsed safely (numbers, names, name[item], + - * /, parentheses)."""
     return indicators.create_custom_indicator(current_session(), current_principal(), data)
@@ -57,7 +57,7 @@ def create_indicator(data):  # type: ignore[no-untyped-def]
 
 @blp.route("/indicators/<string:code>")
 @blp.response(200, schemas.IndicatorSchema)
-def get_indicator(code):  # type: ignore[no-untyped-def]
+def get_indicator(code):
     """One indicator of the registry."""
     return indicators.get_indicator(current_session(), code)
 
@@ -66,7 +66,7 @@ def get_indicator(code):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.CustomIndicatorPatchSchema)
 @blp.response(200, schemas.IndicatorSchema)
-def update_indicator(data, code):  # type: ignore[no-untyped-def]
+def update_indicator(data, code):
     """Change or deactivate a custom indicator (admin); finished runs keep their copy."""
     return indicators.update_custom_indicator(current_session(), current_principal(), code, data)
 
@@ -76,7 +76,7 @@ def update_indicator(data, code):  # type: ignore[no-untyped-def]
 
 @blp.route("/price-books")
 @blp.response(200, schemas.PriceBookSchema(many=True))
-def list_price_books():  # type: ignore[no-untyped-def]
+def list_price_books():
     """Published price books (drafts too with a reading token)."""
     return prices.list_books(current_session(), current_principal())
 
@@ -86,14 +86,14 @@ def list_price_books():  # type: ignore[no-untyped-def]
 @blp.idempotent
 @blp.arguments(schemas.PriceBookCreateSchema)
 @blp.response(201, schemas.PriceBookDetailSchema)
-def create_price_book(data):  # type: ignore[no-untyped-def]
+def create_price_book(data):
     """A new draft version, empty or copied from another version (admin, verifier)."""
     return prices.create_book(current_session(), current_principal(), **data)
 
 
 @blp.route("/price-books/<string:version>")
 @blp.response(200, schemas.PriceBookDetailSchema)
-def get_price_book(version):  # type: ignore[no-untyped-def]
+def get_price_book(version):
     """A price book with its entries."""
     return prices.get_book(current_session(), current_principal(), version)
 
@@ -102,7 +102,7 @@ def get_price_book(version):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.PriceEntriesSchema)
 @blp.response(200, schemas.PriceBookDetailSchema)
-def put_price_entries(data, version):  # type: ignore[no-untyped-def]
+def put_price_entries(data, version):
     """Add or replace entries of a draft (all checked; nothing written if one is wrong)."""
     return prices.upsert_entries(current_session(), current_principal(), version, data["entries"])
 
@@ -110,7 +110,7 @@ def put_price_entries(data, version):  # type: ignore[no-untyped-def]
 @blp.route("/price-books/<string:version>/entries/<string:parameter>", methods=["DELETE"])
 @blp.authenticated
 @blp.response(200, schemas.PriceBookDetailSchema)
-def delete_price_entry(version, parameter):  # type: ignore[no-untyped-def]
+def delete_price_entry(version, parameter):
     """Remove an entry from a draft."""
     return prices.delete_entry(current_session(), current_principal(), version, parameter)
 
@@ -118,7 +118,7 @@ def delete_price_entry(version, parameter):  # type: ignore[no-untyped-def]
 @blp.route("/price-books/<string:version>/publish", methods=["POST"])
 @blp.authenticated
 @blp.response(200, schemas.PriceBookDetailSchema)
-def publish_price_book(version):  # type: ignore[no-untyped-def]
+def publish_price_book(version):
     """Publish a draft (admin, verifier): it becomes usable by runs and immutable."""
     return prices.publish_book(current_session(), current_principal(), version)
 
@@ -136,14 +136,14 @@ def _series_view(series: Any) -> dict[str, Any]:
 
 @blp.route("/price-indices")
 @blp.response(200, schemas.IndexSeriesSchema(many=True))
-def list_price_indices():  # type: ignore[no-untyped-def]
+def list_price_indices():
     """Price-index series (fixed-base CPI ...) with their values."""
     return [_series_view(s) for s in prices.list_series(current_session())]
 
 
 @blp.route("/price-indices/<string:code>")
 @blp.response(200, schemas.IndexSeriesSchema)
-def get_price_index(code):  # type: ignore[no-untyped-def]
+def get_price_index(code):
     """One series with its values."""
     return _series_view(prices.get_series(current_session(), code))
 
@@ -152,7 +152,7 @@ def get_price_index(code):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.IndexSeriesInSchema)
 @blp.response(200, schemas.IndexSeriesSchema)
-def put_price_index(data, code):  # type: ignore[no-untyped-def]
+def put_price_index(data, code):
     """Create or describe a series (admin, verifier)."""
     return _series_view(prices.upsert_series(current_session(), current_principal(), {**data,
                                                                            "code": code}))
@@ -162,7 +162,7 @@ def put_price_index(data, code):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.IndexValuesInSchema)
 @blp.response(200, schemas.IndexSeriesSchema)
-def put_price_index_values(data, code):  # type: ignore[no-untyped-def]
+def put_price_index_values(data, code):
     """Set values of a series by year (finished runs keep the values they used)."""
     session = current_session()
     prices.upsert_values(session, current_principal(), code, data["values"])
@@ -176,7 +176,7 @@ def put_price_index_values(data, code):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.QuantitySetQuerySchema, location="query")
 @blp.response(200, page_of(schemas.QuantitySetSchema))
-def list_quantity_sets(query):  # type: ignore[no-untyped-def]
+def list_quantity_sets(query):
     """Quantity sets the caller may read, newest first."""
     session = current_session()
     stmt = quantities.list_sets(session, current_principal(), region_code=query.get("region_code"),
@@ -189,7 +189,7 @@ def list_quantity_sets(query):  # type: ignore[no-untyped-def]
 @blp.idempotent
 @blp.arguments(schemas.QuantitySetCreateSchema)
 @blp.response(201, schemas.QuantitySetSchema)
-def create_quantity_set(data):  # type: ignore[no-untyped-def]
+def create_quantity_set(data):
     """Physical quantities posted as rows (region, indicator, item, ecosystem type, quantity,
     unit, origin); every problem is reported at once."""
     return quantities.create_from_rows(current_session(), current_principal(), **data)
@@ -201,7 +201,7 @@ def create_quantity_set(data):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.UploadQuerySchema, location="query")
 @blp.arguments(schemas.FileSchema, location="files")
 @blp.response(201, schemas.QuantitySetSchema)
-def upload_quantity_set(query, files):  # type: ignore[no-untyped-def]
+def upload_quantity_set(query, files):
     """Upload a county's aggregate table (CSV in UTF-8/GBK, or XLSX) with the columns
     region_code, year, indicator, item, ecosystem_type, quantity, unit, origin, note (Chinese
     headers such as 地区代码, 指标, 实物量, 单位 are accepted)."""
@@ -217,7 +217,7 @@ def upload_quantity_set(query, files):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.GridQuerySchema, location="query")
 @blp.arguments(schemas.GridFilesSchema, location="files")
 @blp.response(201, schemas.QuantitySetSchema)
-def upload_grid(query, files):  # type: ignore[no-untyped-def]
+def upload_grid(query, files):
     """Grid route: one row per cell with region_code, ecosystem_type, area_m2 and the inputs of
     each indicator (precipitation_mm, runoff_mm, evapotranspiration_mm; rainfall_erosivity,
     soil_erodibility, slope_length_steepness, cover_management, support_practice; npp;
@@ -255,7 +255,7 @@ def upload_grid(query, files):  # type: ignore[no-untyped-def]
 @blp.idempotent
 @blp.arguments(schemas.CatalogQuantitiesSchema)
 @blp.response(201, schemas.QuantitySetSchema)
-def quantities_from_catalog(data):  # type: ignore[no-untyped-def]
+def quantities_from_catalog(data):
     """Derive quantities from the catalog's monitoring records of verified products (read
     only): annual records, money figures preferred over physical ones for a product, units
     converted exactly, summed per county x indicator x item x ecosystem type; everything not
@@ -266,7 +266,7 @@ def quantities_from_catalog(data):  # type: ignore[no-untyped-def]
 @blp.route("/quantity-sets/<int:set_id>")
 @blp.authenticated
 @blp.response(200, schemas.QuantitySetSchema)
-def get_quantity_set(set_id):  # type: ignore[no-untyped-def]
+def get_quantity_set(set_id):
     """One quantity set."""
     return quantities.get_set(current_session(), current_principal(), set_id)
 
@@ -275,7 +275,7 @@ def get_quantity_set(set_id):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.PageQuerySchema, location="query")
 @blp.response(200, page_of(schemas.QuantityRowSchema))
-def list_quantity_rows(query, set_id):  # type: ignore[no-untyped-def]
+def list_quantity_rows(query, set_id):
     """The rows of a set: canonical quantity and unit next to the figure as reported."""
     session = current_session()
     rows = quantities.set_rows(session, current_principal(), set_id)
@@ -288,7 +288,7 @@ def list_quantity_rows(query, set_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs")
 @blp.arguments(schemas.RunQuerySchema, location="query")
 @blp.response(200, page_of(schemas.RunSummarySchema))
-def list_runs(query):  # type: ignore[no-untyped-def]
+def list_runs(query):
     """Published runs for everyone; unpublished ones too for those who may read them."""
     session = current_session()
     stmt = runs.list_runs(session, current_principal(), region_code=query.get("region_code"),
@@ -301,7 +301,7 @@ def list_runs(query):  # type: ignore[no-untyped-def]
 @blp.idempotent
 @blp.arguments(schemas.RunCreateSchema)
 @blp.response(201, schemas.RunSchema)
-def create_run(data):  # type: ignore[no-untyped-def]
+def create_run(data):
     """Value quantity sets for a region and year with a published price book; the run is
     stored with the hash of its inputs and never changes."""
     return runs.create_run(current_session(), current_principal(), **data)
@@ -309,7 +309,7 @@ def create_run(data):  # type: ignore[no-untyped-def]
 
 @blp.route("/runs/<int:run_id>")
 @blp.response(200, schemas.RunSchema)
-def get_run(run_id):  # type: ignore[no-untyped-def]
+def get_run(run_id):
     """A run: totals, ratios, unvalued indicators with reasons, warnings, prices used."""
     return runs.get_run(current_session(), current_principal(), run_id)
 
@@ -317,7 +317,7 @@ def get_run(run_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs/<int:run_id>/results")
 @blp.arguments(schemas.ResultQuerySchema, location="query")
 @blp.response(200, page_of(schemas.ResultSchema))
-def list_results(query, run_id):  # type: ignore[no-untyped-def]
+def list_results(query, run_id):
     """Result rows: indicator x item x region x ecosystem type."""
     session = current_session()
     page, page_size = query.pop("page"), query.pop("page_size")
@@ -328,14 +328,14 @@ def list_results(query, run_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs/<int:run_id>/publish", methods=["POST"])
 @blp.authenticated
 @blp.response(200, schemas.RunSchema)
-def publish_run(run_id):  # type: ignore[no-untyped-def]
+def publish_run(run_id):
     """Make a run public (admin, verifier). Its numbers never change."""
     return runs.publish_run(current_session(), current_principal(), run_id)
 
 
 @blp.route("/runs/<int:run_id>/reproduction")
 @blp.response(200, schemas.ReproductionSchema)
-def reproduce_run(run_id):  # type: ignore[no-untyped-def]
+def reproduce_run(run_id):
     """Recompute the run from its stored inputs and compare hash and numbers."""
     return runs.reproduce_run(current_session(), current_principal(), run_id)
 
@@ -343,7 +343,7 @@ def reproduce_run(run_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs/<int:run_id>/report")
 @blp.arguments(schemas.ReportQuerySchema, location="query")
 @blp.response(200, schemas.ReportSchema)
-def run_report(query, run_id):  # type: ignore[no-untyped-def]
+def run_report(query, run_id):
     """A report table (by category, indicator, ecosystem type, region; detail, unvalued,
     prices) in 元, 万元 or 亿元; `region` narrows a prefecture run to one county."""
     return reporting.report(current_session(), current_principal(), run_id, by=query["by"],
@@ -358,7 +358,7 @@ def run_report(query, run_id):  # type: ignore[no-untyped-def]
 @blp.doc(responses={"200": {
     "description": "XLSX workbook, or with format=csv one table as CSV (UTF-8 with BOM)",
     "content": {XLSX_MIMETYPE: {"schema": BINARY}, "text/csv": {"schema": {"type": "string"}}}}})
-def export_run(query, run_id):  # type: ignore[no-untyped-def]
+def export_run(query, run_id):
     """Download the run as XLSX or one table as CSV."""
     data, filename = reporting.export(current_session(), current_principal(), run_id,
                                       fmt=query["format"], unit=query["unit"],
@@ -370,7 +370,7 @@ def export_run(query, run_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs/<int:run_id>/chart.png")
 @blp.arguments(schemas.ChartQuerySchema, location="query")
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of GEP composition")
-def run_chart(query, run_id):  # type: ignore[no-untyped-def]
+def run_chart(query, run_id):
     """GEP composition by category and indicator (PNG)."""
     data = reporting.composition_png(current_session(), current_principal(),
                                      run_id, unit=query["unit"],
@@ -381,7 +381,7 @@ def run_chart(query, run_id):  # type: ignore[no-untyped-def]
 @blp.route("/runs/<int:run_id>/asset-value")
 @blp.arguments(schemas.AssetQuerySchema, location="query")
 @blp.response(200, schemas.AssetValueSchema)
-def run_asset_value(query, run_id):  # type: ignore[no-untyped-def]
+def run_asset_value(query, run_id):
     """NPV of the run's GEP (or a category or indicator) as an expected annual flow, with a
     sensitivity table over the discount rates. Never added to GEP."""
     return runs.asset_value(current_session(), current_principal(), run_id,
@@ -395,7 +395,7 @@ def run_asset_value(query, run_id):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.ProductValueQuerySchema, location="query")
 @blp.response(200, schemas.ProductValuationSchema)
-def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
+def product_asset_value(query, product_id):
     """NPV of one catalog product's annual flow (e.g. a forest carbon-sink parcel's
     sequestration over a crediting period) at a published book's unit price: a reference
     price per unit and per hectare over discount rates."""
@@ -413,7 +413,7 @@ def product_asset_value(query, product_id):  # type: ignore[no-untyped-def]
 @blp.route("/comparisons")
 @blp.arguments(schemas.ComparisonQuerySchema, location="query")
 @blp.response(200, schemas.ComparisonSchema)
-def compare(query):  # type: ignore[no-untyped-def]
+def compare(query):
     """Change from run `base` to run `other`: quantity, price, interaction and composition
     effects per row, indicator and category; the parts sum to the change."""
     return runs.compare_runs(current_session(), current_principal(), query["base"], query["other"],
@@ -423,7 +423,7 @@ def compare(query):  # type: ignore[no-untyped-def]
 @blp.route("/comparisons/chart.png")
 @blp.arguments(schemas.ComparisonChartQuerySchema, location="query")
 @blp.response(200, BINARY, content_type="image/png", description="PNG chart of the change")
-def compare_chart(query):  # type: ignore[no-untyped-def]
+def compare_chart(query):
     """Waterfall of the change between two runs and the change per indicator (PNG)."""
     data = reporting.change_png(current_session(), current_principal(),
                                 query["base"], query["other"],

@@ -22,7 +22,7 @@ UNIT_TEXT = validate.Length(min=1, max=40)
 
 
 class _Finite(ma.fields.Float):
-    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, **kwargs):
         kwargs.setdefault("allow_nan", False)
         super().__init__(**kwargs)
 
@@ -117,7 +117,7 @@ class CustomIndicatorSchema(ma.Schema):
     note = ma.fields.String(load_default="", validate=TEXT)
 
     @ma.validates_schema
-    def _formula_or_terms(self, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _formula_or_terms(self, data, **kwargs):
         if bool(data.get("formula")) == bool(data.get("terms")):
             raise ma.ValidationError("give either formula or terms", "formula")
 
@@ -146,7 +146,7 @@ class CustomIndicatorPatchSchema(ma.Schema):
     active = ma.fields.Boolean(metadata={"description": "false: no longer offered to runs"})
 
     @ma.validates_schema
-    def _not_both(self, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _not_both(self, data, **kwargs):
         if data.get("formula") and data.get("terms"):
             raise ma.ValidationError("give either formula or terms", "formula")
         if not data:

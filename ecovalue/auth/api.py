@@ -19,6 +19,6 @@ class PrincipalSchema(ma.Schema):
 @blp.route("/whoami")
 @blp.authenticated
 @blp.response(200, PrincipalSchema)
-def whoami():  # type: ignore[no-untyped-def]
+def whoami():
     """The role and scope of the bearer token."""
     return current_principal()

@@ -69,7 +69,7 @@ def _created(view: core.TransactionView) -> tuple[Any, int, dict]:
 @blp.arguments(schemas.AssetCreateSchema())
 @blp.response(201, schemas.AssetSchema)
 @errors(422)
-def create_asset(body):  # type: ignore[no-untyped-def]
+def create_asset(body):
     """Create an asset: CNY (fen) or the credits of one carbon issuance batch (tCO2e)."""
     return core.create_asset(current_session(), current_principal(), **body)
 
@@ -78,7 +78,7 @@ def create_asset(body):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.AssetQuerySchema(), location="query")
 @blp.response(200, page_of(schemas.AssetSchema))
-def list_assets(query):  # type: ignore[no-untyped-def]
+def list_assets(query):
     """Assets, by code."""
     page, page_size = query.pop("page"), query.pop("page_size")
     stmt = core.list_assets(current_session(), current_principal(), **query)
@@ -89,7 +89,7 @@ def list_assets(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.AssetSchema)
 @errors(404)
-def get_asset(code):  # type: ignore[no-untyped-def]
+def get_asset(code):
     """One asset by code."""
     return core.get_asset(current_session(), current_principal(), code)
 
@@ -103,7 +103,7 @@ def get_asset(code):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.AccountCreateSchema())
 @blp.response(201, schemas.AccountSchema)
 @errors(422)
-def create_account(body):  # type: ignore[no-untyped-def]
+def create_account(body):
     """Open an account for a party in one asset (finance, admin)."""
     return core.create_account(current_session(), current_principal(), **body)
 
@@ -112,7 +112,7 @@ def create_account(body):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.arguments(schemas.AccountQuerySchema(), location="query")
 @blp.response(200, page_of(schemas.AccountSchema))
-def list_accounts(query):  # type: ignore[no-untyped-def]
+def list_accounts(query):
     """Accounts (a trader sees its own party's)."""
     page, page_size = query.pop("page"), query.pop("page_size")
     stmt = core.list_accounts(current_session(), current_principal(), **query)
@@ -123,7 +123,7 @@ def list_accounts(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.AccountSchema)
 @errors(404)
-def get_account(account):  # type: ignore[no-untyped-def]
+def get_account(account):
     """One account by id or code."""
     return core.get_account(current_session(), current_principal(), core.account_ref(account))
 
@@ -133,7 +133,7 @@ def get_account(account):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.AsOfQuerySchema(), location="query")
 @blp.response(200, schemas.BalanceSchema)
 @errors(404)
-def account_balance(query, account):  # type: ignore[no-untyped-def]
+def account_balance(query, account):
     """Current balance with reservations, or the posted balance at the end of `as_of`."""
     return core.account_balance(current_session(), current_principal(),
                                     core.account_ref(account), as_of=query.get("as_of"))
@@ -149,7 +149,7 @@ def _statement(query: dict, account: str) -> core.Statement:
 @blp.arguments(schemas.StatementQuerySchema(), location="query")
 @blp.response(200, schemas.StatementSchema)
 @errors(404)
-def account_statement(query, account):  # type: ignore[no-untyped-def]
+def account_statement(query, account):
     """Posted movements between two dates with opening, running and closing balance."""
     return _statement(query, account)
 
@@ -159,7 +159,7 @@ def account_statement(query, account):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string"}, content_type="text/csv")
 @errors(404)
-def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
+def account_statement_csv(query, account):
     """The statement as CSV (UTF-8 with BOM)."""
     st = _statement(query, account)
     return file_response(export.statement_csv(st), f"statement-{st.account_id}-"
@@ -171,7 +171,7 @@ def account_statement_csv(query, account):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.StatementQuerySchema(), location="query")
 @blp.response(200, {"type": "string", "format": "binary"}, content_type=XLSX_MIMETYPE)
 @errors(404)
-def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
+def account_statement_xlsx(query, account):
     """The statement as an Excel workbook."""
     st = _statement(query, account)
     return file_response(export.statement_xlsx(st), f"statement-{st.account_id}-"
@@ -183,7 +183,7 @@ def account_statement_xlsx(query, account):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.AsOfQuerySchema(), location="query")
 @blp.response(200, schemas.PartyBalancesSchema)
 @errors(404)
-def party_balances(query, party_id):  # type: ignore[no-untyped-def]
+def party_balances(query, party_id):
     """Every account of a party with its balance, and totals per asset."""
     rows, totals = core.party_balances(current_session(), current_principal(), party_id,
                                            as_of=query.get("as_of"))
@@ -200,7 +200,7 @@ def party_balances(query, party_id):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.TransactionInSchema())
 @blp.response(201, schemas.TransactionSchema)
 @errors(400, 422)
-def create_transaction(body):  # type: ignore[no-untyped-def]
+def create_transaction(body):
     """Post a balanced transaction, or reserve a two-phase transfer (`pending: true`)."""
     view = core.create_transaction(current_session(), current_principal(),
                                        _spec(body, _key()))
@@ -212,7 +212,7 @@ def create_transaction(body):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.TransactionQuerySchema(), location="query")
 @blp.response(200, page_of(schemas.TransactionSchema))
 @errors(404)
-def list_transactions(query):  # type: ignore[no-untyped-def]
+def list_transactions(query):
     """Transactions, newest first (a trader sees those touching its accounts)."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
@@ -228,7 +228,7 @@ def list_transactions(query):  # type: ignore[no-untyped-def]
 @blp.authenticated
 @blp.response(200, schemas.TransactionSchema)
 @errors(404)
-def get_transaction(tx_id):  # type: ignore[no-untyped-def]
+def get_transaction(tx_id):
     """One transaction with its postings and, for a pending, its outcome."""
     return core.get_transaction(current_session(), current_principal(), tx_id)
 
@@ -239,7 +239,7 @@ def get_transaction(tx_id):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ReverseSchema())
 @blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
-def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
+def reverse_transaction(body, tx_id):
     """Correct a transaction by appending its mirror image (finance, admin)."""
     return _created(core.reverse_transaction(
         current_session(), current_principal(), tx_id, idempotency_key=_key(), **body))
@@ -251,7 +251,7 @@ def reverse_transaction(body, tx_id):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ReverseSchema())
 @blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
-def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
+def post_pending(body, tx_id):
     """Post a pending transfer in full (finance, admin); at most once, not after expiry."""
     return _created(core.post_pending(current_session(), current_principal(), tx_id,
                                           idempotency_key=_key(), **body))
@@ -263,7 +263,7 @@ def post_pending(body, tx_id):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.VoidSchema())
 @blp.response(201, schemas.TransactionSchema)
 @errors(400, 404, 422)
-def void_pending(body, tx_id):  # type: ignore[no-untyped-def]
+def void_pending(body, tx_id):
     """Void a pending transfer: its reservation is released (finance, admin)."""
     return _created(core.void_pending(current_session(), current_principal(), tx_id,
                                           idempotency_key=_key(), **body))
@@ -272,7 +272,7 @@ def void_pending(body, tx_id):  # type: ignore[no-untyped-def]
 @blp.route("/pending/expire", methods=["POST"])
 @blp.authenticated
 @blp.response(200, schemas.ExpiredSchema)
-def expire_pendings():  # type: ignore[no-untyped-def]
+def expire_pendings():
     """Record the expiry of every pending transfer past its expiry (finance, admin)."""
     return {"expired": core.expire_pendings(current_session(), current_principal())}
 
@@ -283,7 +283,7 @@ def expire_pendings():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.BatchInSchema())
 @blp.response(201, schemas.BatchSchema)
 @errors(400, 422)
-def post_batch(body):  # type: ignore[no-untyped-def]
+def post_batch(body):
     """Post up to 10,000 transactions at once, all or nothing."""
     session = current_session()
     batch_id, ids = core.post_batch(session, current_principal(),
@@ -303,7 +303,7 @@ def _batch(batch: Any) -> dict:
 @blp.authenticated
 @blp.response(200, schemas.BatchSchema)
 @errors(404)
-def get_batch(batch_id):  # type: ignore[no-untyped-def]
+def get_batch(batch_id):
     """A batch and the ids of its transactions."""
     batch, ids = core.get_batch(current_session(), current_principal(), batch_id)
     return {**_batch(batch), "transaction_ids": ids}
@@ -315,7 +315,7 @@ def get_batch(batch_id):  # type: ignore[no-untyped-def]
 @blp.route("/periods")
 @blp.authenticated
 @blp.response(200, schemas.PeriodSchema(many=True))
-def list_periods():  # type: ignore[no-untyped-def]
+def list_periods():
     """Months that were ever closed, newest first (every other month is open)."""
     return core.list_periods(current_session(), current_principal())
 
@@ -333,7 +333,7 @@ def _month(text: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PeriodActionSchema())
 @blp.response(200, schemas.PeriodSchema)
 @errors(409, 422)
-def close_period(body, month):  # type: ignore[no-untyped-def]
+def close_period(body, month):
     """Close a month (YYYY-MM): postings dated in it are refused until it is reopened."""
     return core.close_period(current_session(), current_principal(), _month(month),
                                  note=body.get("note"))
@@ -344,7 +344,7 @@ def close_period(body, month):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PeriodActionSchema())
 @blp.response(200, schemas.PeriodSchema)
 @errors(409, 422)
-def reopen_period(body, month):  # type: ignore[no-untyped-def]
+def reopen_period(body, month):
     """Reopen a closed month (finance, admin; audited)."""
     return core.reopen_period(current_session(), current_principal(), _month(month),
                                   note=body.get("note"))
@@ -359,7 +359,7 @@ def reopen_period(body, month):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.AssertionInSchema())
 @blp.response(201, schemas.AssertionSchema)
 @errors(404, 422)
-def create_assertion(body):  # type: ignore[no-untyped-def]
+def create_assertion(body):
     """Record the expected balance of an account at the end of a date and check it now (a
     failed assertion is recorded too, with `passed: false`)."""
     return core.assert_balance(current_session(), current_principal(), body["account"],
@@ -372,7 +372,7 @@ def create_assertion(body):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.AssertionQuerySchema(), location="query")
 @blp.response(200, page_of(schemas.AssertionSchema))
 @errors(404)
-def list_assertions(query):  # type: ignore[no-untyped-def]
+def list_assertions(query):
     """Recorded balance assertions, newest first; `passed=false` lists the discrepancies."""
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
@@ -386,7 +386,7 @@ def list_assertions(query):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.RecheckSchema())
 @blp.response(200, schemas.RecheckResultSchema)
 @errors(404)
-def recheck_assertions(body):  # type: ignore[no-untyped-def]
+def recheck_assertions(body):
     """Check every recorded assertion again (after back-dated postings, say)."""
     checked = core.recheck_assertions(current_session(), current_principal(),
                                           account=body.get("account"))

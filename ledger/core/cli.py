@@ -69,7 +69,7 @@ def _show_tx(view: services.TransactionView) -> None:
         click.echo(f"  {p.direction:<6} {p.account_code:<30} {p.amount:>20} {p.asset}")
 
 
-def _run(fn):  # type: ignore[no-untyped-def]
+def _run(fn):
     with unit_of_work() as session:
         return fn(session)
 
@@ -123,7 +123,7 @@ def asset_create(code, kind, name_zh, name_en, vintage_year, batch_reference,  #
 @with_appcontext
 def asset_list() -> None:
     """List assets."""
-    def show(s):  # type: ignore[no-untyped-def]
+    def show(s):
         for a in s.scalars(services.list_assets(s, operator())):
             extra = f" vintage {a.vintage_year} batch {a.batch_reference}" if a.vintage_year else ""
             click.echo(f"{a.id:>5}  {a.code:<24} {a.unit:<6} {a.name_zh}{extra}")
@@ -159,7 +159,7 @@ def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None: 
 def account_list(party_id, asset) -> None:  # type: ignore[no-untyped-def]
     """List accounts with their current and available balance, in the asset's unit (fen for
     CNY)."""
-    def show(s):  # type: ignore[no-untyped-def]
+    def show(s):
         accounts = list(s.scalars(services.list_accounts(s, operator(), party_id=party_id,
                                                          asset=asset)))
         for a in accounts:
@@ -227,7 +227,7 @@ def tx_show(tx_id: int) -> None:
 @with_appcontext
 def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # type: ignore
     """List transactions, newest first."""
-    def show(s):  # type: ignore[no-untyped-def]
+    def show(s):
         stmt = services.list_transactions(
             s, operator(), account=account_ref(account) if account else None, party_id=party_id,
             type=tx_type, date_from=date_from, date_to=date_to).limit(limit)
@@ -410,7 +410,7 @@ def period_reopen(month: dt.date, note: str | None) -> None:
 @with_appcontext
 def period_list() -> None:
     """Months that were ever closed."""
-    def show(s):  # type: ignore[no-untyped-def]
+    def show(s):
         for p in services.list_periods(s, operator()):
             click.echo(f"{format_month(p.month)}  {p.status:<6}  {p.closed_by or ''}")
     _run(show)

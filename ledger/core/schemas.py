@@ -19,7 +19,7 @@ _I64 = {"type": "integer", "format": "int64"}
 class Str(ma.fields.String):
     """A string without NUL characters (no database text can hold them)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ma.ValidationError("must not contain NUL characters")
