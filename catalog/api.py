@@ -17,6 +17,7 @@ from catalog.services import exports, importing, monitoring, parties, products, 
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
+    current_actor,
     current_principal,
     file_response,
     page_of,
@@ -120,7 +121,7 @@ def get_region(code):
 def create_region(body):
     """Add a township (9 digits, starting with the county code) or a village (12 digits,
     starting with the township code): admins, or the county's registrar."""
-    return regions.create_region(current_session(), current_principal(), **body)
+    return regions.create_region(current_session(), current_actor(), **body)
 
 
 @blp.route("/regions/<string:code>", methods=["PATCH"])
@@ -130,7 +131,7 @@ def create_region(body):
 @blp.alt_response(404, response="NOT_FOUND")
 def update_region(body, code):
     """Rename a township or village."""
-    return regions.update_region(current_session(), current_principal(), code, **body)
+    return regions.update_region(current_session(), current_actor(), code, **body)
 
 
 # --- parties -------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def update_region(body, code):
 def list_parties(query):
     """Parties (a trader sees only its own); personal data masked."""
     stmt = parties.list_parties(
-        current_session(), current_principal(), kind=query.get("kind"),
+        current_session(), current_actor(), kind=query.get("kind"),
         county_code=query.get("county"), region_code=query.get("region"), q=query.get("q"),
         active=query.get("active"))
     return _page(stmt, query)
@@ -158,7 +159,7 @@ def list_parties(query):
 def create_party(body):
     """Register a party in the county of its region. Enterprises need a valid unified social
     credit code; households the head's ID-card number (stored encrypted, returned masked)."""
-    party = parties.create_party(current_session(), current_principal(), body)
+    party = parties.create_party(current_session(), current_actor(), body)
     return party, 201, _etag(party)
 
 
@@ -172,7 +173,7 @@ def lookup_household(body):
     in the body so that it never lands in URLs or logs)."""
     from catalog.errors import PartyNotFound
 
-    party = parties.find_household_by_id_number(current_session(), current_principal(),
+    party = parties.find_household_by_id_number(current_session(), current_actor(),
                                                 body["id_number"])
     if party is None:
         raise PartyNotFound("no household is registered with this ID-card number")
@@ -185,7 +186,7 @@ def lookup_household(body):
 @blp.alt_response(404, response="NOT_FOUND")
 def get_party(party_id):
     """One party; personal data masked."""
-    party = parties.get_party(current_session(), current_principal(), party_id)
+    party = parties.get_party(current_session(), current_actor(), party_id)
     return party, 200, _etag(party)
 
 
@@ -199,7 +200,7 @@ def get_party(party_id):
 @blp.alt_response(412, response="PRECONDITION_FAILED")
 def update_party(body, party_id):
     """Change a party (its kind never changes)."""
-    party = parties.update_party(current_session(), current_principal(), party_id, body,
+    party = parties.update_party(current_session(), current_actor(), party_id, body,
                                  expected_version=_expected_version())
     return party, 200, _etag(party)
 
@@ -211,7 +212,7 @@ def update_party(body, party_id):
 @blp.alt_response(409, response="CONFLICT")
 def deactivate_party(party_id):
     """Deactivate a party that holds no products any more (it is kept for the record)."""
-    return parties.deactivate_party(current_session(), current_principal(), party_id)
+    return parties.deactivate_party(current_session(), current_actor(), party_id)
 
 
 # --- products ------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def _product_filters(query: dict) -> dict:
 @blp.response(200, page_of(schemas.ProductSchema))
 def list_products(query):
     """Products, filtered, sorted and paginated."""
-    stmt = products.list_products(current_session(), current_principal(),
+    stmt = products.list_products(current_session(), current_actor(),
                                   **_product_filters(query))
     return _page(stmt, query)
 
@@ -244,7 +245,7 @@ def list_products(query):
 @blp.alt_response(409, response="CONFLICT")
 def create_product(body):
     """Register a product as a draft (admins, or the registrar of its county)."""
-    product = products.create_product(current_session(), current_principal(), body)
+    product = products.create_product(current_session(), current_actor(), body)
     return product, 201, _etag(product)
 
 
@@ -256,7 +257,7 @@ def create_product(body):
 def export_products(query):
     """Export the filtered products (all pages) as CSV or XLSX; the file can be re-imported."""
     fmt = query.pop("format")
-    data = exports.export_products(current_session(), current_principal(), fmt,
+    data = exports.export_products(current_session(), current_actor(), fmt,
                                    **_product_filters(query))
     mimetype = "text/csv" if fmt == "csv" else XLSX_MIMETYPE
     return file_response(data, f"products.{fmt}", mimetype)
@@ -278,7 +279,7 @@ def product_summary(query):
 @blp.alt_response(404, response="NOT_FOUND")
 def get_product(product_id):
     """One product."""
-    product = products.get_product(current_session(), current_principal(), product_id)
+    product = products.get_product(current_session(), current_actor(), product_id)
     return product, 200, _etag(product)
 
 
@@ -293,7 +294,7 @@ def get_product(product_id):
 def update_product(body, product_id):
     """Edit a draft, registered or verified product; editing what a verifier attested sends a
     verified product back to registered."""
-    product = products.update_product(current_session(), current_principal(), product_id, body,
+    product = products.update_product(current_session(), current_actor(), product_id, body,
                                       expected_version=_expected_version())
     return product, 200, _etag(product)
 
@@ -301,7 +302,7 @@ def update_product(body, product_id):
 def _transition_view(name: str, rule: lifecycle.Transition) -> None:
     def view(body, product_id):
         product = products.transition_product(
-            current_session(), current_principal(), product_id, name,
+            current_session(), current_actor(), product_id, name,
             reason=body.get("reason"), expected_version=_expected_version())
         return product, 200, _etag(product)
 
@@ -331,7 +332,7 @@ for _name, _rule in lifecycle.TRANSITIONS.items():
 @blp.alt_response(404, response="NOT_FOUND")
 def product_history(query, product_id):
     """Every version of a product, oldest first: who changed what, when and why."""
-    return _page(products.product_history(current_session(), current_principal(), product_id),
+    return _page(products.product_history(current_session(), current_actor(), product_id),
                  query)
 
 
@@ -343,7 +344,7 @@ def product_history(query, product_id):
 def product_monitoring(query, product_id):
     """A product's monitoring records in time order (its time series)."""
     stmt = monitoring.list_records(
-        current_session(), current_principal(), product_id=product_id,
+        current_session(), current_actor(), product_id=product_id,
         metric=query.get("metric"), method=query.get("method"),
         year_from=query.get("year_from"), year_to=query.get("year_to"),
         monthly=query.get("monthly"))
@@ -359,7 +360,7 @@ def product_monitoring(query, product_id):
 @blp.alt_response(409, response="CONFLICT")
 def create_monitoring_record(body, product_id):
     """Record a value of a metric for a year or a month (admins, the county's registrar)."""
-    return monitoring.create_record(current_session(), current_principal(), product_id, body)
+    return monitoring.create_record(current_session(), current_actor(), product_id, body)
 
 
 # --- monitoring ----------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def create_monitoring_record(body, product_id):
 def list_monitoring(query):
     """Monitoring records across products (e.g. a county's), in time order."""
     stmt = monitoring.list_records(
-        current_session(), current_principal(), product_id=query.get("product"),
+        current_session(), current_actor(), product_id=query.get("product"),
         county_code=query.get("county"), metric=query.get("metric"),
         method=query.get("method"), year_from=query.get("year_from"),
         year_to=query.get("year_to"), monthly=query.get("monthly"))
@@ -386,7 +387,7 @@ def list_monitoring(query):
 def monitoring_series(query):
     """A county's total of one metric per year (or month), in the metric's reference unit."""
     return monitoring.county_series(
-        current_session(), current_principal(), county_code=query["county"],
+        current_session(), current_actor(), county_code=query["county"],
         metric=query["metric"], type_code=query.get("type"), category=query.get("category"),
         year_from=query.get("year_from"), year_to=query.get("year_to"),
         monthly=query["monthly"])
@@ -398,7 +399,7 @@ def monitoring_series(query):
 @blp.alt_response(404, response="NOT_FOUND")
 def get_monitoring_record(record_id):
     """One monitoring record."""
-    return monitoring.get_record(current_session(), current_principal(), record_id)
+    return monitoring.get_record(current_session(), current_actor(), record_id)
 
 
 @blp.route("/monitoring/<int:record_id>", methods=["PATCH"])
@@ -409,7 +410,7 @@ def get_monitoring_record(record_id):
 @blp.alt_response(409, response="CONFLICT")
 def update_monitoring_record(body, record_id):
     """Correct a record's value, unit, source or note."""
-    return monitoring.update_record(current_session(), current_principal(), record_id, body)
+    return monitoring.update_record(current_session(), current_actor(), record_id, body)
 
 
 @blp.route("/monitoring/<int:record_id>", methods=["DELETE"])
@@ -419,7 +420,7 @@ def update_monitoring_record(body, record_id):
 @blp.alt_response(409, response="CONFLICT")
 def delete_monitoring_record(record_id):
     """Delete a record entered in error (the audit trail keeps its content)."""
-    monitoring.delete_record(current_session(), current_principal(), record_id)
+    monitoring.delete_record(current_session(), current_actor(), record_id)
 
 
 # --- imports -------------------------------------------------------------------------------
@@ -458,7 +459,7 @@ def import_products(query, files):
     """Bulk import of products from CSV (UTF-8 or GBK) or XLSX."""
     data, filename = _upload(files)
     return importing.import_products(
-        current_session(), current_principal(), data, filename, dry_run=query["dry_run"],
+        current_session(), current_actor(), data, filename, dry_run=query["dry_run"],
         initial_status=query["status"], max_bytes=_max_upload())
 
 
@@ -477,7 +478,7 @@ def import_products(query, files):
 def import_monitoring(query, files):
     """Bulk import of monitoring records from CSV (UTF-8 or GBK) or XLSX."""
     data, filename = _upload(files)
-    return importing.import_monitoring(current_session(), current_principal(), data, filename,
+    return importing.import_monitoring(current_session(), current_actor(), data, filename,
                                        dry_run=query["dry_run"], max_bytes=_max_upload())
 
 
@@ -487,7 +488,7 @@ def import_monitoring(query, files):
 @blp.response(200, page_of(schemas.ImportBatchSchema))
 def list_imports(query):
     """Committed imports, newest first."""
-    return _page(importing.list_batches(current_session(), current_principal(),
+    return _page(importing.list_batches(current_session(), current_actor(),
                                         kind=query.get("kind")), query)
 
 

@@ -26,6 +26,14 @@ def current_principal() -> Principal | None:
     return g.get("principal")
 
 
+def current_actor() -> Principal:
+    """The caller of an `authenticated` route (which has refused a request without a token)."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
 # --- documentation schemas ---------------------------------------------------------------------
 
 

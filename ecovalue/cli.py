@@ -27,18 +27,19 @@ from sqlalchemy.orm import Session
 
 from ecovalue import migrate
 from ecovalue.audit import Checkpoint, checkpoint, verify_chain
-from ecovalue.auth import ROLES, system_principal
+from ecovalue.auth import ROLES, Principal, system_principal
 from ecovalue.auth import services as tokens
 from ecovalue.auth.models import ApiToken
 from ecovalue.clock import utcnow
+from ecovalue.db import Database
 from ecovalue.errors import EcovalueError
 
 
-def database():
+def database() -> Database:
     return current_app.extensions["ecovalue.db"]
 
 
-def operator() -> object:
+def operator() -> Principal:
     """The console operator, recorded in the audit trail as system:<login>."""
     try:
         login = getpass.getuser()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, request
@@ -41,6 +41,11 @@ class Base(DeclarativeBase):
     batch mode on SQLite can find them."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+    #: every model here maps one `sa.Table` (no mapping to a join or a select), so `Model.__table__`
+    #: is typed as one: `Model.__table__.insert()`, `.c`, `bulk_insert_records(s, Model.__table__)`
+    #: type-check without a cast (SQLAlchemy types it as the wider `FromClause`)
+    __table__: ClassVar[sa.Table]
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -162,7 +167,7 @@ def pipelined(session: Session) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
-    driver = connection.connection.driver_connection
+    driver: Any = connection.connection.driver_connection  # psycopg's Connection here
     try:
         with driver.pipeline():
             yield
@@ -173,7 +178,7 @@ def pipelined(session: Session) -> Iterator[None]:
 def fetch_one(session: Session, sql: str, params: tuple | dict) -> tuple | None:
     """PostgreSQL: one row of a driver-level query (`%s` placeholders) on the session's
     connection and transaction; inside `pipelined` it goes with the queued statements."""
-    driver = session.connection().connection.driver_connection
+    driver: Any = session.connection().connection.driver_connection  # psycopg's Connection
     try:
         with driver.cursor() as cursor:
             cursor.execute(sql, params)
@@ -190,7 +195,7 @@ def bulk_insert(session: Session, table: sa.Table, columns: Sequence[str],
     if not rows:
         return
     connection = session.connection()
-    raw = connection.connection.driver_connection
+    raw: Any = connection.connection.driver_connection  # the DB-API connection
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
         with raw.cursor() as cursor, cursor.copy(
@@ -261,7 +266,8 @@ def insert_ignoring_conflicts(database: Session | str, table: sa.Table,
 @functools.cache
 def _insert_ignoring_conflicts(dialect: str, table: sa.Table,
                                returning: tuple[sa.ColumnElement[Any], ...]) -> sa.Insert:
-    builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    builders: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
+        "postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if dialect not in builders:
         raise LookupError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
     stmt = builders[dialect](table).on_conflict_do_nothing()

@@ -16,6 +16,7 @@ from flask import Response
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
+    current_actor,
     current_principal,
     file_response,
     page_of,
@@ -52,7 +53,7 @@ def list_indicators(query):
 def create_indicator(data):
     """Add a custom indicator (admin): value = a formula over Q and named price-book
     parameters, parsed safely (numbers, names, name[item], + - * /, parentheses)."""
-    return indicators.create_custom_indicator(current_session(), current_principal(), data)
+    return indicators.create_custom_indicator(current_session(), current_actor(), data)
 
 
 @blp.route("/indicators/<string:code>")
@@ -68,7 +69,7 @@ def get_indicator(code):
 @blp.response(200, schemas.IndicatorSchema)
 def update_indicator(data, code):
     """Change or deactivate a custom indicator (admin); finished runs keep their copy."""
-    return indicators.update_custom_indicator(current_session(), current_principal(), code, data)
+    return indicators.update_custom_indicator(current_session(), current_actor(), code, data)
 
 
 # --- price books -------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def list_price_books():
 @blp.response(201, schemas.PriceBookDetailSchema)
 def create_price_book(data):
     """A new draft version, empty or copied from another version (admin, verifier)."""
-    return prices.create_book(current_session(), current_principal(), **data)
+    return prices.create_book(current_session(), current_actor(), **data)
 
 
 @blp.route("/price-books/<string:version>")
@@ -104,7 +105,7 @@ def get_price_book(version):
 @blp.response(200, schemas.PriceBookDetailSchema)
 def put_price_entries(data, version):
     """Add or replace entries of a draft (all checked; nothing written if one is wrong)."""
-    return prices.upsert_entries(current_session(), current_principal(), version, data["entries"])
+    return prices.upsert_entries(current_session(), current_actor(), version, data["entries"])
 
 
 @blp.route("/price-books/<string:version>/entries/<string:parameter>", methods=["DELETE"])
@@ -112,7 +113,7 @@ def put_price_entries(data, version):
 @blp.response(200, schemas.PriceBookDetailSchema)
 def delete_price_entry(version, parameter):
     """Remove an entry from a draft."""
-    return prices.delete_entry(current_session(), current_principal(), version, parameter)
+    return prices.delete_entry(current_session(), current_actor(), version, parameter)
 
 
 @blp.route("/price-books/<string:version>/publish", methods=["POST"])
@@ -120,7 +121,7 @@ def delete_price_entry(version, parameter):
 @blp.response(200, schemas.PriceBookDetailSchema)
 def publish_price_book(version):
     """Publish a draft (admin, verifier): it becomes usable by runs and immutable."""
-    return prices.publish_book(current_session(), current_principal(), version)
+    return prices.publish_book(current_session(), current_actor(), version)
 
 
 # --- price indices -----------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def get_price_index(code):
 @blp.response(200, schemas.IndexSeriesSchema)
 def put_price_index(data, code):
     """Create or describe a series (admin, verifier)."""
-    return _series_view(prices.upsert_series(current_session(), current_principal(), {**data,
+    return _series_view(prices.upsert_series(current_session(), current_actor(), {**data,
                                                                            "code": code}))
 
 
@@ -165,7 +166,7 @@ def put_price_index(data, code):
 def put_price_index_values(data, code):
     """Set values of a series by year (finished runs keep the values they used)."""
     session = current_session()
-    prices.upsert_values(session, current_principal(), code, data["values"])
+    prices.upsert_values(session, current_actor(), code, data["values"])
     return _series_view(prices.get_series(session, code))
 
 
@@ -192,7 +193,7 @@ def list_quantity_sets(query):
 def create_quantity_set(data):
     """Physical quantities posted as rows (region, indicator, item, ecosystem type, quantity,
     unit, origin); every problem is reported at once."""
-    return quantities.create_from_rows(current_session(), current_principal(), **data)
+    return quantities.create_from_rows(current_session(), current_actor(), **data)
 
 
 @blp.route("/quantity-sets/upload", methods=["POST"])
@@ -206,7 +207,7 @@ def upload_quantity_set(query, files):
     region_code, year, indicator, item, ecosystem_type, quantity, unit, origin, note (Chinese
     headers such as 地区代码, 指标, 实物量, 单位 are accepted)."""
     upload = files["file"]
-    return quantities.create_from_file(current_session(), current_principal(),
+    return quantities.create_from_file(current_session(), current_actor(),
                                        filename=upload.filename,
                                        data=upload.read(), **query)
 
@@ -244,7 +245,7 @@ def upload_grid(query, files):
         **extra)
     upload = files["file"]
     return quantities.create_from_grid_file(
-        current_session(), current_principal(),
+        current_session(), current_actor(),
         region_code=query["region_code"], year=query["year"],
         filename=upload.filename, data=upload.read(), indicators=query.get("indicators"),
         options=options, note=query.get("note"))
@@ -260,7 +261,7 @@ def quantities_from_catalog(data):
     only): annual records, money figures preferred over physical ones for a product, units
     converted exactly, summed per county x indicator x item x ecosystem type; everything not
     used is listed in the set's warnings."""
-    return quantities.create_from_catalog(current_session(), current_principal(), **data)
+    return quantities.create_from_catalog(current_session(), current_actor(), **data)
 
 
 @blp.route("/quantity-sets/<int:set_id>")
@@ -304,7 +305,7 @@ def list_runs(query):
 def create_run(data):
     """Value quantity sets for a region and year with a published price book; the run is
     stored with the hash of its inputs and never changes."""
-    return runs.create_run(current_session(), current_principal(), **data)
+    return runs.create_run(current_session(), current_actor(), **data)
 
 
 @blp.route("/runs/<int:run_id>")
@@ -330,7 +331,7 @@ def list_results(query, run_id):
 @blp.response(200, schemas.RunSchema)
 def publish_run(run_id):
     """Make a run public (admin, verifier). Its numbers never change."""
-    return runs.publish_run(current_session(), current_principal(), run_id)
+    return runs.publish_run(current_session(), current_actor(), run_id)
 
 
 @blp.route("/runs/<int:run_id>/reproduction")

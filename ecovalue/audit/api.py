@@ -5,7 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import current_app
 
-from ecovalue.api import Blueprint, PageQuerySchema, current_principal, page_of, paginate
+from ecovalue.api import (
+    Blueprint,
+    PageQuerySchema,
+    current_actor,
+    current_principal,
+    page_of,
+    paginate,
+)
 from ecovalue.audit import services
 from ecovalue.auth import authorize
 from ecovalue.db import current_session
@@ -71,7 +78,7 @@ def list_events(query):
     """Audit events, newest first."""
     page, page_size = query.pop("page"), query.pop("page_size")
     actor = query.pop("actor", None)
-    stmt = services.list_events(current_session(), current_principal(), actor_label=actor, **query)
+    stmt = services.list_events(current_session(), current_actor(), actor_label=actor, **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
@@ -101,5 +108,5 @@ def verify_against(body):
 @blp.response(200, CheckpointSchema)
 def checkpoint():
     """The chain's head, signed: keep it (outside this server) and verify against it later."""
-    return services.checkpoint(current_session(), current_principal(),
+    return services.checkpoint(current_session(), current_actor(),
                                current_app.config["AUDIT_KEY"])

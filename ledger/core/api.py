@@ -10,7 +10,7 @@ from flask import request
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
-    current_principal,
+    current_actor,
     file_response,
     page_of,
     paginate,
@@ -71,7 +71,7 @@ def _created(view: core.TransactionView) -> tuple[Any, int, dict]:
 @errors(422)
 def create_asset(body):
     """Create an asset: CNY (fen) or the credits of one carbon issuance batch (tCO2e)."""
-    return core.create_asset(current_session(), current_principal(), **body)
+    return core.create_asset(current_session(), current_actor(), **body)
 
 
 @blp.route("/assets", methods=["GET"])
@@ -81,7 +81,7 @@ def create_asset(body):
 def list_assets(query):
     """Assets, by code."""
     page, page_size = query.pop("page"), query.pop("page_size")
-    stmt = core.list_assets(current_session(), current_principal(), **query)
+    stmt = core.list_assets(current_session(), current_actor(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
@@ -91,7 +91,7 @@ def list_assets(query):
 @errors(404)
 def get_asset(code):
     """One asset by code."""
-    return core.get_asset(current_session(), current_principal(), code)
+    return core.get_asset(current_session(), current_actor(), code)
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def get_asset(code):
 @errors(422)
 def create_account(body):
     """Open an account for a party in one asset (finance, admin)."""
-    return core.create_account(current_session(), current_principal(), **body)
+    return core.create_account(current_session(), current_actor(), **body)
 
 
 @blp.route("/accounts", methods=["GET"])
@@ -115,7 +115,7 @@ def create_account(body):
 def list_accounts(query):
     """Accounts (a trader sees its own party's)."""
     page, page_size = query.pop("page"), query.pop("page_size")
-    stmt = core.list_accounts(current_session(), current_principal(), **query)
+    stmt = core.list_accounts(current_session(), current_actor(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
@@ -125,7 +125,7 @@ def list_accounts(query):
 @errors(404)
 def get_account(account):
     """One account by id or code."""
-    return core.get_account(current_session(), current_principal(), core.account_ref(account))
+    return core.get_account(current_session(), current_actor(), core.account_ref(account))
 
 
 @blp.route("/accounts/<string:account>/balance")
@@ -135,12 +135,12 @@ def get_account(account):
 @errors(404)
 def account_balance(query, account):
     """Current balance with reservations, or the posted balance at the end of `as_of`."""
-    return core.account_balance(current_session(), current_principal(),
+    return core.account_balance(current_session(), current_actor(),
                                     core.account_ref(account), as_of=query.get("as_of"))
 
 
 def _statement(query: dict, account: str) -> core.Statement:
-    return core.statement(current_session(), current_principal(), core.account_ref(account),
+    return core.statement(current_session(), current_actor(), core.account_ref(account),
                               date_from=query.get("date_from"), date_to=query.get("date_to"))
 
 
@@ -185,7 +185,7 @@ def account_statement_xlsx(query, account):
 @errors(404)
 def party_balances(query, party_id):
     """Every account of a party with its balance, and totals per asset."""
-    rows, totals = core.party_balances(current_session(), current_principal(), party_id,
+    rows, totals = core.party_balances(current_session(), current_actor(), party_id,
                                            as_of=query.get("as_of"))
     return {"party_id": party_id, "as_of": query.get("as_of"), "accounts": rows,
             "totals": totals}
@@ -202,7 +202,7 @@ def party_balances(query, party_id):
 @errors(400, 422)
 def create_transaction(body):
     """Post a balanced transaction, or reserve a two-phase transfer (`pending: true`)."""
-    view = core.create_transaction(current_session(), current_principal(),
+    view = core.create_transaction(current_session(), current_actor(),
                                        _spec(body, _key()))
     return _created(view)
 
@@ -218,7 +218,7 @@ def list_transactions(query):
     if "account" in query:
         query["account"] = core.account_ref(query["account"])
     session = current_session()
-    stmt = core.list_transactions(session, current_principal(), **query)
+    stmt = core.list_transactions(session, current_actor(), **query)
     result = paginate(session, stmt, page, page_size)
     result["items"] = core.load_views(session, result["items"])
     return result
@@ -230,7 +230,7 @@ def list_transactions(query):
 @errors(404)
 def get_transaction(tx_id):
     """One transaction with its postings and, for a pending, its outcome."""
-    return core.get_transaction(current_session(), current_principal(), tx_id)
+    return core.get_transaction(current_session(), current_actor(), tx_id)
 
 
 @blp.route("/transactions/<int:tx_id>/reverse", methods=["POST"])
@@ -242,7 +242,7 @@ def get_transaction(tx_id):
 def reverse_transaction(body, tx_id):
     """Correct a transaction by appending its mirror image (finance, admin)."""
     return _created(core.reverse_transaction(
-        current_session(), current_principal(), tx_id, idempotency_key=_key(), **body))
+        current_session(), current_actor(), tx_id, idempotency_key=_key(), **body))
 
 
 @blp.route("/transactions/<int:tx_id>/post", methods=["POST"])
@@ -253,7 +253,7 @@ def reverse_transaction(body, tx_id):
 @errors(400, 404, 422)
 def post_pending(body, tx_id):
     """Post a pending transfer in full (finance, admin); at most once, not after expiry."""
-    return _created(core.post_pending(current_session(), current_principal(), tx_id,
+    return _created(core.post_pending(current_session(), current_actor(), tx_id,
                                           idempotency_key=_key(), **body))
 
 
@@ -265,7 +265,7 @@ def post_pending(body, tx_id):
 @errors(400, 404, 422)
 def void_pending(body, tx_id):
     """Void a pending transfer: its reservation is released (finance, admin)."""
-    return _created(core.void_pending(current_session(), current_principal(), tx_id,
+    return _created(core.void_pending(current_session(), current_actor(), tx_id,
                                           idempotency_key=_key(), **body))
 
 
@@ -274,7 +274,7 @@ def void_pending(body, tx_id):
 @blp.response(200, schemas.ExpiredSchema)
 def expire_pendings():
     """Record the expiry of every pending transfer past its expiry (finance, admin)."""
-    return {"expired": core.expire_pendings(current_session(), current_principal())}
+    return {"expired": core.expire_pendings(current_session(), current_actor())}
 
 
 @blp.route("/batches", methods=["POST"])
@@ -286,10 +286,10 @@ def expire_pendings():
 def post_batch(body):
     """Post up to 10,000 transactions at once, all or nothing."""
     session = current_session()
-    batch_id, ids = core.post_batch(session, current_principal(),
+    batch_id, ids = core.post_batch(session, current_actor(),
                                         [_spec(t) for t in body["transactions"]],
                                         memo=body.get("memo"))
-    batch, _ = core.get_batch(session, current_principal(), batch_id)
+    batch, _ = core.get_batch(session, current_actor(), batch_id)
     return ({**_batch(batch), "transaction_ids": ids}, 201,
             {"Location": f"/ledger/batches/{batch_id}"})
 
@@ -305,7 +305,7 @@ def _batch(batch: Any) -> dict:
 @errors(404)
 def get_batch(batch_id):
     """A batch and the ids of its transactions."""
-    batch, ids = core.get_batch(current_session(), current_principal(), batch_id)
+    batch, ids = core.get_batch(current_session(), current_actor(), batch_id)
     return {**_batch(batch), "transaction_ids": ids}
 
 
@@ -317,7 +317,7 @@ def get_batch(batch_id):
 @blp.response(200, schemas.PeriodSchema(many=True))
 def list_periods():
     """Months that were ever closed, newest first (every other month is open)."""
-    return core.list_periods(current_session(), current_principal())
+    return core.list_periods(current_session(), current_actor())
 
 
 def _month(text: str):  # type: ignore[no-untyped-def]
@@ -335,7 +335,7 @@ def _month(text: str):  # type: ignore[no-untyped-def]
 @errors(409, 422)
 def close_period(body, month):
     """Close a month (YYYY-MM): postings dated in it are refused until it is reopened."""
-    return core.close_period(current_session(), current_principal(), _month(month),
+    return core.close_period(current_session(), current_actor(), _month(month),
                                  note=body.get("note"))
 
 
@@ -346,7 +346,7 @@ def close_period(body, month):
 @errors(409, 422)
 def reopen_period(body, month):
     """Reopen a closed month (finance, admin; audited)."""
-    return core.reopen_period(current_session(), current_principal(), _month(month),
+    return core.reopen_period(current_session(), current_actor(), _month(month),
                                   note=body.get("note"))
 
 
@@ -362,7 +362,7 @@ def reopen_period(body, month):
 def create_assertion(body):
     """Record the expected balance of an account at the end of a date and check it now (a
     failed assertion is recorded too, with `passed: false`)."""
-    return core.assert_balance(current_session(), current_principal(), body["account"],
+    return core.assert_balance(current_session(), current_actor(), body["account"],
                                    as_of=body["as_of"], expected_balance=body["expected_balance"],
                                    memo=body.get("memo"))
 
@@ -377,7 +377,7 @@ def list_assertions(query):
     page, page_size = query.pop("page"), query.pop("page_size")
     if "account" in query:
         query["account"] = core.account_ref(query["account"])
-    stmt = core.list_assertions(current_session(), current_principal(), **query)
+    stmt = core.list_assertions(current_session(), current_actor(), **query)
     return paginate(current_session(), stmt, page, page_size)
 
 
@@ -388,6 +388,6 @@ def list_assertions(query):
 @errors(404)
 def recheck_assertions(body):
     """Check every recorded assertion again (after back-dated postings, say)."""
-    checked = core.recheck_assertions(current_session(), current_principal(),
+    checked = core.recheck_assertions(current_session(), current_actor(),
                                           account=body.get("account"))
     return {"checked": len(checked), "failed": [a for a in checked if not a.passed]}
