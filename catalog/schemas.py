@@ -315,9 +315,6 @@ class ExportQuerySchema(ProductFilterSchema):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
 
 
-_FINITE = {"allow_nan": False}
-
-
 class _ProductWriteSchema(StrictSchema):
     external_code = fields.String(allow_none=True, validate=validate.Length(max=60))
     name_zh = fields.String(validate=validate.Length(min=1, max=200))
@@ -327,11 +324,11 @@ class _ProductWriteSchema(StrictSchema):
     region_code = fields.String(validate=REGION_CODE)
     holder_party_id = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX))
     rights_type = fields.String(validate=validate.OneOf(RIGHTS_TYPES))
-    area_ha = fields.Float(allow_none=True, **_FINITE)
-    latitude = fields.Float(allow_none=True, **_FINITE)
-    longitude = fields.Float(allow_none=True, **_FINITE)
+    area_ha = fields.Float(allow_none=True, allow_nan=False)
+    latitude = fields.Float(allow_none=True, allow_nan=False)
+    longitude = fields.Float(allow_none=True, allow_nan=False)
     grid_cell_id = fields.String(allow_none=True, validate=validate.Length(max=40))
-    quantity = fields.Float(allow_none=True, **_FINITE)
+    quantity = fields.Float(allow_none=True, allow_nan=False)
     quantity_unit = fields.String(allow_none=True, validate=validate.Length(max=20))
     quality_grade = fields.String(allow_none=True, validate=validate.Length(max=40))
     development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))

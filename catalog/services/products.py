@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -329,11 +329,15 @@ def order_by(sort: str | None) -> list[Any]:
     return [*clauses, Product.id]
 
 
-def filter_products(stmt: sa.Select, *, county_code: str | None = None,
+#: the statement `filter_products` narrows keeps its row type (an export unpacks its columns)
+_Select = TypeVar("_Select", bound=sa.Select)
+
+
+def filter_products(stmt: _Select, *, county_code: str | None = None,
                     region_code: str | None = None, category: str | None = None,
                     type_code: Iterable[str] | None = None, status: Iterable[str] | None = None,
                     holder_party_id: int | None = None, development_status: str | None = None,
-                    q: str | None = None, **_: Any) -> sa.Select:
+                    q: str | None = None, **_: Any) -> _Select:
     if county_code:
         stmt = stmt.where(Product.county_code == county_code)
     if region_code:

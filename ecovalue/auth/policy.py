@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import QueryableAttribute
 
 from ecovalue.errors import Forbidden, Unauthorized
 
@@ -161,6 +162,10 @@ def authorize(
     return actor
 
 
+#: a query's column as `RowFilter.condition` takes it: a Core column or a model attribute
+_Column = sa.ColumnElement[Any] | QueryableAttribute[Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class RowFilter:
     """The rows of an action that a caller reaches: every row, one county's, one party's, or
@@ -176,8 +181,8 @@ class RowFilter:
     def nothing(self) -> bool:
         return not self.everything and self.county is None and self.party is None
 
-    def condition(self, *, county: sa.ColumnElement[Any] | None = None,
-                  party: sa.ColumnElement[Any] | None = None) -> sa.ColumnElement[bool]:
+    def condition(self, *, county: _Column | None = None,
+                  party: _Column | None = None) -> sa.ColumnElement[bool]:
         """The SQL condition on a query's rows that this filter lets through: `county` is the
         rows' region-code column (codes below a county start with its code), `party` their
         party-id column. A scope without its column lets nothing through, as does `nothing`."""

@@ -7,6 +7,8 @@ being coerced or truncated by a generic field.
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from ecovalue.api import PageQuerySchema
@@ -29,8 +31,8 @@ class Str(ma.fields.String):
 class RawInteger(ma.fields.Raw):
     """Documented as an integer; validated by the service (never coerced)."""
 
-    def __init__(self, *, minimum: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
-        doc = dict(_I64)
+    def __init__(self, *, minimum: int | None = None, **kwargs: Any) -> None:
+        doc: dict[str, Any] = dict(_I64)
         doc["maximum"] = MAX_AMOUNT
         doc["minimum"] = minimum if minimum is not None else -MAX_AMOUNT - 1
         metadata = {**kwargs.pop("metadata", {}), **doc}
