@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -297,8 +298,9 @@ def check_products(table: Table) -> tuple[pd.DataFrame, list[dict]]:
     outside = both & ~(lat.between(b["lat_min"], b["lat_max"])
                        & lon.between(b["lon_min"], b["lon_max"]))
     for row in outside.index[outside.to_numpy()]:  # few: the message is per row
-        errors.add([row], "latitude", vocabulary.location_error(float(lat[row]),
-                                                                float(lon[row])))
+        message = vocabulary.location_error(float(lat[row]), float(lon[row]))
+        assert message is not None  # the row is outside the bounds
+        errors.add([row], "latitude", message)
 
     grid = column(f, "grid_cell_id")
     errors.mask((grid != "") & ~grid.str.fullmatch(r"[A-Za-z0-9_.:-]{1,40}"), "grid_cell_id",
@@ -342,7 +344,7 @@ def check_products(table: Table) -> tuple[pd.DataFrame, list[dict]]:
     complete = key.notna().all(axis=1) & (name != "")
     duplicated = key[complete].duplicated(keep="first")
     if duplicated.any():
-        first_row = {}
+        first_row: dict[tuple[Any, ...], Any] = {}
         for row, values in key[complete].iterrows():
             first_row.setdefault(tuple(values), row)
         for row in duplicated.index[duplicated.to_numpy()]:

@@ -190,8 +190,9 @@ def handle_http_exception(exc: HTTPException) -> Response:
         )
     detail = data.get("message") or exc.description or exc.name
     headers = dict(data.get("headers") or {})
-    if status == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods)
+    valid_methods = getattr(exc, "valid_methods", None)  # MethodNotAllowed's
+    if status == 405 and valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)
     if status == 413:
         detail = "the request body is larger than this service accepts"
     return problem_response(status, _http_code(exc), exc.name, detail, headers=headers)

@@ -33,7 +33,7 @@ import itertools
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -171,7 +171,7 @@ def xlsx_rows(data: bytes, sheet_names: Sequence[str] = (),
 
 
 def _xlsx_iter(data: bytes, sheet_names: Sequence[str],
-               max_rows: int | None) -> Iterator[tuple[Any, ...]]:
+               max_rows: int | None) -> Generator[tuple[Any, ...], None, None]:
     from openpyxl import load_workbook
 
     try:
@@ -206,6 +206,7 @@ def read_spreadsheet(data: bytes, aliases: Mapping[str, Iterable[str]], *,
     kind = detect_format(data)
     lookup = header_lookup(aliases)
     needed = list(required)
+    head: Sequence[Sequence[Any]]  # the first rows: tuples of cells, or lists of CSV fields
     if kind == "xlsx":
         rows = _xlsx_iter(data, sheet_names, None)
         try:
@@ -269,7 +270,7 @@ def _csv_head(text: str) -> tuple[list[list[str]], list[int], str]:
     return head, ends, delimiter
 
 
-def _find_header(head: list[Sequence[Any]], lookup: Mapping[str, str],
+def _find_header(head: Sequence[Sequence[Any]], lookup: Mapping[str, str],
                  required: list[str]) -> int:
     """Index of the header among the first rows: the first naming every required field, else
     the one naming the most fields (the first non-blank row when none names any)."""

@@ -23,7 +23,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -66,10 +66,16 @@ class Formula:
         return tuple(sorted(n[:-2] for n in _names(self.tree) if n.endswith("[]")))
 
 
+
+def _item_key(node: ast.Subscript) -> str:
+    """`name[]` for `name[item]`: `parse` admits only a plain name before the brackets."""
+    return cast(ast.Name, node.value).id + "[]"
+
+
 def _names(node: ast.AST) -> set[str]:
     """Names a formula refers to; `name[item]` is reported as `name[]`."""
     if isinstance(node, ast.Subscript):
-        return {node.value.id + "[]"}  # type: ignore[attr-defined]
+        return {_item_key(node)}
     if isinstance(node, ast.Name):
         return {node.id}
     found: set[str] = set()
@@ -167,11 +173,11 @@ def evaluate(formula: Formula, resolve: Resolver) -> Any:
             value = walk(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(cast(float, node.value))  # `parse` admits numbers only
         if isinstance(node, ast.Name):
             return resolve(node.id)
         if isinstance(node, ast.Subscript):
-            return resolve(node.value.id + "[]")  # type: ignore[attr-defined]
+            return resolve(_item_key(node))
         raise FormulaError(f"unexpected {type(node).__name__}")  # pragma: no cover - checked
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -199,7 +205,8 @@ def dimension_of(formula: Formula, dimensions: Mapping[str, Dimension]) -> Dimen
             return walk(node.operand)
         if isinstance(node, ast.Constant):
             return ()
-        key = (node.value.id + "[]") if isinstance(node, ast.Subscript) else node.id  # type: ignore[attr-defined]
+        # what is left is a name: `parse` admits no other node
+        key = _item_key(node) if isinstance(node, ast.Subscript) else cast(ast.Name, node).id
         if key not in dimensions:
             raise FormulaError(f"the unit of {key.replace('[]', '[item]')!r} is not declared")
         return dimensions[key]

@@ -320,9 +320,12 @@ def value_quantities(
                 values = {}
                 for attribute in ("value_current", "value_constant", "value_reference"):
                     scalars = {k: getattr(v, attribute) for k, v in resolved.items()}
-                    values[attribute] = np.broadcast_to(expressions.evaluate(
-                        formula, lambda name, s=scalars: q if name == expressions.QUANTITY
-                        else s[name]), (n,)).astype("float64")
+
+                    def lookup(name: str, s: dict[str, Any] = scalars) -> Any:
+                        return q if name == expressions.QUANTITY else s[name]
+
+                    values[attribute] = np.broadcast_to(expressions.evaluate(formula, lookup),
+                                                        (n,)).astype("float64")
                 if not all(np.isfinite(v).all() for v in values.values()):
                     missing_terms.append((term.name, "the formula gives a non-finite value "
                                           "(a parameter of 0 in a denominator?)"))

@@ -137,7 +137,7 @@ def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -
         return []
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        (last,) = fetch_one(session, _APPEND, (
+        (last,) = fetch_one(session, _APPEND, (  # type: ignore[misc]  # RETURNING: one row
             _ADVISORY_LOCK_KEY, now, actor.label, request_id, json.dumps(events)))
         return list(range(last - len(events) + 1, last + 1))
     head = connection.execute(_HEAD).first()

@@ -94,7 +94,7 @@ def load_views(session: Session, ids: Sequence[int], *,
         if r.phase == "pending":
             if resolution is not None:
                 status = RESOLUTION_STATUS[resolution.phase]
-            elif tx_id in holds and holds[tx_id] is not None and holds[tx_id] <= now:
+            elif (expires_at := holds.get(tx_id)) is not None and expires_at <= now:
                 status = "expired"
             else:
                 status = "pending"
