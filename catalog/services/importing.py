@@ -235,9 +235,9 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
             resolved[(text, county)] = f"party {party_id} is deactivated"
         else:
             resolved[(text, county)] = party_id if party_id is not None else problem
-    values = [resolved.get((h, c), None) if h != "" else None
-              for h, c in zip(holders, counties)]
-    result = pd.Series(values, index=holders.index, dtype=object)
+    per_row = [resolved.get((h, c), None) if h != "" else None
+               for h, c in zip(holders, counties)]
+    result = pd.Series(per_row, index=holders.index, dtype=object)
     problems = result.map(lambda v: isinstance(v, str))
     errors.mask_values(problems, result, "holder", "{}")
     return result.where(~problems, None)
@@ -314,7 +314,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
                              .where(Product.region_code.in_(chunk)), region_codes):
         existing[(record.region_code, record.type_code, record.name_zh)] = dict(record._mapping)
     codes = rows[["county_code", "external_code"]].dropna()
-    taken: dict[tuple, dict] = {}
+    taken: dict[tuple, Any] = {}  # (county, external code) -> the owning product's row
     for record in _select_in(session, lambda chunk: sa.select(
             Product.id, Product.county_code, Product.external_code, Product.region_code,
             Product.type_code, Product.name_zh).where(

@@ -23,7 +23,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -72,7 +72,8 @@ def run(session: Session, statement: sa.Executable, params: Any = None) -> sa.Cu
 
 # --- statements, built once ------------------------------------------------------------------
 
-_IDS, _CODES = sa.bindparam("ids", expanding=True), sa.bindparam("codes", expanding=True)
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_CODES: sa.BindParameter[Any] = sa.bindparam("codes", expanding=True)
 _ACCOUNT_MATCH = sa.or_(ACCOUNTS.c.id.in_(_IDS), ACCOUNTS.c.code.in_(_CODES))
 _ACCOUNT_COLUMNS = (ACCOUNTS.c.id, ACCOUNTS.c.code, ACCOUNTS.c.party_id, ACCOUNTS.c.kind,
                     ACCOUNTS.c.no_overdraft, ACCOUNTS.c.asset_id, ASSETS.c.code)
@@ -95,7 +96,8 @@ _EXPIRED_HOLDS_WHERE = (
                       POSTINGS.c.account_id.in_(_GUARDED_DEBITED)))
 _CLOSED_WHERE = (PERIODS.c.status == "closed",
                  PERIODS.c.month.in_(sa.bindparam("months", expanding=True)))
-_AGGREGATE = {"postgresql": sa.func.array_agg, "sqlite": sa.func.json_group_array}
+_AGGREGATE: dict[str, Callable[..., sa.FunctionElement[Any]]] = {
+    "postgresql": sa.func.array_agg, "sqlite": sa.func.json_group_array}
 
 
 def _closed_months(dialect: str) -> sa.ScalarSelect:
@@ -240,7 +242,7 @@ def look_up(session: Session, refs: Iterable[int | str], debited: Iterable[int |
 def find_by_key(session: Session, scope: str, key: str) -> Found | None:
     """What is stored under an idempotency key of `scope`, or None if it is free."""
     tx_id, request_hash, claimed = run(session, _FIND_BY_KEY,
-                                       {"scope": scope, "key": key}).one()
+                                       {"scope": scope, "key": key}).tuples().one()
     if tx_id is None and not claimed:
         return None
     return tx_id, request_hash
@@ -275,7 +277,7 @@ def pending_legs(session: Session, tx_ids: Iterable[int]) -> dict[int, list[Stor
     out: dict[int, list[StoredLeg]] = defaultdict(list)
     ids = list(tx_ids)
     if ids:
-        for tx_id, account_id, direction, amount in run(session, _LEGS, {"ids": ids}):
+        for tx_id, account_id, direction, amount in run(session, _LEGS, {"ids": ids}).tuples():
             out[tx_id].append((account_id, direction, amount))
     return dict(out)
 
@@ -287,7 +289,7 @@ def expired_holds_on(session: Session, account_ids: Iterable[int],
     ids = list(set(account_ids))
     if not ids:
         return {}
-    found = run(session, _EXPIRED_HOLDS_ON, {"now": now, "account_ids": ids}).scalars().all()
+    found: Sequence[int] = run(session, _EXPIRED_HOLDS_ON, {"now": now, "account_ids": ids}).scalars().all()
     return pending_legs(session, found)
 
 
@@ -402,7 +404,7 @@ def daily_changes(session: Session, account_id: int, since: dt.date
         sa.select(POSTINGS.c.effective_date, sa.func.sum(SIGNED)).where(
             POSTINGS.c.account_id == account_id, POSTINGS.c.pending.is_(False),
             POSTINGS.c.effective_date >= since)
-        .group_by(POSTINGS.c.effective_date).order_by(POSTINGS.c.effective_date)).all()
+        .group_by(POSTINGS.c.effective_date).order_by(POSTINGS.c.effective_date)).tuples().all()
     return int(opening), [(day, int(delta)) for day, delta in daily]
 
 

@@ -477,7 +477,7 @@ def create_from_catalog(session: Session, actor: Principal, *, region_code: str,
                   if tree.is_within(p.region_code, region_code)]
     products = {p.id: p for p in candidates if p.status in statuses}
     warnings: list[str] = []
-    skipped = {}
+    skipped: dict[str, int] = {}
     for product in candidates:
         if product.status not in statuses:
             skipped[product.status] = skipped.get(product.status, 0) + 1
@@ -499,12 +499,14 @@ def create_from_catalog(session: Session, actor: Principal, *, region_code: str,
             problems.append({"field": "catalog", "message": f"{where}: no indicator for "
                              f"product type {product.type_code}"})
             continue
+        assert code is not None  # the definition was found under it
         money = rule["money"] == "true"
         try:
             parsed = parse_unit(unit)
         except UnitError:
             problems.append({"field": "catalog", "message": f"{where}: unknown unit {unit!r}"})
             continue
+        canonical: str | None
         if money:
             if parsed.without_per_year() != MONEY or not definition.money_quantity:
                 problems.append({"field": "catalog", "message": f"{where}: {unit} is not an "
@@ -586,7 +588,7 @@ def annual_flows(session: Session, product_ids: Sequence[int], year: int,
             pick = annual[0]
             chosen[(product_id, metric)] = (pick.value, pick.unit, [pick.id])
             continue
-        months = {}
+        months: dict[int | None, Any] = {}  # period month -> the first-priority record
         for record in sorted(group, key=lambda r: METHOD_PRIORITY.index(r.method)
                              if r.method in METHOD_PRIORITY else len(METHOD_PRIORITY)):
             months.setdefault(record.period_month, record)

@@ -72,11 +72,11 @@ def _balance_rows(session: Session, accounts: Sequence[LedgerAccount],
                                    b.pending_credits, balance - b.pending_debits,
                                    a.no_overdraft))
         return out
-    sums = dict(session.execute(
+    sums: dict[int, int] = dict(session.execute(
         sa.select(LedgerPosting.account_id, sa.func.sum(SIGNED))
         .where(LedgerPosting.account_id.in_(ids), LedgerPosting.pending.is_(False),
                LedgerPosting.effective_date <= as_of)
-        .group_by(LedgerPosting.account_id)).all())
+        .group_by(LedgerPosting.account_id)).tuples().all())
     for a in accounts:
         out.append(BalanceView(a.id, a.code, a.party_id, a.kind, assets[a.asset_id].code,
                                assets[a.asset_id].unit, as_of, int(sums.get(a.id) or 0), None,
@@ -162,7 +162,7 @@ def statement(session: Session, actor: Principal, ref: int | str, *,
         .where(LedgerPosting.account_id == account.id, LedgerPosting.pending.is_(False),
                LedgerPosting.effective_date >= date_from, LedgerPosting.effective_date <= date_to)
         .order_by(LedgerPosting.effective_date, LedgerPosting.transaction_id, LedgerPosting.id)
-        .limit(MAX_STATEMENT_LINES + 1)).all()
+        .limit(MAX_STATEMENT_LINES + 1)).tuples().all()
     if len(rows) > MAX_STATEMENT_LINES:
         raise ValidationFailed(f"more than {MAX_STATEMENT_LINES} lines: ask for a shorter range",
                                errors=[{"location": "query", "field": "date_from",
@@ -296,7 +296,7 @@ def verify(session: Session, actor: Principal) -> list[str]:
     for asset_id, total in session.execute(
             sa.select(p.c.asset_id, sa.func.sum(sa.case((p.c.direction == "credit", p.c.amount),
                                                         else_=-p.c.amount)))
-            .where(p.c.pending.is_(False)).group_by(p.c.asset_id)):
+            .where(p.c.pending.is_(False)).group_by(p.c.asset_id)).tuples():
         if int(total) != 0:
             problems.append(f"asset {asset_id}: posted balances sum to {total}, not 0")
     for tx_id, asset_id, total in session.execute(
@@ -305,10 +305,10 @@ def verify(session: Session, actor: Principal) -> list[str]:
                                           else_=-p.c.amount)))
             .group_by(p.c.transaction_id, p.c.asset_id)
             .having(sa.func.sum(sa.case((p.c.direction == "credit", p.c.amount),
-                                        else_=-p.c.amount)) != 0)):
+                                        else_=-p.c.amount)) != 0)).tuples():
         problems.append(f"transaction {tx_id}: asset {asset_id} unbalanced by {total}")
     resolution = TX.alias("resolution")
-    open_pendings = set(session.scalars(sa.select(TX.c.id).where(
+    open_pendings: set[int] = set(session.scalars(sa.select(TX.c.id).where(
         TX.c.phase == "pending", ~sa.exists().where(resolution.c.pending_id == TX.c.id))))
     holds = set(session.scalars(held))
     if open_pendings != holds:
@@ -326,15 +326,15 @@ def _audit_mismatches(session: Session) -> list[str]:
     for tx_id, code, asset, direction, amount in session.execute(
             sa.select(POSTINGS.c.transaction_id, a.c.code, s_.c.code, POSTINGS.c.direction,
                       POSTINGS.c.amount).join(a, a.c.id == POSTINGS.c.account_id)
-            .join(s_, s_.c.id == POSTINGS.c.asset_id).order_by(POSTINGS.c.id)):
+            .join(s_, s_.c.id == POSTINGS.c.asset_id).order_by(POSTINGS.c.id)).tuples():
         legs[tx_id].append([code, asset, direction, int(amount)])
     recorded = {int(entity_id): (after or {}).get("postings") for entity_id, after in
                 session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
                     AuditEvent.entity_type == "ledger_transaction",
-                    AuditEvent.action.in_(_POSTING_ACTIONS)))}
+                    AuditEvent.action.in_(_POSTING_ACTIONS))).tuples()}
     batches = {int(entity_id): (after or {}).get("content_sha256") for entity_id, after in
                session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
-                   AuditEvent.action == "ledger.batch.post"))}
+                   AuditEvent.action == "ledger.batch.post")).tuples()}
     problems = []
     batch_rows: dict[int, list[tuple]] = defaultdict(list)
     for tx in session.execute(sa.select(TX.c.id, TX.c.type, TX.c.phase, TX.c.effective_date,

@@ -259,7 +259,7 @@ def get_batch(session: Session, actor: Principal, batch_id: int) -> tuple[Ledger
     batch = session.get(LedgerBatch, batch_id) if valid_id(batch_id) else None
     if batch is None:
         raise errors.TransactionNotFound(f"no batch {batch_id}")
-    ids = session.scalars(sa.select(TX.c.id).where(TX.c.batch_id == batch_id)
+    ids: Sequence[int] = session.scalars(sa.select(TX.c.id).where(TX.c.batch_id == batch_id)
                           .order_by(TX.c.id)).all()
     return batch, list(ids)
 
