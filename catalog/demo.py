@@ -12,6 +12,8 @@ accounts: valid check characters, not real registrations) and every household na
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -41,7 +43,7 @@ REGIONS = [
 
 #: key -> party values (credit codes and ID-card numbers have valid check characters but are
 #: DEMO values, not real registrations)
-PARTIES = {
+PARTIES: dict[str, dict[str, Any]] = {
     "wangmo_bureau": {"kind": "government", "name_zh": "望谟县自然资源局",
                       "name_en": "Wangmo County Natural Resources Bureau (DEMO)",
                       "region_code": "522326"},
@@ -89,7 +91,8 @@ PARTIES = {
 }
 
 #: (key, holder, values, final status, {metric: (unit, [value per year in YEARS])})
-PRODUCTS = [
+#: (key, holder key, fields, status, monitoring series: metric -> (unit, values by year))
+PRODUCTS: list[tuple[str, str, dict[str, Any], str, dict[str, Any]]] = [
     ("dalang_carbon", "dalang", {
         "name_zh": "打狼村单株碳汇林", "name_en": "Dalang single-tree carbon forest (DEMO)",
         "type_code": "forest_carbon_sink", "region_code": "522326104201",

@@ -152,6 +152,7 @@ def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
             created = quantities.create_from_grid_file(
                 session, actor, region_code=region_code, year=year, filename=path.name,
                 data=path.read_bytes())
+            assert created.grid is not None  # a grid file's set records its grid
             click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
                        f"{created.grid['cells']} cells of {path.name}")
             ids.append(created.id)
@@ -235,6 +236,7 @@ def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple
         created = quantities.create_from_grid_file(
             session, operator(), region_code=region_code, year=year, filename=path.name,
             data=data, indicators=list(indicator_codes) or None, options=options)
+        assert created.grid is not None  # a grid file's set records its grid
         click.echo(f"quantity set {created.id}: {created.row_count} aggregates from "
                    f"{created.grid['cells']} cells (sha256 "
                    f"{hashlib.sha256(data).hexdigest()[:12]}…)")

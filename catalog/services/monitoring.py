@@ -135,6 +135,7 @@ def update_record(session: Session, actor: Principal, record_id: int,
     are its identity: record another one instead)."""
     record = _load_record(session, actor, record_id)
     product = fetch(session, Product, record.product_id)
+    assert product is not None  # the record's foreign key
     if product.status == "retired":
         raise ProductLocked(f"product {product.id} is retired; its records are kept as they are")
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
@@ -231,6 +232,7 @@ def county_series(session: Session, actor: Principal, *, county_code: str, metri
         errors.append({"field": "county", "message": f"unknown county {county_code}"})
     if errors:
         raise ValidationFailed("cannot build this series", errors=errors)
+    assert metric_def is not None  # an unknown metric is refused above
     reference_unit = (vocabulary.metric_unit(metric, type_code) if type_code
                       else metric_def.unit)
     stmt = (sa.select(MonitoringRecord.product_id, MonitoringRecord.period_year,

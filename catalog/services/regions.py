@@ -6,6 +6,7 @@ import csv
 import dataclasses
 from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -84,7 +85,7 @@ def region_tree(session: Session, root_code: str) -> dict:
         sa.select(Region).where(Region.code.startswith(prefix, autoescape=True))
         .order_by(Region.code)
     ).all()
-    nodes = {r.code: {"region": r, "children": []} for r in rows}
+    nodes: dict[str, dict[str, Any]] = {r.code: {"region": r, "children": []} for r in rows}
     for r in rows:
         if r.code != root.code and r.parent_code in nodes:
             nodes[r.parent_code]["children"].append(nodes[r.code])

@@ -384,6 +384,7 @@ def reproduce_run(session: Session, actor: Principal | None, run_id: int) -> dic
     contexts = [RegionContext(c["region_code"], c["level"], c["gdp_yuan"], c["area_km2"],
                               c["population"]) for c in run.context]
     region = session.get(Region, run.region_code)
+    assert region is not None  # the run's foreign key
     inputs = _gather(session, region=region, year=run.year, base_year=run.base_year,
                      options=RunOptions.from_dict(run.options), contexts=contexts,
                      sets=run.quantity_sets, book=run.price_book, definitions=definitions,
