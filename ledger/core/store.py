@@ -241,8 +241,8 @@ def look_up(session: Session, refs: Iterable[int | str], debited: Iterable[int |
 
 def find_by_key(session: Session, scope: str, key: str) -> Found | None:
     """What is stored under an idempotency key of `scope`, or None if it is free."""
-    tx_id, request_hash, claimed = run(session, _FIND_BY_KEY,
-                                       {"scope": scope, "key": key}).tuples().one()
+    row: Sequence[Any] = run(session, _FIND_BY_KEY, {"scope": scope, "key": key}).one()
+    tx_id, request_hash, claimed = row
     if tx_id is None and not claimed:
         return None
     return tx_id, request_hash
@@ -277,7 +277,8 @@ def pending_legs(session: Session, tx_ids: Iterable[int]) -> dict[int, list[Stor
     out: dict[int, list[StoredLeg]] = defaultdict(list)
     ids = list(tx_ids)
     if ids:
-        for tx_id, account_id, direction, amount in run(session, _LEGS, {"ids": ids}).tuples():
+        legs: Iterable[Sequence[Any]] = run(session, _LEGS, {"ids": ids})
+        for tx_id, account_id, direction, amount in legs:
             out[tx_id].append((account_id, direction, amount))
     return dict(out)
 
@@ -289,7 +290,8 @@ def expired_holds_on(session: Session, account_ids: Iterable[int],
     ids = list(set(account_ids))
     if not ids:
         return {}
-    found: Sequence[int] = run(session, _EXPIRED_HOLDS_ON, {"now": now, "account_ids": ids}).scalars().all()
+    found: Sequence[int] = run(session, _EXPIRED_HOLDS_ON,
+                               {"now": now, "account_ids": ids}).scalars().all()
     return pending_legs(session, found)
 
 
@@ -400,11 +402,11 @@ def daily_changes(session: Session, account_id: int, since: dt.date
     opening = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(SIGNED), 0)).where(
         POSTINGS.c.account_id == account_id, POSTINGS.c.pending.is_(False),
         POSTINGS.c.effective_date < since)) or 0
-    daily = session.execute(
+    daily: Sequence[Sequence[Any]] = session.execute(
         sa.select(POSTINGS.c.effective_date, sa.func.sum(SIGNED)).where(
             POSTINGS.c.account_id == account_id, POSTINGS.c.pending.is_(False),
             POSTINGS.c.effective_date >= since)
-        .group_by(POSTINGS.c.effective_date).order_by(POSTINGS.c.effective_date)).tuples().all()
+        .group_by(POSTINGS.c.effective_date).order_by(POSTINGS.c.effective_date)).all()
     return int(opening), [(day, int(delta)) for day, delta in daily]
 
 

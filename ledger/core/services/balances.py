@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from ecovalue.audit.models import AuditEvent
 from ecovalue.auth.policy import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
-from ledger.core import errors
+from ledger.core import errors, rules
 from ledger.core.amounts import signed_problem
 from ledger.core.calendar import local_date, month_of
 from ledger.core.models import (
@@ -31,7 +32,6 @@ from ledger.core.models import (
     LedgerPendingHold,
     LedgerPosting,
 )
-from ledger.core import rules
 from ledger.core.rules import valid_id
 from ledger.core.services.accounts import authorize_read, find_account, get_account
 from ledger.core.store import POSTINGS, SIGNED, TX
@@ -76,7 +76,7 @@ def _balance_rows(session: Session, accounts: Sequence[LedgerAccount],
         sa.select(LedgerPosting.account_id, sa.func.sum(SIGNED))
         .where(LedgerPosting.account_id.in_(ids), LedgerPosting.pending.is_(False),
                LedgerPosting.effective_date <= as_of)
-        .group_by(LedgerPosting.account_id)).tuples().all())
+        .group_by(LedgerPosting.account_id)).all())
     for a in accounts:
         out.append(BalanceView(a.id, a.code, a.party_id, a.kind, assets[a.asset_id].code,
                                assets[a.asset_id].unit, as_of, int(sums.get(a.id) or 0), None,
@@ -155,14 +155,14 @@ def statement(session: Session, actor: Principal, ref: int | str, *,
     opening = int(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(SIGNED), 0)).where(
         LedgerPosting.account_id == account.id, LedgerPosting.pending.is_(False),
         LedgerPosting.effective_date < date_from)) or 0)
-    rows = session.execute(
+    rows: Sequence[Sequence[Any]] = session.execute(
         sa.select(LedgerPosting.effective_date, LedgerPosting.transaction_id, TX.c.type,
                   TX.c.memo, LedgerPosting.direction, LedgerPosting.amount)
         .join(TX, TX.c.id == LedgerPosting.transaction_id)
         .where(LedgerPosting.account_id == account.id, LedgerPosting.pending.is_(False),
                LedgerPosting.effective_date >= date_from, LedgerPosting.effective_date <= date_to)
         .order_by(LedgerPosting.effective_date, LedgerPosting.transaction_id, LedgerPosting.id)
-        .limit(MAX_STATEMENT_LINES + 1)).tuples().all()
+        .limit(MAX_STATEMENT_LINES + 1)).all()
     if len(rows) > MAX_STATEMENT_LINES:
         raise ValidationFailed(f"more than {MAX_STATEMENT_LINES} lines: ask for a shorter range",
                                errors=[{"location": "query", "field": "date_from",
@@ -203,8 +203,9 @@ def assert_balance(session: Session, actor: Principal, ref: int | str, *, as_of:
         raise errors.InvalidAmount(f"expected_balance {problem}", errors=[
             {"location": "json", "field": "expected_balance", "message": problem}])
     if as_of > local_date(now):
-        raise errors.EffectiveDateInFuture("a balance can only be asserted for a past date", errors=[
-            {"location": "json", "field": "as_of", "message": "must not be in the future"}])
+        raise errors.EffectiveDateInFuture(
+            "a balance can only be asserted for a past date",
+            errors=[{"location": "json", "field": "as_of", "message": "must not be in the future"}])
     account = find_account(session, ref)
     actual = _posted_as_of(session, account.id, as_of)
     assertion = LedgerBalanceAssertion(
@@ -293,19 +294,21 @@ def verify(session: Session, actor: Principal) -> list[str]:
         if account.no_overdraft and b.posted_credits - b.posted_debits - b.pending_debits < 0:
             problems.append(f"account {account.code}: guarded but available "
                             f"{b.posted_credits - b.posted_debits - b.pending_debits}")
-    for asset_id, total in session.execute(
+    asset_totals: Iterable[Sequence[Any]] = session.execute(
             sa.select(p.c.asset_id, sa.func.sum(sa.case((p.c.direction == "credit", p.c.amount),
                                                         else_=-p.c.amount)))
-            .where(p.c.pending.is_(False)).group_by(p.c.asset_id)).tuples():
+            .where(p.c.pending.is_(False)).group_by(p.c.asset_id))
+    for asset_id, total in asset_totals:
         if int(total) != 0:
             problems.append(f"asset {asset_id}: posted balances sum to {total}, not 0")
-    for tx_id, asset_id, total in session.execute(
+    unbalanced: Iterable[Sequence[Any]] = session.execute(
             sa.select(p.c.transaction_id, p.c.asset_id,
                       sa.func.sum(sa.case((p.c.direction == "credit", p.c.amount),
                                           else_=-p.c.amount)))
             .group_by(p.c.transaction_id, p.c.asset_id)
             .having(sa.func.sum(sa.case((p.c.direction == "credit", p.c.amount),
-                                        else_=-p.c.amount)) != 0)).tuples():
+                                        else_=-p.c.amount)) != 0))
+    for tx_id, asset_id, total in unbalanced:
         problems.append(f"transaction {tx_id}: asset {asset_id} unbalanced by {total}")
     resolution = TX.alias("resolution")
     open_pendings: set[int] = set(session.scalars(sa.select(TX.c.id).where(
@@ -323,18 +326,23 @@ def _audit_mismatches(session: Session) -> list[str]:
     SHA-256 of all its transactions and postings (`rules.batch_digest`)."""
     a, s_ = LedgerAccount.__table__, LedgerAsset.__table__
     legs: dict[int, list[list]] = defaultdict(list)
-    for tx_id, code, asset, direction, amount in session.execute(
+    stored: Iterable[Sequence[Any]] = session.execute(
             sa.select(POSTINGS.c.transaction_id, a.c.code, s_.c.code, POSTINGS.c.direction,
                       POSTINGS.c.amount).join(a, a.c.id == POSTINGS.c.account_id)
-            .join(s_, s_.c.id == POSTINGS.c.asset_id).order_by(POSTINGS.c.id)).tuples():
+            .join(s_, s_.c.id == POSTINGS.c.asset_id).order_by(POSTINGS.c.id))
+    for tx_id, code, asset, direction, amount in stored:
         legs[tx_id].append([code, asset, direction, int(amount)])
-    recorded = {int(entity_id): (after or {}).get("postings") for entity_id, after in
-                session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
-                    AuditEvent.entity_type == "ledger_transaction",
-                    AuditEvent.action.in_(_POSTING_ACTIONS))).tuples()}
-    batches = {int(entity_id): (after or {}).get("content_sha256") for entity_id, after in
-               session.execute(sa.select(AuditEvent.entity_id, AuditEvent.after).where(
-                   AuditEvent.action == "ledger.batch.post")).tuples()}
+    posting_events: Iterable[Sequence[Any]] = session.execute(
+        sa.select(AuditEvent.entity_id, AuditEvent.after).where(
+            AuditEvent.entity_type == "ledger_transaction",
+            AuditEvent.action.in_(_POSTING_ACTIONS)))
+    recorded = {int(entity_id): (after or {}).get("postings")
+                for entity_id, after in posting_events}
+    batch_events: Iterable[Sequence[Any]] = session.execute(
+        sa.select(AuditEvent.entity_id, AuditEvent.after).where(
+            AuditEvent.action == "ledger.batch.post"))
+    batches = {int(entity_id): (after or {}).get("content_sha256")
+               for entity_id, after in batch_events}
     problems = []
     batch_rows: dict[int, list[tuple]] = defaultdict(list)
     for tx in session.execute(sa.select(TX.c.id, TX.c.type, TX.c.phase, TX.c.effective_date,

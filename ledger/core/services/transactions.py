@@ -113,8 +113,8 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
         return replayed
     original = _original(session, tx_id)
     if original.reverses_id is not None:
-        raise errors.NotReversible(f"transaction {tx_id} is itself a reversal; post a new transaction "
-                              "instead of reversing a reversal")
+        raise errors.NotReversible(f"transaction {tx_id} is itself a reversal; post a new "
+                                   "transaction instead of reversing a reversal")
     if original.phase == "pending":
         raise errors.NotReversible(f"transaction {tx_id} is a pending transfer: void it instead")
     if original.phase in ("void_pending", "expire_pending"):
@@ -170,7 +170,8 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
             resolved_by_id=resolution.id if resolution else None)
     expires_at = hold[0]
     if expires_at is not None and expires_at <= now:
-        raise errors.PendingExpired(f"pending transfer {tx_id} expired at {expires_at.isoformat()}; "
+        raise errors.PendingExpired(f"pending transfer {tx_id} expired at "
+                                    f"{expires_at.isoformat()}; "
                                "its reservation is released and it can no longer be "
                                f"{'posted' if op == 'post' else 'voided'}")
     pending_legs = _legs_of(session, tx_id)
@@ -236,8 +237,9 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
         raise errors.InvalidTransaction("a batch needs at least one transaction", errors=[
             {"location": "json", "field": "transactions", "message": "empty"}])
     if len(specs) > rules.MAX_BATCH:
-        raise errors.InvalidTransaction(f"at most {rules.MAX_BATCH} transactions per batch", errors=[
-            {"location": "json", "field": "transactions", "message": "too many"}])
+        raise errors.InvalidTransaction(
+            f"at most {rules.MAX_BATCH} transactions per batch",
+            errors=[{"location": "json", "field": "transactions", "message": "too many"}])
     if any(s.idempotency_key is not None for s in specs):
         raise errors.InvalidTransaction(
             "transactions of a batch carry no idempotency key of their own: the batch request "
