@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench install clean
+.PHONY: run test lint test-sqlite test-postgres bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ run: $(VENV)/.installed
 	@echo "serving on http://$(HOST):$(PORT)  (visit http://$(HOST):$(PORT)/docs for Swagger UI, /redoc for ReDoc)"
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 'ecovalue.app:create_app()'
 
-## make test: the suite on SQLite, then on a throwaway PostgreSQL 15 that it starts and stops.
-test: test-sqlite test-postgres
+## make test: lint and type checks, then the suite on SQLite, then on a throwaway PostgreSQL 15
+## that it starts and stops.
+test: lint test-sqlite test-postgres
+
+## make lint: ruff (lint and import order) over the repository, mypy over the packages
+## (configured in pyproject.toml).
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-sqlite: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)

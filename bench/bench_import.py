@@ -30,13 +30,13 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog import vocabulary  # noqa: E402
-from catalog.models import Product  # noqa: E402
-from catalog.services import importing, parties, regions  # noqa: E402
-from catalog.services.regions import load_reference_regions  # noqa: E402
-from ecovalue import migrate, protect  # noqa: E402
-from ecovalue.auth import system_principal  # noqa: E402
-from ecovalue.db import Database, utcnow  # noqa: E402
+from catalog import vocabulary
+from catalog.models import Product
+from catalog.services import importing, parties, regions
+from catalog.services.regions import load_reference_regions
+from ecovalue import migrate, protect
+from ecovalue.auth import system_principal
+from ecovalue.db import Database, utcnow
 
 VILLAGES = 100
 HOLDERS = 20

@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from valuation import grid  # noqa: E402
+from valuation import grid
 
 REGIONS = ["522301", "522322", "522323", "522324", "522325", "522326", "522327", "522328"]
 ECOSYSTEMS = ["forest", "shrubland", "grassland", "wetland", "farmland", "urban"]

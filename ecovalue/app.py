@@ -13,7 +13,7 @@ from __future__ import annotations
 import http
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 import flask_smorest
@@ -81,9 +81,9 @@ class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
     #: names that differ between Python versions (3.13 renamed 413 and 422), registered too
-    RESPONSE_ALIASES = {413: ("PAYLOAD_TOO_LARGE", "CONTENT_TOO_LARGE",
-                              "REQUEST_ENTITY_TOO_LARGE"),
-                        422: ("UNPROCESSABLE_ENTITY", "UNPROCESSABLE_CONTENT")}
+    RESPONSE_ALIASES: ClassVar[dict[int, tuple[str, ...]]] = {
+        413: ("PAYLOAD_TOO_LARGE", "CONTENT_TOO_LARGE", "REQUEST_ENTITY_TOO_LARGE"),
+        422: ("UNPROCESSABLE_ENTITY", "UNPROCESSABLE_CONTENT")}
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -43,7 +43,7 @@ def operator() -> Principal:
     """The console operator, recorded in the audit trail as system:<login>."""
     try:
         login = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:  # any failure: no login name in some containers
         login = "operator"
     return system_principal(f"cli:{login}")
 

@@ -176,7 +176,7 @@ def _xlsx_iter(data: bytes, sheet_names: Sequence[str],
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types on corrupt files
+    except Exception as exc:  # any failure: openpyxl raises many types on corrupt files
         raise NotASpreadsheet(f"the XLSX workbook cannot be read ({type(exc).__name__})") \
             from None
     try:

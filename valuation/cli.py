@@ -72,8 +72,8 @@ def print_run(session: Any, run_id: int, unit: str) -> None:
         mark = "" if row.complete else " *"
         click.echo(f"{row.indicator_code:<9} {str(row.name_en)[:34]:<34} {quantity:>18} "
                    f"{str(row.quantity_unit)[:6]:<6} {price:>12} {factor:>7} "
-                   f"{_fmt(getattr(row, 'value_current_元'), unit):>16} "
-                   f"{_fmt(getattr(row, 'value_constant_元'), unit):>16}{mark}")
+                   f"{_fmt(row.value_current_元, unit):>16} "
+                   f"{_fmt(row.value_constant_元, unit):>16}{mark}")
     click.echo("-" * len(header))
     for category, values in run.summary["by_category"].items():
         click.echo(f"{category:<44} {'':>46} {_fmt(values['current'], unit):>16} "

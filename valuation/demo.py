@@ -119,7 +119,7 @@ def load(session: Session, actor: Principal) -> list[str]:
     """Load the demo valuation dataset (idempotent: skipped if the DEMO book exists)."""
     lines = prices.ensure_reference_data(session)
     if session.scalar(sa.select(PriceBook.id).where(PriceBook.version == DEMO_BOOK)):
-        return lines + ["valuation demo already loaded"]
+        return [*lines, "valuation demo already loaded"]
     prices.create_book(session, actor, version=DEMO_BOOK, based_on=prices.DEFAULT_VERSION,
                        title="DEMO price book: default book + DEMO local parameters (2024)",
                        note="DEMO: local parameters are invented for the demonstration")

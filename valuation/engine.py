@@ -178,7 +178,7 @@ def compute(inputs: RunInputs, *, active: Sequence[str] | None = None) -> RunOut
     rows["quantity"] = rows["quantity"].astype("float64")
     rows["money"] = rows["money"].astype(bool)
     net, problems = formulas.apply_territorial_principle(rows[
-        formulas.TERRITORIAL_KEY + ["quantity", "origin"]])
+        [*formulas.TERRITORIAL_KEY, "quantity", "origin"]])
     if problems:
         raise InputProblem("territorial", problems[0]["message"], problems)
     negative = net[(net["quantity"] < 0) & ~net["indicator_code"].map(

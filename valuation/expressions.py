@@ -197,7 +197,8 @@ def dimension_of(formula: Formula, dimensions: Mapping[str, Dimension]) -> Dimen
             if isinstance(node.op, (ast.Add, ast.Sub)):
                 if left != right:
                     raise FormulaError(
-                        f"cannot add or subtract {show_dimension(left)} and {show_dimension(right)} in "
+                        f"cannot add or subtract {show_dimension(left)} and "
+                        f"{show_dimension(right)} in "
                         f"{ast.unparse(node)!r}")
                 return left
             return combine(left, right, 1 if isinstance(node.op, ast.Mult) else -1)

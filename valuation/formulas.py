@@ -273,9 +273,12 @@ def value_quantities(
                            rows: pd.DataFrame = group) -> None:
             for record in rows.itertuples(index=False):
                 unvalued.append({
-                    "indicator_code": code, "item": item, "region_code": record.region_code,
+                    # called within this iteration only: the loop's code, item and unit are its own
+                    "indicator_code": code, "item": item,  # noqa: B023
+                    "region_code": record.region_code,
                     "ecosystem_type": record.ecosystem_type, "term": term,
-                    "quantity": float(record.quantity), "quantity_unit": unit, "reason": reason,
+                    "quantity": float(record.quantity), "reason": reason,
+                    "quantity_unit": unit,  # noqa: B023
                 })
 
         if money:
@@ -322,7 +325,8 @@ def value_quantities(
                     scalars = {k: getattr(v, attribute) for k, v in resolved.items()}
 
                     def lookup(name: str, s: dict[str, Any] = scalars) -> Any:
-                        return q if name == expressions.QUANTITY else s[name]
+                        # evaluated right below, within this iteration
+                        return q if name == expressions.QUANTITY else s[name]  # noqa: B023
 
                     values[attribute] = np.broadcast_to(expressions.evaluate(formula, lookup),
                                                         (n,)).astype("float64")
@@ -335,7 +339,7 @@ def value_quantities(
                 reference += values["value_reference"]
                 any_term = True
                 term_names.append(term.name)
-                for name, adjusted in resolved.items():
+                for adjusted in resolved.values():
                     key = f"{adjusted.parameter}@{adjusted.unit}"
                     used_prices[key] = adjusted.to_dict()
                     param_names.append(key)
@@ -538,7 +542,7 @@ def decompose_change(base: pd.DataFrame, other: pd.DataFrame, *,
         for frame in (base, other):
             money = frame["quantity_unit"] == "yuan"
             frame.loc[money, "quantity"] = frame.loc[money, "value_constant"]
-    columns = COMPARISON_KEY + ["category", "quantity", value]
+    columns = [*COMPARISON_KEY, "category", "quantity", value]
     left = base[columns].rename(columns={"quantity": "quantity_0", value: "value_0",
                                          "category": "category_0"})
     right = other[columns].rename(columns={"quantity": "quantity_1", value: "value_1",
@@ -572,10 +576,9 @@ def decompose_change(base: pd.DataFrame, other: pd.DataFrame, *,
     merged["unit_price_1"] = np.where(both_arr, p1, np.nan)
     merged["status"] = np.where(both_arr, "both", np.where(
         merged["quantity_1"].isna(), "base-only", "other-only"))
-    return merged[COMPARISON_KEY + ["category", "status", "quantity_0", "quantity_1",
-                                    "unit_price_0", "unit_price_1", "value_0", "value_1",
-                                    "change", "quantity_effect", "price_effect", "interaction",
-                                    "composition"]]
+    return merged[[*COMPARISON_KEY, "category", "status", "quantity_0", "quantity_1",
+                   "unit_price_0", "unit_price_1", "value_0", "value_1", "change",
+                   "quantity_effect", "price_effect", "interaction", "composition"]]
 
 
 # --- stand-alone formulas of the method ------------------------------------------------------

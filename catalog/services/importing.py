@@ -235,7 +235,7 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
             resolved[(text, county)] = f"party {party_id} is deactivated"
         else:
             resolved[(text, county)] = party_id if party_id is not None else problem
-    per_row = [resolved.get((h, c), None) if h != "" else None
+    per_row = [resolved.get((h, c)) if h != "" else None
                for h, c in zip(holders, counties)]
     result = pd.Series(per_row, index=holders.index, dtype=object)
     problems = result.map(lambda v: isinstance(v, str))

@@ -83,10 +83,9 @@ def field_errors(values: dict[str, Any]) -> list[dict]:
         err("area_ha", "the area must be positive (leave it empty when unknown)")
     latitude, longitude = values.get("latitude"), values.get("longitude")
     if all(v is None or (isinstance(v, (int, float)) and math.isfinite(v))
-           for v in (latitude, longitude)):
-        if (message := vocabulary.location_error(latitude, longitude)) is not None:
-            err("latitude" if latitude is None or longitude is not None else "longitude",
-                message)
+           for v in (latitude, longitude)) and (
+            message := vocabulary.location_error(latitude, longitude)) is not None:
+        err("latitude" if latitude is None or longitude is not None else "longitude", message)
     grid = values.get("grid_cell_id")
     if grid is not None and not _GRID_RE.match(str(grid)):
         err("grid_cell_id", "letters, digits and _ . : - only, at most 40")

@@ -7,7 +7,8 @@ database who recomputes every later hash, or who deletes the newest events: a *c
 (the head's seq and hash, signed with HMAC-SHA256 under the audit key, which lives outside
 the database like the personal-data key) that an auditor keeps detects both for every event
 up to it (`verify_chain(..., against=[checkpoint])`). On PostgreSQL a trigger also refuses
-UPDATE and DELETE of stored events (migration e0003_audit_append_only). Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, taken in
+UPDATE and DELETE of stored events (migration e0003_audit_append_only). Appends are
+serialized: on PostgreSQL by a transaction-scoped advisory lock, taken in
 the same statement that reads the head and inserts (`audit_append`, migration
 e0002_audit_append); on SQLite by the write lock every writing transaction takes at BEGIN.
 """

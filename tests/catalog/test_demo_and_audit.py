@@ -26,7 +26,8 @@ def test_demo_load_is_labelled_complete_and_repeatable(database):
     assert any("already present" in line for line in load_catalog_demo(database))
     with database.session(write=False) as s:
         names = {r.name_zh: r for r in s.scalars(sa.select(Region))}
-        for place in ("乌沙镇", "威舍镇", "发哈村", "石屯镇", "打狼村", "新合村", "麻山镇", "卡法村"):
+        for place in ("乌沙镇", "威舍镇", "发哈村", "石屯镇", "打狼村", "新合村", "麻山镇",
+                      "卡法村"):
             assert names[place].source == "demo" and "demo code" in names[place].name_en
         assert names["发哈村"].parent_code == names["威舍镇"].code
         assert names["卡法村"].parent_code == names["麻山镇"].code

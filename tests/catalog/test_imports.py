@@ -13,7 +13,8 @@ from catalog.models import ImportBatch, MonitoringRecord, Product, ProductVersio
 from ecovalue.audit.models import AuditEvent
 from tests.catalog.conftest import MOUTAI_USCC, XINGYI, make_product
 
-HEADER = "产品编号,产品名称,产品类型,行政区划代码,权利人,权利类型,面积(公顷),数量,单位,纬度,经度,认证"
+HEADER = ("产品编号,产品名称,产品类型,行政区划代码,权利人,权利类型,面积(公顷),数量,单位,"
+          "纬度,经度,认证")
 
 
 def product_csv(world, rows: list[str] | None = None, header: str = HEADER) -> str:
@@ -231,7 +232,8 @@ def test_holder_name_ambiguity_and_unknown_id_number(client, tokens, world, data
 
     with database.unit_of_work() as s:
         parties.create_party(s, system_principal("t"), {
-            "kind": "cooperative", "name_zh": "打狼村股份经济合作社", "region_code": world.township})
+            "kind": "cooperative", "name_zh": "打狼村股份经济合作社",
+            "region_code": world.township})
     unknown_id = "522326199001011235"  # valid check digit? computed below
     from catalog.identifiers import id_check_character
 

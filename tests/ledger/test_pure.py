@@ -78,5 +78,5 @@ def test_statement_xlsx_round_trips():
     sheet = load_workbook(io.BytesIO(export.statement_xlsx(_statement()))).active
     rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert rows[0][:2] == ["account", "ALICE"]
-    header = rows.index(export.HEADER + ["debit_yuan", "credit_yuan", "balance_yuan"])
+    header = rows.index([*export.HEADER, "debit_yuan", "credit_yuan", "balance_yuan"])
     assert rows[header + 2][:7] == ["2024-03-05", 9, "transfer", None, 2025, 0, 8025]

@@ -22,7 +22,7 @@ def test_public_api_example_runs(app, session, system, capsys):
     load_demo(app)
     bureau_id = session.scalar(sa.select(Party.id).where(
         Party.name_zh == PARTIES["wangmo_bureau"]["name_zh"]))
-    exec(compile(example, str(README), "exec"),  # noqa: S102 - our own documentation
+    exec(compile(example, str(README), "exec"),  # our own documentation
          {"session": session, "actor": system, "bureau_id": bureau_id})
     assert "short by" in capsys.readouterr().out
     assert core.verify(session, system) == []

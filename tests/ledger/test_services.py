@@ -365,7 +365,7 @@ def test_service_idempotency_key(world, database):
 def test_batch_is_all_or_nothing(world, database):
     fund(database, "ALICE", 1_000)
     good = [transfer("ALICE", "PLANT", 100) for _ in range(5)]
-    batch_id, ids = run(database, lambda s: services.post_batch(s, SYS, good, memo="x", now=NOW))
+    _batch_id, ids = run(database, lambda s: services.post_batch(s, SYS, good, memo="x", now=NOW))
     assert len(ids) == 5 and ids == sorted(ids)
     assert balance(database, "PLANT").balance == 500
     bad = [transfer("ALICE", "PLANT", 100), transfer("ALICE", "NOPE", 1),
@@ -418,7 +418,7 @@ def test_transactions_and_postings_are_immutable_in_postgresql(world, database):
                       "DELETE FROM ledger_postings",
                       "UPDATE ledger_transactions SET memo = 'x'",
                       "DELETE FROM ledger_transactions"):
-        with pytest.raises(sa.exc.IntegrityError, match="immutable"):
-            with database.engine.begin() as conn:
-                conn.exec_driver_sql(statement)
+        with pytest.raises(sa.exc.IntegrityError, match="immutable"), \
+                database.engine.begin() as conn:
+            conn.exec_driver_sql(statement)
     assert balance(database, "ALICE").balance == 1_000

@@ -47,7 +47,8 @@ def test_a_trader_requests_a_deposit_that_finance_posts(plant_bank, client, toke
     problem(client.post(f"/ledger/transactions/{tx_id}/post", json={}, headers=trader), 403)
     posted = client.post(f"/ledger/transactions/{tx_id}/post", json={}, headers=tokens.finance)
     assert posted.status_code == 201, posted.get_json()
-    assert balance(database, "PLANT").balance == 50_000 and balance(database, "PLANT-BANK").balance == -50_000
+    assert balance(database, "PLANT").balance == 50_000
+    assert balance(database, "PLANT-BANK").balance == -50_000
     assert verify(database) == []
 
 

@@ -77,7 +77,7 @@ def test_nul_characters_are_refused_before_any_service(client, tokens, problem):
 def test_unpaired_surrogate_escapes_are_refused_before_any_service(client, tokens, problem):
     """A JSON "\\ud800" parses to a str that no database driver can encode as UTF-8."""
     for text in ('"a\\ud800b"', '"\\uDC00"', '"x\\ud83d"'):
-        body = problem(client.post("/ledger/transactions", data='{"type": "t", "memo": %s}' % text,
+        body = problem(client.post("/ledger/transactions", data=f'{{"type": "t", "memo": {text}}}',
                                    content_type="application/json", headers=tokens.admin),
                        400, "bad-request")
         assert "surrogate" in body["detail"]

@@ -93,9 +93,9 @@ def test_stored_events_are_append_only_on_postgresql(database, system):
         pytest.skip("the append-only trigger is PostgreSQL's (SQLite: checkpoints)")
     _append(database, system, 2)
     for statement in (sa.update(AuditEvent).values(actor="x"), sa.delete(AuditEvent)):
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            with database.unit_of_work() as s:
-                s.execute(statement)
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), \
+                database.unit_of_work() as s:
+            s.execute(statement)
     assert _verify(database).checked == 2
 
 

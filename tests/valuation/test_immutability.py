@@ -44,9 +44,8 @@ def _published_run(database, system):
 ])
 def test_the_database_refuses_changes_to_written_results(database, system, statement):
     _published_run(database, system)
-    with pytest.raises(IntegrityError, match="never change"):
-        with database.engine.begin() as conn:
-            conn.exec_driver_sql(statement)
+    with pytest.raises(IntegrityError, match="never change"), database.engine.begin() as conn:
+        conn.exec_driver_sql(statement)
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the triggers exist on PostgreSQL only")
@@ -54,9 +53,8 @@ def test_the_database_lets_a_run_be_published_once(database, system):
     run_id, _ = _published_run(database, system)
     with database.unit_of_work() as session:
         runs.publish_run(session, system, run_id)
-    with pytest.raises(IntegrityError, match="never changes"):
-        with database.engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE valuation_runs SET published_by = 'someone else'")
+    with pytest.raises(IntegrityError, match="never changes"), database.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE valuation_runs SET published_by = 'someone else'")
 
 
 def test_a_published_book_refuses_changes_through_the_service(reference, system):

@@ -117,9 +117,9 @@ def test_an_empty_quantity_is_kept_as_not_available_not_zero(session, system):
     (b"", QuantitiesInvalid, "empty"),
     (b"PK\x03\x04garbage", UnsupportedFile, "zip archive but not an XLSX"),
     (b"\x00\x01\x02binary", UnsupportedFile, "neither CSV"),
-    ("region_code,indicator,quantity\n".encode(), QuantitiesInvalid, "missing column unit"),
-    ("region_code,indicator,qty,unit\n".encode(), QuantitiesInvalid, "unknown column 'qty'"),
-    ("region_code,indicator,quantity,unit\n".encode(), QuantitiesInvalid, "no data rows"),
+    (b"region_code,indicator,quantity\n", QuantitiesInvalid, "missing column unit"),
+    (b"region_code,indicator,qty,unit\n", QuantitiesInvalid, "unknown column 'qty'"),
+    (b"region_code,indicator,quantity,unit\n", QuantitiesInvalid, "no data rows"),
     (f"region_code,indicator,quantity,unit\n{WANGMO},R-WCON,1,m3,extra\n".encode(),
      QuantitiesInvalid, "beyond the last named column"),
 ])

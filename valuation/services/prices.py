@@ -219,7 +219,9 @@ def check_entries(session: Session, entries: Iterable[Mapping[str, Any]]) -> lis
         name = entry["parameter"]
 
         def bad(field: str, message: str, name: str = name) -> None:
-            problems.append({"field": f"{where}.{field}", "message": f"{name}: {message}"})
+            # called within this iteration only
+            problems.append({"field": f"{where}.{field}",  # noqa: B023
+                             "message": f"{name}: {message}"})
 
         if name in seen:
             bad("parameter", "appears twice")

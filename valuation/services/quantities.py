@@ -130,7 +130,8 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
         row_problems: list[dict[str, Any]] = []
 
         def bad(column: str, message: str, number: int = number) -> None:
-            row_problems.append({"row": number, "column": column,
+            # called within this iteration only
+            row_problems.append({"row": number, "column": column,  # noqa: B023
                                  "message": f"{row_label} {number}: {message}"})
 
         region = str(raw.get("region_code") or "").strip()
