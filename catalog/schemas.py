@@ -7,6 +7,8 @@ masked name (王*明); public responses omit a household holder's name altogethe
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
@@ -248,7 +250,7 @@ class _ProductBaseSchema(ma.Schema):
         return view
 
     @staticmethod
-    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+    def holder_view(holder: Any) -> dict:
         raise NotImplementedError
 
 
@@ -265,7 +267,7 @@ class ProductSchema(_ProductBaseSchema):
     updated_by = fields.String(required=True)
 
     @staticmethod
-    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+    def holder_view(holder: Any) -> dict:
         name = mask_name(holder.name_zh) if holder.kind == "household" else holder.name_zh
         return {"id": holder.id, "kind": holder.kind, "name_zh": name}
 
@@ -276,7 +278,7 @@ class PublicProductSchema(_ProductBaseSchema):
     holder = fields.Nested(PublicHolderSchema, required=True)
 
     @staticmethod
-    def holder_view(holder) -> dict:  # type: ignore[no-untyped-def]
+    def holder_view(holder: Any) -> dict:
         return {"kind": holder.kind,
                 "name_zh": None if holder.kind == "household" else holder.name_zh}
 

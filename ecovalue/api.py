@@ -140,7 +140,7 @@ def _add_doc(wrapper: Callable, wrapped: Callable, **doc: Any) -> None:
             manual.setdefault(key, []).extend(value)
         else:
             manual[key] = value
-    wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+    wrapper._apidoc = apidoc  # type: ignore[attr-defined]  # flask-smorest reads it there
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -151,7 +151,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = EcoFlask("ecovalue")
     app.config.update(load_config(config))
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # 望谟县, not \u671b\u8c1f\u53bf
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider, typed as its base
     protect.configure(app.config["DATA_KEY"])
     configure_logging(app)
 

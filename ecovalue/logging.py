@@ -44,7 +44,7 @@ def configure_logging(app: Flask) -> None:
     if not any(getattr(h, "_ecovalue", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
-        handler._ecovalue = True  # type: ignore[attr-defined]
+        handler._ecovalue = True  # type: ignore[attr-defined]  # our mark: installed once
         root.addHandler(handler)
     root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     root.propagate = False

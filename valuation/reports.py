@@ -14,10 +14,13 @@ import dataclasses
 import io
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # matplotlib loads on the first chart only
+    from matplotlib.figure import Figure
 
 DISPLAY_UNITS = {"元": 1.0, "万元": 1e4, "亿元": 1e8}
 #: ASCII spellings of the display units (a query string need not be percent-encoded)
@@ -192,7 +195,7 @@ def to_csv(frame: pd.DataFrame, *, decimals: int = 2) -> bytes:
 # --- charts ------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -210,10 +210,12 @@ def row_filter(actor: Principal | None, action: str) -> RowFilter:
     return RowFilter(everything=True)
 
 
-def can(actor: Principal | None, action: str, **scope: object) -> bool:
+def can(actor: Principal | None, action: str, *,
+        county: str | Iterable[str] | None = None,
+        party: int | Iterable[int] | None = None) -> bool:
     """`authorize` as a predicate, for filtering what a caller may see."""
     try:
-        authorize(actor, action, **scope)  # type: ignore[arg-type]
+        authorize(actor, action, county=county, party=party)
     except (Forbidden, Unauthorized):
         return False
     return True

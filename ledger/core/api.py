@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -320,7 +321,7 @@ def list_periods():
     return core.list_periods(current_session(), current_actor())
 
 
-def _month(text: str):  # type: ignore[no-untyped-def]
+def _month(text: str) -> dt.date:
     try:
         return parse_month(text)
     except ValueError as exc:

@@ -109,8 +109,9 @@ def asset_group() -> None:
 @click.option("--batch-reference", help="carbon_credit: the registry's batch reference")
 @click.option("--project-reference")
 @with_appcontext
-def asset_create(code, kind, name_zh, name_en, vintage_year, batch_reference,  # type: ignore
-                 project_reference) -> None:
+def asset_create(code: str, kind: str, name_zh: str, name_en: str | None,
+                 vintage_year: int | None, batch_reference: str | None,
+                 project_reference: str | None) -> None:
     """Create an asset (the demo data already has CNY)."""
     asset = _run(lambda s: services.create_asset(
         s, operator(), code=code, kind=kind, name_zh=name_zh, name_en=name_en,
@@ -144,7 +145,8 @@ def account_group() -> None:
 @click.option("--name")
 @click.option("--allow-overdraft", is_flag=True, help="turn the no-overdraft guard off")
 @with_appcontext
-def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None:  # type: ignore
+def account_create(party_id: int, asset: str, kind: str, code: str | None, name: str | None,
+                   allow_overdraft: bool) -> None:
     """Open an account (balance 0; every kind but external refuses to go below 0)."""
     account = _run(lambda s: services.create_account(
         s, operator(), party_id=party_id, asset=asset, kind=kind, code=code, name=name,
@@ -156,7 +158,7 @@ def account_create(party_id, asset, kind, code, name, allow_overdraft) -> None: 
 @click.option("--party", "party_id", type=int)
 @click.option("--asset")
 @with_appcontext
-def account_list(party_id, asset) -> None:  # type: ignore[no-untyped-def]
+def account_list(party_id: int | None, asset: str | None) -> None:
     """List accounts with their current and available balance, in the asset's unit (fen for
     CNY)."""
     def show(s):
@@ -192,8 +194,9 @@ def tx_group() -> None:
               help="with --pending: after this, it can no longer be posted")
 @click.option("--idempotency-key", help="retrying with the same key replays the first result")
 @with_appcontext
-def tx_create(tx_type, postings, effective_date, memo, pending,  # type: ignore[no-untyped-def]
-              expires_in_hours, idempotency_key) -> None:
+def tx_create(tx_type: str, postings: tuple[str, ...], effective_date: dt.date | None,
+              memo: str | None, pending: bool, expires_in_hours: int | None,
+              idempotency_key: str | None) -> None:
     """Post a balanced transaction, e.g. 500.00 yuan from account PLANT to FUND:
 
     \b
@@ -225,7 +228,8 @@ def tx_show(tx_id: int) -> None:
 @click.option("--to", "date_to", callback=_date, help="YYYY-MM-DD")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @with_appcontext
-def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # type: ignore
+def tx_list(account: str | None, party_id: int | None, tx_type: str | None,
+            date_from: dt.date | None, date_to: dt.date | None, limit: int) -> None:
     """List transactions, newest first."""
     def show(s):
         stmt = services.list_transactions(
@@ -242,7 +246,8 @@ def tx_list(account, party_id, tx_type, date_from, date_to, limit) -> None:  # t
 @click.option("--date", "effective_date", callback=_date)
 @click.option("--idempotency-key")
 @with_appcontext
-def tx_reverse(tx_id, memo, effective_date, idempotency_key) -> None:  # type: ignore
+def tx_reverse(tx_id: int, memo: str | None, effective_date: dt.date | None,
+               idempotency_key: str | None) -> None:
     """Reverse a transaction: a new one with the legs swapped (type 'reversal')."""
     _show_tx(_run(lambda s: services.reverse_transaction(
         s, operator(), tx_id, memo=memo, effective_date=effective_date,
@@ -254,7 +259,7 @@ def tx_reverse(tx_id, memo, effective_date, idempotency_key) -> None:  # type: i
 @click.option("--memo")
 @click.option("--date", "effective_date", callback=_date)
 @with_appcontext
-def tx_post(tx_id, memo, effective_date) -> None:  # type: ignore[no-untyped-def]
+def tx_post(tx_id: int, memo: str | None, effective_date: dt.date | None) -> None:
     """Post a pending transfer."""
     _show_tx(_run(lambda s: services.post_pending(s, operator(), tx_id, memo=memo,
                                                   effective_date=effective_date)))
@@ -264,7 +269,7 @@ def tx_post(tx_id, memo, effective_date) -> None:  # type: ignore[no-untyped-def
 @click.argument("tx_id", type=int)
 @click.option("--memo")
 @with_appcontext
-def tx_void(tx_id, memo) -> None:  # type: ignore[no-untyped-def]
+def tx_void(tx_id: int, memo: str | None) -> None:
     """Void a pending transfer."""
     _show_tx(_run(lambda s: services.void_pending(s, operator(), tx_id, memo=memo)))
 
@@ -358,7 +363,8 @@ def party_balances(party_id: int, as_of: dt.date | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="write .csv or .xlsx; default: print")
 @with_appcontext
-def statement(account, date_from, date_to, output) -> None:  # type: ignore[no-untyped-def]
+def statement(account: str, date_from: dt.date | None, date_to: dt.date | None,
+              output: Path | None) -> None:
     """Statement of an account with running balance (amounts in the asset's unit: fen for
     CNY)."""
     st = _run(lambda s: services.statement(s, operator(), account_ref(account), date_from=date_from,
@@ -423,7 +429,7 @@ def period_list() -> None:
               help="expected balance (credits - debits) in the asset's unit: fen for CNY")
 @click.option("--memo")
 @with_appcontext
-def assert_balance(account, as_of, expected, memo) -> None:  # type: ignore[no-untyped-def]
+def assert_balance(account: str, as_of: dt.date, expected: int, memo: str | None) -> None:
     """Record and check the expected balance of an account at the end of a date."""
     a = _run(lambda s: services.assert_balance(s, operator(), account_ref(account), as_of=as_of,
                                                expected_balance=expected, memo=memo))

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ecovalue.errors import BadRequest
+from ecovalue.errors import BadRequest, EcovalueError
 from ledger.core import errors
 from ledger.core.amounts import MAX_AMOUNT, amount_problem
 from ledger.core.calendar import format_month, month_of
@@ -177,9 +177,9 @@ class Errors:
     error decides the code of the problem, all of them are listed (up to 200)."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[type[Exception], dict]] = []
+        self.items: list[tuple[type[EcovalueError], dict]] = []
 
-    def add(self, cls: type[Exception], field: str, message: str) -> None:
+    def add(self, cls: type[EcovalueError], field: str, message: str) -> None:
         self.items.append((cls, {"location": "json", "field": field, "message": message}))
 
     def raise_if_any(self) -> None:
@@ -190,7 +190,7 @@ class Errors:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in found[:3])
         if len(self.items) > 3:
             detail += f" (and {len(self.items) - 3} more)"
-        raise cls(detail, errors=found)  # type: ignore[call-arg]
+        raise cls(detail, errors=found)
 
 
 # --- validation ------------------------------------------------------------------------------
