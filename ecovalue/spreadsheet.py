@@ -1,5 +1,7 @@
-"""Reading the spreadsheets people upload: bytes in, rows keyed by canonical field names out,
-with every problem of the file collected (pure: no Flask, no database).
+"""Reading the spreadsheets people upload, and writing the ones the service exports (pure: no
+Flask, no database). Reading: bytes in, rows keyed by canonical field names out, with every
+problem of the file collected. Writing: rows in, CSV or XLSX bytes out, as data, never code
+(see "Writing" below).
 
 The packages that import tables (catalog products and monitoring records, valuation quantity
 tables) read them here, so a county's file is read the same way wherever it is sent; each
@@ -22,21 +24,49 @@ package then checks the values and words the errors its own way.
   number in the file (1-based, as a spreadsheet program shows it).
 - Row errors are collected, never stopping at the first: a row with values beyond the header's
   last column (a ragged CSV row), or a record the CSV parser cannot read.
+
+Writing (every CSV and XLSX the service exports goes through `write_csv`, `new_workbook`,
+`append_row`, `put_cell` and `workbook_bytes`, so that a name, memo or title typed by one user
+cannot run as a formula on another user's desk):
+
+- Text that a spreadsheet program would take for a formula (its first character, or its first
+  after spaces, is one of `FORMULA_TRIGGERS`: `=` `+` `-` `@`, tab, carriage return, or the
+  full-width ＝ ＋ － ＠ that an IME types and some programs fold to ASCII) is written with a
+  single quote in front (`'=cmd|...`), as OWASP's CSV-injection guidance advises: Excel and
+  LibreOffice show the text, the quote tells a reader it was neutralised. Only text is
+  prefixed: an int, float or Decimal is a number in both formats (a negative amount stays a
+  number, not a formula).
+- XLSX text cells are typed as strings (`data_type "s"`), so neither a formula nor an error
+  code such as `#N/A` can be stored from text; control characters an XLSX file cannot hold
+  become U+FFFD. Lists are joined with `;`; NaN and None are blank cells.
+- CSV is UTF-8 with a BOM (Excel on a Chinese Windows needs it to show Chinese), CRLF line
+  ends, floats as Python writes them (shortest exact form), dates as ISO 8601.
+- The quote stays in the text when an exported file is imported again: the reader does not
+  remove it, so an edited export re-imports the text as it was shown.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import itertools
+import math
 import re
 import unicodedata
 import zipfile
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell
+    from openpyxl.workbook.workbook import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
 #: the header is looked for among this many rows at the top of the file
 HEADER_SEARCH_ROWS = 10
@@ -382,3 +412,120 @@ class _Header:
             records.append(record)
         numbers, columns, errors = self.read_cells(records, first, max_rows, ragged=True)
         return numbers, columns, errors + ([failure] if failure else [])
+
+
+# --- writing exports -------------------------------------------------------------------------
+
+#: first characters that make a spreadsheet program read a cell as a formula (OWASP's list, and
+#: the full-width forms of = + - @)
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+#: spaces a spreadsheet program may skip before it looks for a formula
+_LEADING_SPACES = " \u3000"
+#: characters an XLSX file cannot hold (XML 1.0 forbids them)
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def formula_safe(text: str) -> str:
+    """`text` as a spreadsheet program shows it and never runs it: a quote in front of text
+    that would start a formula (see the module docstring), anything else unchanged."""
+    first = text[:1]
+    stripped = text.lstrip(_LEADING_SPACES)[:1]
+    if first in FORMULA_TRIGGERS or stripped in FORMULA_TRIGGERS:
+        return "'" + text
+    return text
+
+
+def export_value(value: Any) -> Any:
+    """A value as an export cell holds it: None (blank), bool, int, float, Decimal, date or
+    datetime, or text made formula-safe. numpy scalars become Python ones; NaN and infinities
+    are blank; lists and tuples are joined with `;`; anything else is written as its text."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | Decimal | dt.date):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        value = ";".join("" if v is None else str(v) for v in value)
+    return formula_safe(value if isinstance(value, str) else str(value))
+
+
+def _csv_text(value: Any) -> str:
+    value = export_value(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def write_csv(rows: Iterable[Sequence[Any]]) -> bytes:
+    """CSV bytes of `rows` (UTF-8 with BOM, CRLF), every cell through `export_value`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([_csv_text(v) for v in row])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def new_workbook() -> Workbook:
+    """An empty workbook (one sheet) to fill with `append_row` and `put_cell`."""
+    from openpyxl import Workbook
+
+    return Workbook()
+
+
+def _xlsx_value(value: Any) -> Any:
+    value = export_value(value)
+    if isinstance(value, str):
+        return _XLSX_ILLEGAL.sub("\ufffd", value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)  # XLSX has no time zones: UTC
+    return value
+
+
+def _type_text(cell: Cell) -> Cell:
+    if isinstance(cell.value, str):
+        cell.data_type = "s"
+    return cell
+
+
+def put_cell(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write one value into `sheet` at (row, column), formula-safe, text typed as a string."""
+    return _type_text(sheet.cell(row, column, _xlsx_value(value)))
+
+
+def append_row(sheet: Worksheet, values: Sequence[Any]) -> list[Cell]:
+    """Append a row to `sheet`, formula-safe, text typed as strings; its cells (for styling)."""
+    cells = [_xlsx_value(v) for v in values]
+    sheet.append(cells)
+    if all(v is None for v in cells):
+        return []
+    return [_type_text(cell) for cell in sheet[sheet.max_row]]
+
+
+def workbook_bytes(workbook: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def write_xlsx(sheets: Mapping[str, Iterable[Sequence[Any]]]) -> bytes:
+    """XLSX bytes with one sheet per entry (title -> rows); the first row of each is bold."""
+    from openpyxl.styles import Font
+
+    workbook = new_workbook()
+    workbook.remove(workbook.active)
+    bold = Font(bold=True)
+    for title, rows in sheets.items():
+        sheet = workbook.create_sheet(title)
+        for index, row in enumerate(rows):
+            cells = append_row(sheet, row)
+            if index == 0:
+                for cell in cells:
+                    cell.font = bold
+    return workbook_bytes(workbook)

@@ -9,15 +9,17 @@ decimals of the display unit (the detail table also carries the full-precision y
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import textwrap
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from ecovalue.spreadsheet import append_row, new_workbook, put_cell, workbook_bytes, write_csv
 
 if TYPE_CHECKING:  # matplotlib loads on the first chart only
     from matplotlib.figure import Figure
@@ -169,27 +171,22 @@ def table(view: RunView, name: str, unit: str = "万元") -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame, *, decimals: int = 2) -> bytes:
-    """UTF-8 with BOM (Excel opens Chinese text correctly); money in the display unit rounded
-    to `decimals`, other numbers as stored."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(frame.columns)
+    """UTF-8 with BOM (Excel opens Chinese text correctly), through the shell's export writer
+    (text that would start a formula is written as text); money in the display unit rounded
+    to `decimals` (written as a decimal number), other numbers as stored."""
     display = [c for c in frame.columns if "_万元" in c or "_亿元" in c or c.endswith("_元")]
+    rows: list[list[Any]] = [list(frame.columns)]
     for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row):
+        cells: list[Any] = []
+        for column, value in zip(frame.columns, row, strict=True):
             if value is None or (isinstance(value, float) and np.isnan(value)):
-                cells.append("")
+                cells.append(None)
             elif column in display:
-                cells.append(f"{value:.{decimals}f}")
-            elif isinstance(value, float):
-                cells.append(repr(value))
-            elif isinstance(value, (list, tuple)):
-                cells.append(";".join(map(str, value)))
+                cells.append(Decimal(f"{value:.{decimals}f}"))
             else:
-                cells.append(str(value))
-        writer.writerow(cells)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+                cells.append(value)
+        rows.append(cells)
+    return write_csv(rows)
 
 
 # --- charts ------------------------------------------------------------------------------------
@@ -358,11 +355,10 @@ def change_figure(comparison: Mapping[str, Any], unit: str = "亿元",
 
 def to_xlsx(view: RunView, unit: str = "万元", chart: bytes | None = None) -> bytes:
     """A workbook: summary, one sheet per table, and the composition chart."""
-    from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
     scale = _scale(unit)
-    workbook = Workbook()
+    workbook = new_workbook()
     summary = workbook.active
     summary.title = "Summary"
     bold = Font(bold=True)
@@ -389,14 +385,14 @@ def to_xlsx(view: RunView, unit: str = "万元", chart: bytes | None = None) -> 
             if values.get(key) is not None:
                 lines.append((f"{text} {region}", values[key]))
     for position, (key, value) in enumerate(lines, start=1):
-        summary.cell(position, 1, key).font = bold
-        cell = summary.cell(position, 2, value)
+        put_cell(summary, position, 1, key).font = bold
+        cell = put_cell(summary, position, 2, value)
         if isinstance(value, float):
             cell.number_format = "#,##0.00"
     row = len(lines) + 2
-    summary.cell(row, 1, "警告 Warnings").font = bold
+    put_cell(summary, row, 1, "警告 Warnings").font = bold
     for offset, warning in enumerate(view.warnings or ["(none)"], start=1):
-        summary.cell(row + offset, 1, warning).alignment = Alignment(wrap_text=False)
+        put_cell(summary, row + offset, 1, warning).alignment = Alignment(wrap_text=False)
     summary.column_dimensions["A"].width = 42
     summary.column_dimensions["B"].width = 70
     sheets = [("By category", "category"), ("By indicator", "indicator"),
@@ -405,22 +401,10 @@ def to_xlsx(view: RunView, unit: str = "万元", chart: bytes | None = None) -> 
     for title, name in sheets:
         frame = table(view, name, unit)
         sheet = workbook.create_sheet(title)
-        sheet.append(list(frame.columns))
-        for cell in sheet[1]:
+        for cell in append_row(sheet, list(frame.columns)):
             cell.font = bold
         for record in frame.itertuples(index=False):
-            values = []
-            for value in record:
-                if isinstance(value, (list, tuple)):
-                    value = ";".join(map(str, value))
-                elif isinstance(value, float) and np.isnan(value):
-                    value = None
-                elif isinstance(value, (np.bool_,)):
-                    value = bool(value)
-                elif isinstance(value, np.generic):
-                    value = value.item()
-                values.append(value)
-            sheet.append(values)
+            append_row(sheet, list(record))
         for index, column in enumerate(frame.columns, start=1):
             letter = sheet.cell(1, index).column_letter
             sheet.column_dimensions[letter].width = max(12, min(48, len(str(column)) + 4))
@@ -445,9 +429,7 @@ def to_xlsx(view: RunView, unit: str = "万元", chart: bytes | None = None) -> 
         sheet = workbook.create_sheet("Chart")
         image = Image(io.BytesIO(chart))
         sheet.add_image(image, "A1")
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(workbook)
 
 
 def comparison_table(comparison: Mapping[str, Any], unit: str = "万元") -> pd.DataFrame:

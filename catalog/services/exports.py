@@ -3,10 +3,9 @@ file can be edited and imported again (the natural key matches the rows back).""
 
 from __future__ import annotations
 
-import io
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -15,19 +14,18 @@ from catalog.identifiers import mask_name
 from catalog.models import Party, Product
 from catalog.services.products import filter_products, order_by
 from ecovalue.auth import Principal, authorize
+from ecovalue.spreadsheet import write_csv, write_xlsx
 
 #: informative columns after the template's (ignored when the file is imported again)
 _EXTRA = ["id", "status", "holder_name", "version"]
 
 
-def to_bytes(frame: pd.DataFrame, fmt: str, sheet: str) -> bytes:
-    """CSV (UTF-8 with BOM, which Excel needs to show Chinese) or XLSX."""
-    if fmt == "csv":
-        return frame.to_csv(index=False).encode("utf-8-sig")
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name=sheet)
-    return buffer.getvalue()
+def to_bytes(columns: Sequence[str], records: Sequence[Mapping[str, Any]], fmt: str,
+             sheet: str) -> bytes:
+    """CSV (UTF-8 with BOM, which Excel needs to show Chinese) or XLSX, through the shell's
+    export writer (text that would start a formula is written as text)."""
+    rows = [list(columns), *([record.get(c) for c in columns] for record in records)]
+    return write_csv(rows) if fmt == "csv" else write_xlsx({sheet: rows})
 
 
 def export_products(session: Session, actor: Principal, fmt: str, *, sort: str | None = None,
@@ -57,7 +55,7 @@ def export_products(session: Session, actor: Principal, fmt: str, *, sort: str |
             "version": product.version,
         })
     columns = imports.template(imports.PRODUCT_COLUMNS) + _EXTRA
-    return to_bytes(pd.DataFrame.from_records(records, columns=columns), fmt, "products")
+    return to_bytes(columns, records, fmt, "products")
 
 
 _EXAMPLES = {
@@ -80,5 +78,4 @@ _EXAMPLES = {
 def template(kind: str, fmt: str) -> bytes:
     columns = imports.PRODUCT_COLUMNS if kind == "products" else imports.MONITORING_COLUMNS
     names = imports.template(columns)
-    frame = pd.DataFrame([_EXAMPLES[kind]], columns=names)
-    return to_bytes(frame, fmt, kind)
+    return to_bytes(names, [_EXAMPLES[kind]], fmt, kind)

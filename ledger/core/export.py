@@ -1,16 +1,17 @@
 """Statement files: CSV (UTF-8 with BOM, so Excel on a Chinese Windows opens it correctly) and
-XLSX. Pure: a `Statement` in, bytes out. Amounts stay integers in the asset's unit; CNY
-statements add exact yuan columns (text, never floats)."""
+XLSX, written by the shell's export writer (a memo or account name that would start a formula
+is written as text). Pure: a `Statement` in, bytes out. Amounts stay integers in the asset's
+unit; CNY statements add exact yuan columns (Decimal: the exact digits in CSV, numbers in XLSX,
+never floats computed from fen)."""
 
 from __future__ import annotations
 
-import csv
-import io
+from decimal import Decimal
 from typing import Any
 
-from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from ecovalue.spreadsheet import append_row, new_workbook, workbook_bytes, write_csv
 from ledger.core.amounts import yuan_text
 
 HEADER = ["effective_date", "transaction_id", "type", "memo", "debit", "credit", "balance"]
@@ -24,7 +25,8 @@ def _rows(statement: Any) -> tuple[list[str], list[list[Any]]]:
         row = [line.effective_date.isoformat(), line.transaction_id, line.type, line.memo or "",
                line.debit, line.credit, line.balance]
         if yuan:
-            row += [yuan_text(line.debit), yuan_text(line.credit), yuan_text(line.balance)]
+            row += [Decimal(yuan_text(line.debit)), Decimal(yuan_text(line.credit)),
+                    Decimal(yuan_text(line.balance))]
         rows.append(row)
     return header, rows
 
@@ -42,33 +44,22 @@ def _preamble(statement: Any) -> list[list[Any]]:
 
 
 def statement_csv(statement: Any) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in _preamble(statement):
-        writer.writerow(row)
-    writer.writerow([])
     header, rows = _rows(statement)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return write_csv([*_preamble(statement), [], header, *rows])
 
 
 def statement_xlsx(statement: Any) -> bytes:
-    workbook = Workbook(write_only=False)
+    workbook = new_workbook()
     sheet = workbook.active
     sheet.title = "statement"
     for row in _preamble(statement):
-        sheet.append(row)
-        sheet.cell(sheet.max_row, 1).font = Font(bold=True)
+        append_row(sheet, row)[0].font = Font(bold=True)
     sheet.append([])
     header, rows = _rows(statement)
-    sheet.append(header)
-    for cell in sheet[sheet.max_row]:
+    for cell in append_row(sheet, header):
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(row)
+        append_row(sheet, row)
     for column, width in zip("ABCDEFGHIJ", (14, 15, 14, 40, 16, 16, 18, 14, 14, 16), strict=False):
         sheet.column_dimensions[column].width = width
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(workbook)
