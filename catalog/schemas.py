@@ -26,7 +26,7 @@ from catalog.models import (
     REGION_SOURCES,
     RIGHTS_TYPES,
 )
-from ecovalue.api import PageQuerySchema, sort_field
+from ecovalue.api import PageQuerySchema, free_form, sort_field
 from ecovalue.db import INT64_MAX
 
 REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,2}$", error="6, 9 or 12 digits")
@@ -177,8 +177,8 @@ class _PartyWriteSchema(StrictSchema):
                                      "description": "household bank account; stored "
                                      "encrypted, never returned"})
     bank_name = fields.String(allow_none=True, validate=validate.Length(max=100))
-    attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=60)),
-                             metadata={"description": "free attributes; no personal data"})
+    attributes = free_form(keys=fields.String(validate=validate.Length(max=60)),
+                           metadata={"description": "free attributes; no personal data"})
 
 
 class PartyCreateSchema(_PartyWriteSchema):
@@ -337,7 +337,7 @@ class _ProductWriteSchema(StrictSchema):
     brand = fields.String(allow_none=True, validate=validate.Length(max=100))
     certifications = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                                  validate=validate.Length(max=50))
-    attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=60)))
+    attributes = free_form(keys=fields.String(validate=validate.Length(max=60)))
 
 
 class ProductCreateSchema(_ProductWriteSchema):

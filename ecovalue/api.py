@@ -4,6 +4,7 @@ schema, pagination and file downloads. Routes stay thin: parse, call one service
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable, Sequence
 from copy import deepcopy
@@ -60,6 +61,28 @@ class ProblemSchema(ma.Schema):
     instance = ma.fields.String()
     request_id = ma.fields.String()
     errors = ma.fields.List(ma.fields.Nested(ErrorItemSchema))
+
+
+#: the most characters a free-form JSON field (attributes, metadata) may take, serialised
+MAX_FREE_FORM_CHARS = 10_000
+
+
+def _free_form_size(value: Any) -> None:
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    if size > MAX_FREE_FORM_CHARS:
+        raise ma.ValidationError(f"at most {MAX_FREE_FORM_CHARS:,} characters as JSON "
+                                 f"(this is {size:,})")
+
+
+def free_form(**kwargs: Any) -> ma.fields.Dict:
+    """A free-form JSON object field (attributes, metadata) capped at MAX_FREE_FORM_CHARS
+    characters serialised, with string keys; the nesting depth is capped for every JSON body
+    by the app (ecovalue.app.MAX_JSON_DEPTH)."""
+    metadata = kwargs.pop("metadata", {})
+    metadata.setdefault("description", "free-form JSON object")
+    metadata["description"] += f" (at most {MAX_FREE_FORM_CHARS:,} characters as JSON)"
+    kwargs.setdefault("keys", ma.fields.String())
+    return ma.fields.Dict(validate=_free_form_size, metadata=metadata, **kwargs)
 
 
 class PageQuerySchema(ma.Schema):

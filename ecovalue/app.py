@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import click
 import flask_smorest
+import numpy as np
 import sqlalchemy as sa
 from flask import Flask, g, redirect, request, send_from_directory
 from flask.cli import FlaskGroup
@@ -48,7 +49,13 @@ from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
 from ecovalue.config import load_config
 from ecovalue.db import INT64_MAX, Base, Database, current_session
-from ecovalue.errors import PROBLEM_MEDIA_TYPE, BadRequest, PayloadTooLarge, Unauthorized
+from ecovalue.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BadRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ecovalue.logging import configure_logging
 
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
@@ -132,6 +139,43 @@ def _unstorable(value: Any) -> bool:
     return False
 
 
+#: the deepest nesting of arrays and objects a JSON body may have (the parsers, validators and
+#: serialisers behind it recurse: about 400 levels exhausted Python's stack)
+MAX_JSON_DEPTH = 64
+#: a JSON string, escapes included (unrolled, so that a long string is matched in one pass)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSERS = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+class JsonTooDeep(BadRequest):
+    code, title = "json-too-deep", "JSON nested too deeply"
+
+
+class BodyRequired(BadRequest):
+    code, title = "body-required", "Request body required"
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text, counted without parsing it (so without
+    recursion): strings are cut out, then the brackets are summed up."""
+    codes = np.frombuffer(_JSON_STRING.sub(b"", data), dtype=np.uint8)
+    if not len(codes):
+        return 0
+    steps = np.isin(codes, _OPENERS).astype(np.int64) - np.isin(codes, _CLOSERS)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _json_body(view: Any) -> bool | None:
+    """None when the view reads no JSON body; else whether its body is required (as declared
+    with flask-smorest's `arguments`)."""
+    apidoc = getattr(view, "_apidoc", None) or {}
+    for parameter in apidoc.get("arguments", {}).get("parameters", []):
+        if parameter.get("in", "json") == "json":
+            return bool(parameter.get("required", True))
+    return None
+
+
 class EcoFlask(Flask):
     """Commits the request's unit of work when the view succeeded, before the response leaves,
     so that a failing commit still becomes a problem+json answer rather than a 500."""
@@ -165,18 +209,47 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if session is not None:
             session.close()
 
+    json_bodies: dict[str, bool | None] = {}
+
+    def _screen_json_body() -> None:
+        """A route that reads a JSON body gets one, as application/json in UTF-8: an empty
+        body where one is required is a 400, another media type or charset a 415 (without
+        this, webargs would read a text/plain body as no body at all)."""
+        rule = request.url_rule
+        if rule is None or request.method not in ("POST", "PUT", "PATCH"):
+            return
+        if rule.endpoint not in json_bodies:
+            json_bodies[rule.endpoint] = _json_body(app.view_functions.get(rule.endpoint))
+        required = json_bodies[rule.endpoint]
+        if required is None:
+            return
+        if not request.get_data(cache=True):
+            if required:
+                raise BodyRequired("this operation needs a JSON body (application/json)")
+            return
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                f"the body must be application/json in UTF-8, not "
+                f"{request.content_type or 'a body without Content-Type'}")
+
     @app.before_request
     def _screen_request() -> None:
         """Refuse, whatever the route, an oversized body (Werkzeug would only notice when a
-        view reads it) and NUL characters in the URL or a JSON body, or unpaired surrogates in
-        a JSON body (no database text can store them, so they would otherwise fail deep inside
-        a service)."""
+        view reads it), NUL characters in the URL, a JSON body of the wrong media type or
+        nested deeper than MAX_JSON_DEPTH (before any parser or schema recurses into it), and
+        NUL characters or unpaired surrogates in a JSON body (no database text can store
+        them, so they would otherwise fail deep inside a service)."""
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
         if "\x00" in request.path or any(
                 "\x00" in key + value for key, value in request.args.items(multi=True)):
             raise BadRequest("NUL characters (U+0000) are not accepted in the URL")
+        _screen_json_body()
+        if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+            raise JsonTooDeep(f"the JSON body nests arrays and objects deeper than "
+                              f"{MAX_JSON_DEPTH} levels", limit=MAX_JSON_DEPTH)
         if request.is_json and _UNSTORABLE_ESCAPE.search(request.get_data(cache=True)) and \
                 _unstorable(request.get_json(silent=True)):
             raise BadRequest("NUL characters (U+0000) and unpaired surrogate escapes "

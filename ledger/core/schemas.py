@@ -11,7 +11,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from ecovalue.api import PageQuerySchema
+from ecovalue.api import PageQuerySchema, free_form
 from ledger.core.amounts import MAX_AMOUNT
 from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS, PHASES
 
@@ -64,7 +64,7 @@ class AssetCreateSchema(ma.Schema):
                                        validate=ma.validate.Length(min=1, max=100))
     project_reference = Str(load_default=None, allow_none=True,
                                          validate=ma.validate.Length(min=1, max=100))
-    attributes = ma.fields.Dict(keys=Str(), load_default=dict)
+    attributes = free_form(keys=Str(), load_default=dict)
 
 
 class AssetSchema(ma.Schema):
@@ -102,7 +102,7 @@ class AccountCreateSchema(ma.Schema):
                             validate=ma.validate.Length(min=1, max=200))
     no_overdraft = ma.fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "the no-overdraft guard; default true for every kind but external"})
-    attributes = ma.fields.Dict(keys=Str(), load_default=dict)
+    attributes = free_form(keys=Str(), load_default=dict)
 
 
 class AccountSchema(ma.Schema):
@@ -208,7 +208,7 @@ class TransactionInSchema(ma.Schema):
         "description": "local accounting date (Asia/Shanghai); default today"})
     memo = Str(load_default=None, allow_none=True,
                             validate=ma.validate.Length(max=500))
-    metadata = ma.fields.Dict(keys=Str(), load_default=None, allow_none=True)
+    metadata = free_form(keys=Str(), load_default=None, allow_none=True)
     pending = ma.fields.Boolean(load_default=False, metadata={
         "description": "true: a two-phase transfer that reserves the amounts until posted, "
                        "voided or expired"})
