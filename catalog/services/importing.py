@@ -49,6 +49,12 @@ from ecovalue.errors import Forbidden
 _CHUNK = 5000
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 _USCC_SHAPE = re.compile(r"^[0-9A-Z]{18}$")
+#: what may be an ID-card number mistyped (15-digit first-generation numbers, a digit too many or
+#: too few, separators, a wrong check letter): at least 14 digits and nothing but digits,
+#: - / . and one final letter. Such a cell is masked in messages like a well-formed one, never
+#: echoed whole (a mistyped all-digit credit code is masked too: it is not personal, but it
+#: cannot be told apart).
+_ID_LIKE = re.compile(r"^(?=(?:[-/.]*\d){14})[\d\-/.]+[A-Z]?$")
 #: product fields an import can set, by the file column that carries them
 _PRODUCT_FIELD_COLUMNS = {
     "name_en": "name_en", "external_code": "external_code", "holder_party_id": "holder",
@@ -186,7 +192,7 @@ def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
             by_code[text] = code
         elif len(code) == 18 and id_number_error(code) is None:
             by_index[text] = protector.blind_index(code)
-        elif _ID_SHAPE.match(code):
+        elif _ID_SHAPE.match(code) or _ID_LIKE.match(code):
             malformed[text] = (f"{protect.mask_id_number(code)} is not a valid ID-card number "
                                f"({id_number_error(code)})")
         elif _USCC_SHAPE.match(code):

@@ -354,3 +354,21 @@ def test_cli_import_dry_run_and_commit(cli, world, tmp_path, database):
     bad.write_text(HEADER + f"\nZ,坏,茶叶,{world.village},#{world.collective},所有权,-1,,,,,\n")
     result = cli("catalog", "import", str(bad))
     assert result.exit_code == 1 and "row=2" in result.output
+
+
+@pytest.mark.parametrize("holder", [
+    "522326900101123",  # a first-generation 15-digit number
+    "52232619900101123",  # a digit short
+    "5223261990010112345",  # a digit too many
+    "522326-19900101-1234",  # with separators
+    "52232619900101123Y",
+])
+def test_a_malformed_id_number_in_a_holder_cell_is_masked_not_echoed(client, tokens, world,
+                                                                     problem, holder):
+    rows = [f"WM-009,王家林下菌,林下菌类,{world.village},{holder},承包经营权,0.8,1.2,t,,,"]
+    response = upload(client, tokens.admin, product_csv(world, rows), county=XINGYI)
+    body = problem(response, 422)
+    text = response.get_data(as_text=True)
+    assert holder not in text and holder.replace("-", "") not in text
+    assert any(e.get("column") == "holder" or e.get("field") == "holder" for e in body["errors"])
+    assert any(holder[:3] + "*" in e["message"] for e in body["errors"]), body["errors"]
