@@ -104,7 +104,7 @@ def region_tree(query):
     return regions.region_tree(current_session(), query["root"])
 
 
-@blp.route("/regions/<string:code>")
+@blp.route("/regions/<region_code:code>")
 @blp.response(200, schemas.RegionSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_region(code):
@@ -124,7 +124,7 @@ def create_region(body):
     return regions.create_region(current_session(), current_actor(), **body)
 
 
-@blp.route("/regions/<string:code>", methods=["PATCH"])
+@blp.route("/regions/<region_code:code>", methods=["PATCH"])
 @blp.authenticated
 @blp.arguments(schemas.RegionUpdateSchema)
 @blp.response(200, schemas.RegionSchema)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import Flask, g, redirect, request, send_from_directory
 from flask.cli import FlaskGroup
 from swagger_ui_bundle import swagger_ui_path
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 import catalog.api
 import catalog.cli
@@ -120,6 +120,17 @@ class Int64Converter(IntegerConverter):
 
 def _int64_schema(_converter: Any) -> dict[str, Any]:
     return {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX}
+
+
+class RegionCodeConverter(BaseConverter):
+    """`<region_code:...>`: an administrative code is digits (GB/T 2260: 6, 9 or 12), so a
+    fixed path beside it (/catalog/regions/tree) can never be taken for a code."""
+
+    regex = r"\d{1,12}"
+
+
+def _region_code_schema(_converter: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": r"^\d{1,12}$"}
 
 
 #: text no database column can hold: U+0000, and UTF-16 surrogates left unpaired by a JSON
@@ -271,8 +282,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     errors.register_error_handlers(app)
     app.url_map.converters["int"] = Int64Converter
+    app.url_map.converters["region_code"] = RegionCodeConverter
     api = Api(app)
     api.register_converter(Int64Converter, _int64_schema)
+    api.register_converter(RegionCodeConverter, _region_code_schema)
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
         "description": "opaque token from `ecovalue token create` (shown once)",

@@ -103,3 +103,16 @@ def test_region_hierarchy_places_codes_by_their_registered_parents(world, databa
     assert names[world.village] == "打狼村" and names["522326"] == "望谟县"
     assert display == {"522326": "Wangmo", world.village: "打狼村",
                        "522326999999": None}
+
+
+def test_the_tree_does_not_collide_with_a_region_code(client, tokens, problem):
+    """/regions/tree is the tree only: OPTIONS offers GET alone, PATCH is not routed to a
+    region called "tree", and a code is digits."""
+    options = client.open("/catalog/regions/tree", method="OPTIONS")
+    assert set(options.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    problem(client.patch("/catalog/regions/tree", json={"name_zh": "x"}, headers=tokens.admin),
+            405)
+    problem(client.get("/catalog/regions/abc"), 404)
+    spec = client.get("/openapi.json").get_json()
+    parameters = spec["paths"]["/catalog/regions/{code}"]["parameters"]
+    assert parameters[0]["schema"]["pattern"] == r"^\d{1,12}$"
