@@ -30,7 +30,7 @@ run: $(VENV)/.installed
 	$(BIN)/ecovalue demo load --if-empty
 	$(BIN)/ecovalue demo tokens
 	@echo "serving on http://$(HOST):$(PORT)  (visit http://$(HOST):$(PORT)/docs for Swagger UI, /redoc for ReDoc)"
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 'ecovalue.app:create_app()'
+	$(BIN)/gunicorn -c ecovalue/gunicorn_config.py --bind $(HOST):$(PORT) 'ecovalue.app:create_app()'
 
 ## make test: lint and type checks, then the suite on SQLite, then on a throwaway PostgreSQL 15
 ## that it starts and stops.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import http
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +55,7 @@ from ecovalue.errors import (
     PROBLEM_MEDIA_TYPE,
     BadRequest,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -187,12 +190,40 @@ def _json_body(view: Any) -> bool | None:
     return None
 
 
+class RequestBudget:
+    """A time budget per request (sync workers, which serve a request in the main thread): a
+    request still running after `seconds` is interrupted by SIGALRM with RequestTimeout, so
+    its unit of work is rolled back and the client gets a 503 problem+json instead of the
+    HTML page or dropped connection of a worker killed by gunicorn's timeout. The budget is
+    stopped before the commit, so a request is never reported failed after it committed.
+    (A single database statement is not interrupted: the alarm is raised when it returns,
+    which is why gunicorn's own timeout is set well above the budget.)"""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def _expired(self, _signum: int, _frame: Any) -> None:
+        raise RequestTimeout(f"the request ran longer than {self.seconds:g} s and was rolled "
+                             f"back; nothing was changed", limit_seconds=self.seconds)
+
+    def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGALRM, self._expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    @staticmethod
+    def stop() -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 class EcoFlask(Flask):
     """Commits the request's unit of work when the view succeeded, before the response leaves,
     so that a failing commit still becomes a problem+json answer rather than a 500."""
 
     def dispatch_request(self) -> Any:
         response = self.make_response(super().dispatch_request())
+        RequestBudget.stop()  # a request that reaches its commit is not interrupted any more
         session = g.get("_db_session")
         if session is not None:
             if response.status_code < 400:
@@ -219,6 +250,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         session = g.pop("_db_session", None)
         if session is not None:
             session.close()
+
+    if app.config.get("REQUEST_BUDGET_SECONDS"):
+        budget = RequestBudget(float(app.config["REQUEST_BUDGET_SECONDS"]))
+        app.before_request(budget.start)
+        app.teardown_request(lambda _exc: budget.stop())
 
     json_bodies: dict[str, bool | None] = {}
 

@@ -42,6 +42,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Uploads (spreadsheets) are the largest bodies; everything else is far smaller.
         "MAX_CONTENT_LENGTH": int(os.environ.get("ECOVALUE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
         "LOG_LEVEL": os.environ.get("ECOVALUE_LOG_LEVEL", "INFO"),
+        # Seconds a request may run before it is rolled back and answered 503 problem+json
+        # (ecovalue/gunicorn_config.py sets it below gunicorn's worker timeout); unset: no budget.
+        "REQUEST_BUDGET_SECONDS": float(os.environ["ECOVALUE_REQUEST_BUDGET_SECONDS"])
+        if os.environ.get("ECOVALUE_REQUEST_BUDGET_SECONDS") else None,
         # flask-smorest / OpenAPI; Swagger UI 4 renders OpenAPI 3.0
         "API_TITLE": "ecovalue",
         "API_VERSION": "0.1.0",

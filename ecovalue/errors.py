@@ -83,6 +83,10 @@ class UnsupportedMediaType(EcovalueError):
     status, code, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class RequestTimeout(EcovalueError):
+    status, code, title = 503, "request-timeout", "The request ran out of time"
+
+
 class ValidationFailed(EcovalueError):
     """Input that is well-formed but wrong: field errors are listed in `errors`, all of them."""
 

@@ -114,7 +114,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "set -e; ecovalue db upgrade; ecovalue demo load --if-empty; ecovalue demo tokens")
     assert setup.returncode == 0, setup.stdout + setup.stderr
     server = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
+        [str(bin_dir / "gunicorn"), "-c", "ecovalue/gunicorn_config.py", "--bind",
+         f"127.0.0.1:{port}", "--workers", "1",
          "--log-level", "warning", "ecovalue.app:create_app()"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
