@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint test-sqlite test-postgres bench install clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ test-sqlite: $(VENV)/.installed-test
 
 test-postgres: $(VENV)/.installed-test
 	scripts/with-postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+## make fuzz: schemathesis at depth (tests/api/test_openapi_fuzz_full.py): 100 examples per
+## operation, every check, positive and negative data, stateful links, every role's token, on
+## SQLite then PostgreSQL. Slow; FUZZ_EXAMPLES=20 make fuzz for a shorter run.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(VENV)/.installed-test
+	ECOVALUE_FUZZ=1 SCHEMATHESIS_MAX_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/api/test_openapi_fuzz_full.py
+	ECOVALUE_FUZZ=1 SCHEMATHESIS_MAX_EXAMPLES=$(FUZZ_EXAMPLES) scripts/with-postgres.sh $(BIN)/pytest -q tests/api/test_openapi_fuzz_full.py
 
 bench: $(VENV)/.installed-test
 	scripts/bench.sh
