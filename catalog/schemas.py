@@ -26,7 +26,7 @@ from catalog.models import (
     REGION_SOURCES,
     RIGHTS_TYPES,
 )
-from ecovalue.api import PageQuerySchema, free_form, sort_field
+from ecovalue.api import Integer, PageQuerySchema, free_form, sort_field
 from ecovalue.db import INT64_MAX
 
 REGION_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,2}$", error="6, 9 or 12 digits")
@@ -136,7 +136,7 @@ class RegionUpdateSchema(StrictSchema):
 class PartySchema(ma.Schema):
     """A party as authenticated callers see it: personal data only masked."""
 
-    id = fields.Integer(required=True)
+    id = Integer(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(PARTY_KINDS))
     name_zh = fields.String(required=True)
     name_en = fields.String(allow_none=True)
@@ -150,7 +150,7 @@ class PartySchema(ma.Schema):
     bank_name = fields.String(allow_none=True)
     attributes = fields.Dict(required=True)
     active = fields.Boolean(required=True)
-    version = fields.Integer(required=True)
+    version = Integer(required=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
@@ -201,7 +201,7 @@ class HouseholdLookupSchema(StrictSchema):
 
 
 class HolderSchema(ma.Schema):
-    id = fields.Integer(required=True)
+    id = Integer(required=True)
     kind = fields.String(required=True)
     name_zh = fields.String(allow_none=True, metadata={
         "description": "masked for households (王*明)"})
@@ -214,7 +214,7 @@ class PublicHolderSchema(ma.Schema):
 
 
 class _ProductBaseSchema(ma.Schema):
-    id = fields.Integer(required=True)
+    id = Integer(required=True)
     external_code = fields.String(allow_none=True)
     name_zh = fields.String(required=True)
     name_en = fields.String(allow_none=True)
@@ -255,11 +255,11 @@ class _ProductBaseSchema(ma.Schema):
 
 
 class ProductSchema(_ProductBaseSchema):
-    holder_party_id = fields.Integer(required=True)
+    holder_party_id = Integer(required=True)
     holder = fields.Nested(HolderSchema, required=True, metadata={
         "description": "the rights holder (a household's name masked)"})
     attributes = fields.Dict(required=True)
-    version = fields.Integer(required=True, metadata={"description": "send as If-Match"})
+    version = Integer(required=True, metadata={"description": "send as If-Match"})
     verified_by = fields.String(allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     created_by = fields.String(required=True)
@@ -291,7 +291,7 @@ class ProductFilterSchema(InputSchema):
     type = fields.List(fields.String(validate=validate.Length(max=40)), metadata={
         "description": "one or more type codes (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf(PRODUCT_STATUSES)))
-    holder = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX), metadata={
+    holder = Integer(validate=validate.Range(min=1, max=INT64_MAX), metadata={
         "description": "rights holder's party id"})
     development_status = fields.String(validate=validate.OneOf(DEVELOPMENT_STATUSES))
     q = fields.String(validate=validate.Length(min=1, max=100), metadata={
@@ -324,7 +324,7 @@ class _ProductWriteSchema(StrictSchema):
     type_code = fields.String(validate=validate.Length(min=1, max=40), metadata={
         "description": "see GET /catalog/product-types"})
     region_code = fields.String(validate=REGION_CODE)
-    holder_party_id = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX))
+    holder_party_id = Integer(validate=validate.Range(min=1, max=INT64_MAX))
     rights_type = fields.String(validate=validate.OneOf(RIGHTS_TYPES))
     area_ha = fields.Float(allow_none=True, allow_nan=False)
     latitude = fields.Float(allow_none=True, allow_nan=False)
@@ -344,7 +344,7 @@ class ProductCreateSchema(_ProductWriteSchema):
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
     region_code = fields.String(required=True, validate=REGION_CODE)
-    holder_party_id = fields.Integer(required=True, validate=validate.Range(min=1, max=INT64_MAX))
+    holder_party_id = Integer(required=True, validate=validate.Range(min=1, max=INT64_MAX))
     rights_type = fields.String(required=True, validate=validate.OneOf(RIGHTS_TYPES))
 
 
@@ -357,7 +357,7 @@ class TransitionSchema(StrictSchema):
 
 
 class ProductVersionSchema(ma.Schema):
-    version = fields.Integer(required=True)
+    version = Integer(required=True)
     change = fields.String(required=True, metadata={
         "description": "create, update, import, or a transition: "
                        + ", ".join(lifecycle.TRANSITIONS)})
@@ -366,7 +366,7 @@ class ProductVersionSchema(ma.Schema):
     reason = fields.String(allow_none=True)
     actor = fields.String(required=True)
     changed_at = fields.AwareDateTime(required=True)
-    import_batch_id = fields.Integer(allow_none=True)
+    import_batch_id = Integer(allow_none=True)
     data = fields.Dict(required=True, metadata={"description": "the product after the change"})
 
 
@@ -380,9 +380,9 @@ class SummaryRowSchema(ma.Schema):
     category = fields.String(required=True)
     type_code = fields.String(required=True)
     type_name_zh = fields.String(allow_none=True)
-    products = fields.Integer(required=True, metadata={"description": "not retired"})
-    verified = fields.Integer(required=True)
-    products_with_area = fields.Integer(required=True)
+    products = Integer(required=True, metadata={"description": "not retired"})
+    verified = Integer(required=True)
+    products_with_area = Integer(required=True)
     area_ha = fields.Float(allow_none=True, metadata={
         "description": "sum over products with a known area; null if none has one"})
 
@@ -391,11 +391,11 @@ class SummaryRowSchema(ma.Schema):
 
 
 class MonitoringRecordSchema(ma.Schema):
-    id = fields.Integer(required=True)
-    product_id = fields.Integer(required=True)
+    id = Integer(required=True)
+    product_id = Integer(required=True)
     county_code = fields.String(required=True)
-    period_year = fields.Integer(required=True)
-    period_month = fields.Integer(allow_none=True)
+    period_year = Integer(required=True)
+    period_month = Integer(allow_none=True)
     period_start = fields.Date(required=True)
     period_end = fields.Date(required=True)
     metric = fields.String(required=True)
@@ -406,13 +406,13 @@ class MonitoringRecordSchema(ma.Schema):
     note = fields.String(allow_none=True)
     recorded_by = fields.String(required=True)
     recorded_at = fields.AwareDateTime(required=True)
-    version = fields.Integer(required=True)
-    import_batch_id = fields.Integer(allow_none=True)
+    version = Integer(required=True)
+    import_batch_id = Integer(allow_none=True)
 
 
 class MonitoringCreateSchema(StrictSchema):
-    period_year = fields.Integer(required=True, validate=validate.Range(min=1949, max=9999))
-    period_month = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=12))
+    period_year = Integer(required=True, validate=validate.Range(min=1949, max=9999))
+    period_month = Integer(allow_none=True, validate=validate.Range(min=1, max=12))
     metric = fields.String(required=True, validate=validate.Length(min=1, max=40))
     value = fields.Float(required=True, allow_nan=False)
     unit = fields.String(required=True, validate=validate.Length(min=1, max=20))
@@ -430,11 +430,11 @@ class MonitoringUpdateSchema(StrictSchema):
 
 class MonitoringQuerySchema(InputSchema, PageQuerySchema):
     county = fields.String(validate=COUNTY_CODE)
-    product = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX))
+    product = Integer(validate=validate.Range(min=1, max=INT64_MAX))
     metric = fields.String(validate=validate.Length(max=40))
     method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
-    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
-    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_from = Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = Integer(validate=validate.Range(min=1949, max=9999))
     monthly = fields.Boolean(metadata={"description": "true: monthly records only; false: "
                                        "annual only; absent: both"})
 
@@ -442,8 +442,8 @@ class MonitoringQuerySchema(InputSchema, PageQuerySchema):
 class ProductMonitoringQuerySchema(InputSchema, PageQuerySchema):
     metric = fields.String(validate=validate.Length(max=40))
     method = fields.String(validate=validate.OneOf(MONITORING_METHODS))
-    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
-    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_from = Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = Integer(validate=validate.Range(min=1949, max=9999))
     monthly = fields.Boolean()
 
 
@@ -452,18 +452,18 @@ class SeriesQuerySchema(InputSchema):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=40))
     type = fields.String(validate=validate.Length(max=40))
     category = fields.String(validate=validate.OneOf(PRODUCT_CATEGORIES))
-    year_from = fields.Integer(validate=validate.Range(min=1949, max=9999))
-    year_to = fields.Integer(validate=validate.Range(min=1949, max=9999))
+    year_from = Integer(validate=validate.Range(min=1949, max=9999))
+    year_to = Integer(validate=validate.Range(min=1949, max=9999))
     monthly = fields.Boolean(load_default=False)
 
 
 class SeriesPointSchema(ma.Schema):
-    period_year = fields.Integer(required=True)
-    period_month = fields.Integer(allow_none=True)
+    period_year = Integer(required=True)
+    period_month = Integer(allow_none=True)
     period_start = fields.Date(required=True)
     period_end = fields.Date(required=True)
     value = fields.Float(required=True)
-    products = fields.Integer(required=True)
+    products = Integer(required=True)
     methods = fields.List(fields.String(), required=True)
 
 
@@ -501,25 +501,25 @@ class ImportReportSchema(ma.Schema):
     filename = fields.String(required=True)
     encoding = fields.String(required=True, metadata={"description": "utf-8, gbk or xlsx"})
     sha256 = fields.String(required=True)
-    rows = fields.Integer(required=True)
-    created = fields.Integer(required=True)
-    updated = fields.Integer(required=True)
-    unchanged = fields.Integer(required=True, metadata={"description": "skipped: identical"})
-    sent_back_for_verification = fields.Integer(required=True)
-    batch_id = fields.Integer(allow_none=True)
+    rows = Integer(required=True)
+    created = Integer(required=True)
+    updated = Integer(required=True)
+    unchanged = Integer(required=True, metadata={"description": "skipped: identical"})
+    sent_back_for_verification = Integer(required=True)
+    batch_id = Integer(allow_none=True)
     ignored_columns = fields.List(fields.String(), required=True)
 
 
 class ImportBatchSchema(ma.Schema):
-    id = fields.Integer(required=True)
+    id = Integer(required=True)
     kind = fields.String(required=True)
     filename = fields.String(required=True)
     sha256 = fields.String(required=True)
     encoding = fields.String(required=True)
-    rows = fields.Integer(required=True)
-    created = fields.Integer(required=True)
-    updated = fields.Integer(required=True)
-    unchanged = fields.Integer(required=True)
+    rows = Integer(required=True)
+    created = Integer(required=True)
+    updated = Integer(required=True)
+    unchanged = Integer(required=True)
     county_code = fields.String(allow_none=True)
     actor = fields.String(required=True)
     created_at = fields.AwareDateTime(required=True)

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import validate
 
-from ecovalue.api import PageQuerySchema
+from ecovalue.api import Integer, PageQuerySchema
 from valuation.registry import CATEGORIES, CODE_RE, ECOSYSTEM_TYPES
 from valuation.reports import TABLES, UNIT_CHOICES
 
@@ -71,7 +71,7 @@ class IndicatorSchema(ma.Schema):
     note = ma.fields.String()
     custom = ma.fields.Boolean(required=True)
     active = ma.fields.Boolean(required=True)
-    version = ma.fields.Integer(required=True)
+    version = Integer(required=True)
     terms = ma.fields.List(ma.fields.Nested(TermSchema), required=True)
     parameters = ma.fields.Dict(keys=ma.fields.String(),
                                 values=ma.fields.Nested(ParameterSpecSchema), required=True)
@@ -163,7 +163,7 @@ class PriceEntrySchema(ma.Schema):
     value = _Finite(required=True)
     unit = ma.fields.String(required=True, validate=UNIT_TEXT,
                             metadata={"description": "e.g. yuan/m3, yuan/tC, t/m3, 1"})
-    price_year = ma.fields.Integer(allow_none=True, load_default=None, validate=YEAR,
+    price_year = Integer(allow_none=True, load_default=None, validate=YEAR,
                                    metadata={"description": "year whose prices value is in "
                                                             "(required for prices)"})
     index_series = ma.fields.String(allow_none=True, load_default=None,
@@ -177,7 +177,7 @@ class PriceEntrySchema(ma.Schema):
 
 
 class PriceBookSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     version = ma.fields.String(required=True)
     title = ma.fields.String(required=True)
     status = ma.fields.String(required=True)
@@ -213,7 +213,7 @@ class PriceEntriesSchema(ma.Schema):
 
 
 class IndexValueSchema(ma.Schema):
-    year = ma.fields.Integer(required=True, validate=YEAR)
+    year = Integer(required=True, validate=YEAR)
     value = _Finite(required=True)
     confirmation = ma.fields.String(load_default="to-confirm",
                                     validate=validate.OneOf(("to-confirm", "confirmed")))
@@ -252,7 +252,7 @@ class IndexValuesInSchema(ma.Schema):
 
 class QuantityRowInSchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
-    year = ma.fields.Integer(allow_none=True, load_default=None, validate=YEAR)
+    year = Integer(allow_none=True, load_default=None, validate=YEAR)
     indicator = ma.fields.String(required=True, validate=validate.Length(min=1, max=100),
                                  metadata={"description": "code (R-WCON) or name (水源涵养)"})
     item = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(
@@ -273,7 +273,7 @@ class QuantityRowInSchema(ma.Schema):
 
 class QuantitySetCreateSchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
-    year = ma.fields.Integer(required=True, validate=YEAR)
+    year = Integer(required=True, validate=YEAR)
     note = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(
         max=500))
     rows = ma.fields.List(ma.fields.Nested(QuantityRowInSchema), required=True,
@@ -282,7 +282,7 @@ class QuantitySetCreateSchema(ma.Schema):
 
 class UploadQuerySchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
-    year = ma.fields.Integer(required=True, validate=YEAR)
+    year = Integer(required=True, validate=YEAR)
     note = ma.fields.String(load_default=None, validate=validate.Length(max=500))
 
 
@@ -314,18 +314,18 @@ class GridFilesSchema(ma.Schema):
 
 class QuantitySetQuerySchema(PageQuerySchema):
     region_code = ma.fields.String(validate=REGION_CODE)
-    year = ma.fields.Integer(validate=YEAR)
+    year = Integer(validate=YEAR)
 
 
 class QuantitySetSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     region_code = ma.fields.String(required=True)
-    year = ma.fields.Integer(required=True)
+    year = Integer(required=True)
     source = ma.fields.String(required=True)
     filename = ma.fields.String(allow_none=True)
     file_sha256 = ma.fields.String(allow_none=True)
     content_hash = ma.fields.String(required=True)
-    row_count = ma.fields.Integer(required=True)
+    row_count = Integer(required=True)
     note = ma.fields.String(allow_none=True)
     warnings = ma.fields.List(ma.fields.String(), required=True)
     grid = ma.fields.Dict(allow_none=True)
@@ -334,8 +334,8 @@ class QuantitySetSchema(ma.Schema):
 
 
 class QuantityRowSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    source_row = ma.fields.Integer(required=True)
+    id = Integer(required=True)
+    source_row = Integer(required=True)
     region_code = ma.fields.String(required=True)
     indicator_code = ma.fields.String(required=True)
     item = ma.fields.String(required=True)
@@ -351,7 +351,7 @@ class QuantityRowSchema(ma.Schema):
 
 class CatalogQuantitiesSchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
-    year = ma.fields.Integer(required=True, validate=YEAR)
+    year = Integer(required=True, validate=YEAR)
     include_registered = ma.fields.Boolean(load_default=False, metadata={
         "description": "also use registered (not yet verified) products"})
     note = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(
@@ -395,13 +395,13 @@ class RunOptionsSchema(ma.Schema):
 
 class RunCreateSchema(ma.Schema):
     region_code = ma.fields.String(required=True, validate=REGION_CODE)
-    year = ma.fields.Integer(required=True, validate=YEAR)
-    quantity_set_ids = ma.fields.List(ma.fields.Integer(validate=validate.Range(
+    year = Integer(required=True, validate=YEAR)
+    quantity_set_ids = ma.fields.List(Integer(validate=validate.Range(
         min=1, max=2**62)), required=True, validate=validate.Length(min=1, max=50))
     price_book_version = ma.fields.String(allow_none=True, load_default=None,
                                           validate=VERSION,
                                           metadata={"description": "default: the default book"})
-    base_year = ma.fields.Integer(allow_none=True, load_default=None, validate=YEAR,
+    base_year = Integer(allow_none=True, load_default=None, validate=YEAR,
                                   metadata={"description": "constant-price base year "
                                                            "(default: the accounting year)"})
     options = ma.fields.Nested(RunOptionsSchema, load_default=dict)
@@ -412,16 +412,16 @@ class RunCreateSchema(ma.Schema):
 
 class RunQuerySchema(PageQuerySchema):
     region_code = ma.fields.String(validate=REGION_CODE)
-    year = ma.fields.Integer(validate=YEAR)
+    year = Integer(validate=YEAR)
     status = ma.fields.String(validate=validate.OneOf(("finished", "published")))
 
 
 class RunSummarySchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     title = ma.fields.String(required=True)
     region_code = ma.fields.String(required=True)
-    year = ma.fields.Integer(required=True)
-    base_year = ma.fields.Integer(required=True)
+    year = Integer(required=True)
+    base_year = Integer(required=True)
     status = ma.fields.String(required=True)
     price_book_version = ma.fields.Function(lambda run: run.price_book.version)
     input_hash = ma.fields.String(required=True)
@@ -465,7 +465,7 @@ class RunSchema(RunSummarySchema):
 
 
 class ResultSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     indicator_code = ma.fields.String(required=True)
     category = ma.fields.String(required=True)
     item = ma.fields.String(required=True)
@@ -494,13 +494,13 @@ class ResultQuerySchema(PageQuerySchema):
 
 
 class ReproductionSchema(ma.Schema):
-    run_id = ma.fields.Integer(required=True)
+    run_id = Integer(required=True)
     identical = ma.fields.Boolean(required=True)
     stored_input_hash = ma.fields.String(required=True)
     recomputed_input_hash = ma.fields.String(required=True)
     stored_gep_current = ma.fields.Float(required=True)
     recomputed_gep_current = ma.fields.Float(required=True)
-    results = ma.fields.Integer(required=True)
+    results = Integer(required=True)
     max_abs_difference = ma.fields.Float(required=True)
 
 
@@ -513,10 +513,10 @@ class ReportQuerySchema(ma.Schema):
 
 
 class ReportSchema(ma.Schema):
-    run_id = ma.fields.Integer(required=True)
+    run_id = Integer(required=True)
     region_code = ma.fields.String(required=True)
-    year = ma.fields.Integer(required=True)
-    base_year = ma.fields.Integer(required=True)
+    year = Integer(required=True)
+    base_year = Integer(required=True)
     table = ma.fields.String(required=True)
     unit = ma.fields.String(required=True)
     gep_current = ma.fields.Float(required=True)
@@ -542,8 +542,8 @@ class ChartQuerySchema(ma.Schema):
 
 
 class ComparisonQuerySchema(ma.Schema):
-    base = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=2**62))
-    other = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=2**62))
+    base = Integer(required=True, validate=validate.Range(min=1, max=2**62))
+    other = Integer(required=True, validate=validate.Range(min=1, max=2**62))
     basis = ma.fields.String(load_default="current", validate=validate.OneOf(("current",
                                                                              "constant")))
 
@@ -572,11 +572,11 @@ class IndicatorEffectsSchema(CategoryEffectsSchema):
 
 
 class ComparisonSchema(ma.Schema):
-    base_run_id = ma.fields.Integer(required=True)
-    other_run_id = ma.fields.Integer(required=True)
+    base_run_id = Integer(required=True)
+    other_run_id = Integer(required=True)
     region_code = ma.fields.String(required=True)
-    base_year = ma.fields.Integer(required=True)
-    other_year = ma.fields.Integer(required=True)
+    base_year = Integer(required=True)
+    other_year = Integer(required=True)
     basis = ma.fields.String(required=True)
     method = ma.fields.String(required=True)
     gep_0 = ma.fields.Float(required=True)
@@ -594,7 +594,7 @@ class AssetQuerySchema(ma.Schema):
                            validate=validate.Length(min=2, max=10), metadata={
                                "description": "discount rates as fractions (0.05 = 5 %), "
                                              "at least two"})
-    horizon = ma.fields.Integer(load_default=30, validate=validate.Range(min=1, max=200))
+    horizon = Integer(load_default=30, validate=validate.Range(min=1, max=200))
     growth = _Finite(load_default=0.0, validate=validate.Range(min=-0.5, max=1))
     basis = ma.fields.String(load_default="constant", validate=validate.OneOf(("current",
                                                                               "constant")))
@@ -610,11 +610,11 @@ class SensitivityRowSchema(ma.Schema):
 
 
 class AssetValueSchema(ma.Schema):
-    run_id = ma.fields.Integer(required=True)
+    run_id = Integer(required=True)
     scope = ma.fields.String(required=True)
     basis = ma.fields.String(required=True)
     annual_flow_yuan = ma.fields.Float(required=True)
-    horizon_years = ma.fields.Integer(required=True)
+    horizon_years = Integer(required=True)
     growth = ma.fields.Float(required=True)
     timing = ma.fields.String(required=True)
     note = ma.fields.String(required=True)
@@ -622,12 +622,12 @@ class AssetValueSchema(ma.Schema):
 
 
 class ProductValueQuerySchema(ma.Schema):
-    year = ma.fields.Integer(required=True, validate=YEAR, metadata={
+    year = Integer(required=True, validate=YEAR, metadata={
         "description": "accounting year: the sequestration record and the price year"})
     rates = ma.fields.List(_Finite(validate=validate.Range(min=-0.5, max=1)),
                            load_default=lambda: [0.03, 0.05, 0.08],
                            validate=validate.Length(min=2, max=10))
-    horizon = ma.fields.Integer(load_default=20, validate=validate.Range(min=1, max=200),
+    horizon = Integer(load_default=20, validate=validate.Range(min=1, max=200),
                                 metadata={"description": "crediting period, years"})
     growth = _Finite(load_default=0.0, validate=validate.Range(min=-0.5, max=1))
     price_book_version = ma.fields.String(validate=VERSION)
@@ -643,17 +643,17 @@ class ProductValuationRowSchema(ma.Schema):
 
 
 class ProductValuationSchema(ma.Schema):
-    product_id = ma.fields.Integer(required=True)
+    product_id = Integer(required=True)
     product_name = ma.fields.String(required=True)
     indicator_code = ma.fields.String(required=True)
-    year = ma.fields.Integer(required=True)
+    year = Integer(required=True)
     annual_quantity = ma.fields.Float(required=True)
     quantity_unit = ma.fields.String(required=True)
     quantity_source = ma.fields.String(required=True)
     unit_price = ma.fields.Float(required=True)
     unit_price_source = ma.fields.String(required=True)
     annual_value = ma.fields.Float(required=True)
-    horizon_years = ma.fields.Integer(required=True)
+    horizon_years = Integer(required=True)
     growth = ma.fields.Float(required=True)
     area_ha = ma.fields.Float(allow_none=True)
     valuations = ma.fields.List(ma.fields.Nested(ProductValuationRowSchema), required=True)

@@ -7,6 +7,7 @@ from flask import current_app
 
 from ecovalue.api import (
     Blueprint,
+    Integer,
     PageQuerySchema,
     current_actor,
     current_principal,
@@ -21,7 +22,7 @@ blp = Blueprint("audit", __name__, url_prefix="/audit", description="Audit trail
 
 
 class AuditEventSchema(ma.Schema):
-    seq = ma.fields.Integer(required=True)
+    seq = Integer(required=True)
     occurred_at = ma.fields.AwareDateTime(required=True)
     actor = ma.fields.String(required=True)
     action = ma.fields.String(required=True)
@@ -46,13 +47,13 @@ class AuditQuerySchema(PageQuerySchema):
 
 class ChainReportSchema(ma.Schema):
     ok = ma.fields.Boolean(required=True)
-    checked = ma.fields.Integer(required=True)
-    first_broken_seq = ma.fields.Integer(allow_none=True)
+    checked = Integer(required=True)
+    first_broken_seq = Integer(allow_none=True)
     reason = ma.fields.String(allow_none=True)
 
 
 class CheckpointSchema(ma.Schema):
-    seq = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=2**63 - 1),
+    seq = Integer(required=True, validate=ma.validate.Range(min=0, max=2**63 - 1),
                             metadata={"description": "the last event covered"})
     hash = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
                             metadata={"description": "that event's hash"})

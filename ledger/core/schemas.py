@@ -11,7 +11,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from ecovalue.api import PageQuerySchema, free_form
+from ecovalue.api import Integer, PageQuerySchema, free_form
 from ledger.core.amounts import MAX_AMOUNT
 from ledger.core.models import ACCOUNT_KINDS, ASSET_KINDS, PHASES
 
@@ -58,7 +58,7 @@ class AssetCreateSchema(ma.Schema):
     name_zh = Str(required=True, validate=ma.validate.Length(min=1, max=200))
     name_en = Str(load_default=None, allow_none=True,
                                validate=ma.validate.Length(max=200))
-    vintage_year = ma.fields.Integer(load_default=None, allow_none=True, strict=True,
+    vintage_year = Integer(load_default=None, allow_none=True, strict=True,
                                      validate=ma.validate.Range(min=1990, max=2100))
     batch_reference = Str(load_default=None, allow_none=True,
                                        validate=ma.validate.Length(min=1, max=100))
@@ -68,13 +68,13 @@ class AssetCreateSchema(ma.Schema):
 
 
 class AssetSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     code = Str(required=True)
     kind = Str(required=True)
     unit = Str(required=True, metadata={"description": "fen or tCO2e"})
     name_zh = Str(required=True)
     name_en = Str(allow_none=True)
-    vintage_year = ma.fields.Integer(allow_none=True)
+    vintage_year = Integer(allow_none=True)
     batch_reference = Str(allow_none=True)
     project_reference = Str(allow_none=True)
     attributes = ma.fields.Dict(allow_none=True)
@@ -84,14 +84,14 @@ class AssetSchema(ma.Schema):
 
 class AssetQuerySchema(PageQuerySchema):
     kind = Str(validate=ma.validate.OneOf(sorted(ASSET_KINDS)))
-    vintage_year = ma.fields.Integer(validate=ma.validate.Range(min=1990, max=2100))
+    vintage_year = Integer(validate=ma.validate.Range(min=1990, max=2100))
 
 
 # --- accounts --------------------------------------------------------------------------------
 
 
 class AccountCreateSchema(ma.Schema):
-    party_id = ma.fields.Integer(required=True, strict=True,
+    party_id = Integer(required=True, strict=True,
                                  validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
     asset = Str(required=True, validate=ma.validate.Length(min=1, max=40))
     kind = Str(required=True, validate=ma.validate.OneOf(ACCOUNT_KINDS))
@@ -106,10 +106,10 @@ class AccountCreateSchema(ma.Schema):
 
 
 class AccountSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     code = Str(required=True)
     name = Str(required=True)
-    party_id = ma.fields.Integer(required=True)
+    party_id = Integer(required=True)
     asset = ma.fields.Function(lambda a: a.asset_code, required=True)
     kind = Str(required=True)
     no_overdraft = ma.fields.Boolean(required=True)
@@ -119,26 +119,26 @@ class AccountSchema(ma.Schema):
 
 
 class AccountQuerySchema(PageQuerySchema):
-    party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    party_id = Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
     asset = Str(validate=ma.validate.Length(max=40))
     kind = Str(validate=ma.validate.OneOf(ACCOUNT_KINDS))
     code_prefix = Str(validate=ma.validate.Length(max=100))
 
 
 class BalanceSchema(ma.Schema):
-    account_id = ma.fields.Integer(required=True)
+    account_id = Integer(required=True)
     account_code = Str(required=True)
-    party_id = ma.fields.Integer(required=True)
+    party_id = Integer(required=True)
     kind = Str(required=True)
     asset = Str(required=True)
     unit = Str(required=True)
     as_of = ma.fields.Date(allow_none=True, metadata={
         "description": "null: the current balance with reservations"})
-    balance = ma.fields.Integer(required=True, metadata={
+    balance = Integer(required=True, metadata={
         "description": "posted credits - posted debits, in the asset's unit"})
-    pending_debits = ma.fields.Integer(allow_none=True)
-    pending_credits = ma.fields.Integer(allow_none=True)
-    available = ma.fields.Integer(allow_none=True, metadata={
+    pending_debits = Integer(allow_none=True)
+    pending_credits = Integer(allow_none=True)
+    available = Integer(allow_none=True, metadata={
         "description": "balance - pending debits: what can still be debited"})
     no_overdraft = ma.fields.Boolean(required=True)
 
@@ -148,10 +148,10 @@ class AsOfQuerySchema(ma.Schema):
 
 
 class PartyBalancesSchema(ma.Schema):
-    party_id = ma.fields.Integer(required=True)
+    party_id = Integer(required=True)
     as_of = ma.fields.Date(allow_none=True)
     accounts = ma.fields.List(ma.fields.Nested(BalanceSchema), required=True)
-    totals = ma.fields.Dict(keys=Str(), values=ma.fields.Integer(), required=True,
+    totals = ma.fields.Dict(keys=Str(), values=Integer(), required=True,
                             metadata={"description": "balance per asset code"})
 
 
@@ -162,27 +162,27 @@ class StatementQuerySchema(ma.Schema):
 
 class StatementLineSchema(ma.Schema):
     effective_date = ma.fields.Date(required=True)
-    transaction_id = ma.fields.Integer(required=True)
+    transaction_id = Integer(required=True)
     type = Str(required=True)
     memo = Str(allow_none=True)
-    debit = ma.fields.Integer(required=True)
-    credit = ma.fields.Integer(required=True)
-    balance = ma.fields.Integer(required=True, metadata={"description": "running balance"})
+    debit = Integer(required=True)
+    credit = Integer(required=True)
+    balance = Integer(required=True, metadata={"description": "running balance"})
 
 
 class StatementSchema(ma.Schema):
-    account_id = ma.fields.Integer(required=True)
+    account_id = Integer(required=True)
     account_code = Str(required=True)
     account_name = Str(required=True)
-    party_id = ma.fields.Integer(required=True)
+    party_id = Integer(required=True)
     asset = Str(required=True)
     unit = Str(required=True)
     date_from = ma.fields.Date(required=True)
     date_to = ma.fields.Date(required=True)
-    opening_balance = ma.fields.Integer(required=True)
-    closing_balance = ma.fields.Integer(required=True)
-    total_debits = ma.fields.Integer(required=True)
-    total_credits = ma.fields.Integer(required=True)
+    opening_balance = Integer(required=True)
+    closing_balance = Integer(required=True)
+    total_debits = Integer(required=True)
+    total_credits = Integer(required=True)
     lines = ma.fields.List(ma.fields.Nested(StatementLineSchema), required=True)
 
 
@@ -219,16 +219,16 @@ class TransactionInSchema(ma.Schema):
 
 
 class PostingSchema(ma.Schema):
-    id = ma.fields.Integer(allow_none=True)
-    account_id = ma.fields.Integer(required=True)
+    id = Integer(allow_none=True)
+    account_id = Integer(required=True)
     account_code = Str(required=True)
     asset = Str(required=True)
     direction = Str(required=True)
-    amount = ma.fields.Integer(required=True)
+    amount = Integer(required=True)
 
 
 class TransactionSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     type = Str(required=True)
     phase = Str(required=True, metadata={"enum": list(PHASES)})
     status = Str(required=True, metadata={
@@ -238,12 +238,12 @@ class TransactionSchema(ma.Schema):
     metadata = ma.fields.Dict(allow_none=True)
     author = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
-    reverses_id = ma.fields.Integer(allow_none=True)
-    reversed_by_id = ma.fields.Integer(allow_none=True)
-    pending_id = ma.fields.Integer(allow_none=True)
-    resolved_by_id = ma.fields.Integer(allow_none=True)
+    reverses_id = Integer(allow_none=True)
+    reversed_by_id = Integer(allow_none=True)
+    pending_id = Integer(allow_none=True)
+    resolved_by_id = Integer(allow_none=True)
     expires_at = ma.fields.AwareDateTime(allow_none=True)
-    batch_id = ma.fields.Integer(allow_none=True)
+    batch_id = Integer(allow_none=True)
     idempotency_key = Str(allow_none=True)
     postings = ma.fields.List(ma.fields.Nested(PostingSchema), required=True)
 
@@ -251,13 +251,13 @@ class TransactionSchema(ma.Schema):
 class TransactionQuerySchema(PageQuerySchema):
     account = Str(validate=ma.validate.Length(min=1, max=100), metadata={
         "description": "account id or code"})
-    party_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    party_id = Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
     asset = Str(validate=ma.validate.Length(max=40))
     type = Str(validate=ma.validate.Length(max=40))
     phase = Str(validate=ma.validate.OneOf(PHASES))
     date_from = ma.fields.Date()
     date_to = ma.fields.Date()
-    batch_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
+    batch_id = Integer(validate=ma.validate.Range(min=1, max=MAX_AMOUNT))
 
 
 class ReverseSchema(ma.Schema):
@@ -273,7 +273,7 @@ class VoidSchema(ma.Schema):
 
 
 class ExpiredSchema(ma.Schema):
-    expired = ma.fields.List(ma.fields.Integer(), required=True, metadata={
+    expired = ma.fields.List(Integer(), required=True, metadata={
         "description": "ids of the pending transfers whose expiry was recorded"})
 
 
@@ -285,13 +285,13 @@ class BatchInSchema(ma.Schema):
 
 
 class BatchSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    transaction_count = ma.fields.Integer(required=True)
+    id = Integer(required=True)
+    transaction_count = Integer(required=True)
     content_sha256 = Str(required=True)
     memo = Str(allow_none=True)
     author = Str(required=True)
     created_at = ma.fields.AwareDateTime(required=True)
-    transaction_ids = ma.fields.List(ma.fields.Integer(), required=True)
+    transaction_ids = ma.fields.List(Integer(), required=True)
 
 
 # --- periods and assertions ------------------------------------------------------------------
@@ -325,11 +325,11 @@ class AssertionInSchema(ma.Schema):
 
 
 class AssertionSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    account_id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
+    account_id = Integer(required=True)
     as_of = ma.fields.Date(required=True)
-    expected_balance = ma.fields.Integer(required=True)
-    actual_balance = ma.fields.Integer(required=True)
+    expected_balance = Integer(required=True)
+    actual_balance = Integer(required=True)
     difference = ma.fields.Function(lambda a: a.actual_balance - a.expected_balance,
                                     required=True)
     passed = ma.fields.Boolean(required=True)
@@ -352,5 +352,5 @@ class RecheckSchema(ma.Schema):
 
 
 class RecheckResultSchema(ma.Schema):
-    checked = ma.fields.Integer(required=True)
+    checked = Integer(required=True)
     failed = ma.fields.List(ma.fields.Nested(AssertionSchema), required=True)

@@ -138,3 +138,16 @@ def test_upload_routes_keep_their_media_types(demo, client, tokens):
                            data={"file": (io.BytesIO(b"external_code,name_zh\n"), "p.csv")},
                            content_type="multipart/form-data", headers=tokens.admin)
     assert response.status_code != 415
+
+
+@pytest.mark.parametrize("value", [2.5, 2.589e-42, True])
+def test_an_integer_field_refuses_fractions_and_booleans(demo, client, tokens, problem, value):
+    """marshmallow would cut 2.5 to 2 (a quantity set id, a year, a checkpoint's seq)."""
+    refused = problem(client.post("/audit/verify", json={"checkpoints": [
+        {"seq": value, "hash": "0" * 64, "signature": "0" * 64,
+         "signed_at": "2000-01-01T00:00:00Z"}]}, headers=tokens.auditor), 422)
+    assert any(e["field"].endswith("seq") for e in refused["errors"]), refused
+    refused = problem(client.post("/valuation/runs", json={
+        "region_code": WANGMO, "year": 2024, "quantity_set_ids": [value]},
+        headers=tokens.admin), 422)
+    assert any("quantity_set_ids" in e["field"] for e in refused["errors"]), refused
