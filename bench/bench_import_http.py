@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_import import TYPES, VILLAGES, Server, prepare
+from bench_import import TYPES, VILLAGES, Server, prepare  # noqa: E402
 
-from ecovalue import protect
-from ecovalue.auth import services as auth_services
-from ecovalue.auth import system_principal
+from ecovalue import protect  # noqa: E402
+from ecovalue.auth import services as auth_services  # noqa: E402
+from ecovalue.auth import system_principal  # noqa: E402
 
 
 def _free_port() -> int:

@@ -84,8 +84,8 @@ def test_numbers_stay_numbers_and_plain_text_is_unchanged():
             ["望谟县某村", -5, -0.25, Decimal("-12.30"), dt.date(2024, 3, 1)],
             ["a-b = c", 7, float("nan"), None, None]]
     text = write_csv(rows).decode("utf-8-sig")
-    assert text.splitlines() == ["name,amount,ratio,yuan,day", "望谟县某村,-5,-0.25,-12.30,2024-03-01",
-                                 "a-b = c,7,,,"]
+    assert text.splitlines() == ["name,amount,ratio,yuan,day",
+                                 "望谟县某村,-5,-0.25,-12.30,2024-03-01", "a-b = c,7,,,"]
 
 
 # --- every export ----------------------------------------------------------------------------
@@ -173,8 +173,8 @@ def test_valuation_exports_hold_no_formula(planted, client, tokens):
 def test_every_export_goes_through_the_one_writer():
     """No module but the shell's writer builds a CSV writer or a workbook (valuation's demo
     builds an input workbook, not an export)."""
-    pattern = re.compile(r"csv\.writer\(|DictWriter|(?<!reports)\.to_csv\(|\.to_excel\(|ExcelWriter|"
-                         r"\bWorkbook\(")
+    pattern = re.compile(r"csv\.writer\(|DictWriter|(?<!reports)\.to_csv\(|\.to_excel\(|"
+                         r"ExcelWriter|\bWorkbook\(")
     allowed = {"ecovalue/spreadsheet.py", "valuation/demo.py"}
     offenders = []
     for package in ("ecovalue", "catalog", "valuation", "ledger"):

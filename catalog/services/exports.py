@@ -24,7 +24,8 @@ def to_bytes(columns: Sequence[str], records: Sequence[Mapping[str, Any]], fmt: 
              sheet: str) -> bytes:
     """CSV (UTF-8 with BOM, which Excel needs to show Chinese) or XLSX, through the shell's
     export writer (text that would start a formula is written as text)."""
-    rows = [list(columns), *([record.get(c) for c in columns] for record in records)]
+    rows: list[list[Any]] = [list(columns)]
+    rows += ([record.get(c) for c in columns] for record in records)
     return write_csv(rows) if fmt == "csv" else write_xlsx({sheet: rows})
 
 
