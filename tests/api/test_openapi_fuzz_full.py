@@ -79,13 +79,21 @@ def test_every_operation_for_every_role(case, role_headers):
 
 
 def test_stateful_links(api_schema, role_headers):
-    # the token as configuration, so that schemathesis knows it (ignored_auth's probes remove
-    # it, and generated credentials never stand in for it)
-    api_schema.config.headers = role_headers["admin"]
+    token = role_headers["admin"]["Authorization"].removeprefix("Bearer ")
+
+    # the token through schemathesis' auth provider, so that it knows the credentials are
+    # real: ignored_auth's probes remove them, and generated ones never stand in for them
+    @api_schema.auth()
+    class AdminToken:
+        def get(self, case, context):
+            return token
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
     try:
-        machine = api_schema.as_state_machine()
-        run_state_machine_as_test(machine, settings=settings(
+        run_state_machine_as_test(api_schema.as_state_machine(), settings=settings(
             max_examples=MAX_EXAMPLES, deadline=None, stateful_step_count=10,
             suppress_health_check=list(HealthCheck)))
     finally:
-        api_schema.config.headers = None
+        api_schema.auth.providers.clear()
