@@ -34,6 +34,7 @@ MODEL_MODULES = [
     "catalog.models",
     "valuation.models",
     "ledger.core.models",
+    "ledger.carbon.models",
 ]
 
 #: (module, attribute) of every flask-smorest Blueprint, in the order they appear in the docs
