@@ -45,6 +45,7 @@ BLUEPRINTS = [
     ("catalog.api", "blp"),
     ("valuation.api", "blp"),
     ("ledger.core.api", "blp"),
+    ("ledger.carbon.api", "blp"),
 ]
 
 #: click groups or commands added to the `ecovalue` command
@@ -56,11 +57,15 @@ CLI_COMMANDS = [
     ("catalog.cli", "cli"),
     ("valuation.cli", "cli"),
     ("ledger.core.cli", "cli"),
+    ("ledger.carbon.cli", "cli"),
 ]
 
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
-DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load"), ("ledger.core.demo", "load")]
+DEMO_LOADERS = [("catalog.demo", "load"), ("valuation.demo", "load"), ("ledger.core.demo", "load"),
+                ("ledger.carbon.demo", "load")]
+#: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
+LEDGER_VERIFY_CHECKS = [("ledger.carbon.services", "verify")]
 #: the party the demo trader token acts for: `trader_party_id(session) -> int | None`
 DEMO_TRADER_PARTY = ("catalog.demo", "trader_party_id")
 
@@ -227,6 +232,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "loaders": [_load(spec) for spec in DEMO_LOADERS],
         "trader_party_id": _load(DEMO_TRADER_PARTY),
     }
+    app.extensions["ledger.verify_checks"] = [_load(spec) for spec in LEDGER_VERIFY_CHECKS]
     for spec in CLI_COMMANDS:
         app.cli.add_command(_load(spec))
     app.config["ECOVALUE_VERSION"] = __version__

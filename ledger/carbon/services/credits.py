@@ -586,3 +586,20 @@ def record_reversal(session: Session, actor: Principal, ref: int | str, *, cause
 
 def batch_of(session: Session, ref: int | str) -> CarbonBatch:
     return get_batch(session, ref)
+
+
+def moved_view(moved: Moved, kind: str) -> dict:
+    retirement = moved.retirement
+    return {"event_id": moved.event_id, "kind": kind, "batch": moved.batch.asset_code,
+            "from_account": moved.source.code, "to_account": moved.target.code,
+            "quantity_t": moved.quantity_t, "serial_blocks": moved.blocks,
+            "ledger_transaction_id": moved.ledger_transaction_id,
+            "certificate_number": retirement.certificate_number if retirement else None,
+            "certificate_url": f"/carbon/public/certificates/{retirement.certificate_number}"
+            if retirement else None}
+
+
+def reversal_view(session: Session, reversal: CarbonReversal) -> dict:
+    events = list(session.scalars(sa.select(CarbonEvent).where(
+        CarbonEvent.reversal_id == reversal.id).order_by(CarbonEvent.id)))
+    return {**audit.snapshot(reversal), "occurred_on": reversal.occurred_on, "events": events}

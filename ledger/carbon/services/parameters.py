@@ -96,6 +96,12 @@ def get_set(session: Session, version: str) -> CarbonParameterSet:
     return found
 
 
+def read_set(session: Session, actor: Principal | None, version: str) -> CarbonParameterSet:
+    """A set, draft or published (drafts are not public)."""
+    authorize(actor, "carbon.read")
+    return get_set(session, version)
+
+
 def list_sets(session: Session) -> sa.Select:
     return sa.select(CarbonParameterSet).order_by(CarbonParameterSet.id)
 
@@ -203,3 +209,13 @@ def set_operator(session: Session, actor: Principal, party_id: int,
     audit.record(session, actor, "carbon.registry.configure", "carbon_registry", 1,
                  before=before, after=audit.snapshot(row))
     return row
+
+
+def set_view(session: Session, parameter_set: CarbonParameterSet) -> dict:
+    species = species_of(session, parameter_set.id)
+    rows = []
+    for row in rows_of(session, parameter_set.id):
+        rows.append({**species_row_data(row),
+                     "tco2e_per_m3": species[row.species_code].tco2e_per_m3})
+    return {**{c.key: getattr(parameter_set, c.key)
+               for c in CarbonParameterSet.__table__.columns}, "species": rows}

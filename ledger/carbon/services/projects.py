@@ -324,6 +324,14 @@ def read_project(session: Session, actor: Principal | None, ref: int | str) -> C
     return project
 
 
+def public_project(session: Session, ref: int | str) -> CarbonProject:
+    """A registered, active or closed project; others are not public (404)."""
+    project = get_project(session, ref)
+    if project.status not in PUBLIC_STATES:
+        raise errors.ProjectNotFound(f"no public carbon project {ref!r}")
+    return project
+
+
 def list_projects(session: Session, actor: Principal | None, *, public: bool,
                   county_code: str | None = None, status: str | None = None,
                   methodology_code: str | None = None) -> sa.Select:
@@ -441,3 +449,21 @@ def household_rows(session: Session, actor: Principal, ref: int | str) -> list[d
                      "tree_cap": methodology.household_tree_cap(h.area_mu)})
     return rows
 
+
+
+def project_view(session: Session, project: CarbonProject, *, public: bool) -> dict:
+    """A project as the API shows it: names side by side, parties (households' names masked,
+    omitted in public), parcels, the parameter set's version."""
+    from ledger.carbon.services.registry import holder_view
+
+    method = methodology.METHODOLOGIES[project.methodology]
+    view = {c.key: getattr(project, c.key) for c in CarbonProject.__table__.columns}
+    view.update(
+        methodology_name_zh=method.name_zh, methodology_name_en=method.name_en,
+        developer=holder_view(session.get(Party, project.developer_party_id), public=public),
+        owner=holder_view(session.get(Party, project.owner_party_id), public=public),
+        parameter_set_version=session.get(CarbonParameterSet, project.parameter_set_id).version,
+        parcels=[{"product_id": p.id, "name_zh": p.name_zh, "name_en": p.name_en,
+                  "region_code": p.region_code, "area_ha": p.area_ha, "status": p.status}
+                 for p in parcels_of(session, project.id)])
+    return view

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from catalog.identifiers import mask_name
 from catalog.models import MonitoringRecord, Party, Product
 from catalog.services.exports import to_bytes
-from ecovalue import audit
 from ecovalue.audit.models import AuditEvent
+from ecovalue.audit.services import content_hash, link
 from ecovalue.auth import Principal, authorize
 from ledger import core as ledger
 from ledger.carbon import errors, serials
@@ -103,17 +103,18 @@ def holdings(session: Session, ref: int | str, *, public: bool = True) -> list[d
             for _id, code, role, party_id, tonnes, count in rows]
 
 
-def account_blocks(session: Session, account_code: str) -> list[str]:
-    """The serial blocks an account holds, as text."""
+def account_blocks(session: Session, account_code: str) -> dict:
+    """The serial blocks an account holds, as text, and their total."""
     account = session.scalar(sa.select(CarbonAccount).where(CarbonAccount.code == account_code))
     if account is None:
         raise errors.CarbonAccountNotFound(f"no carbon account {account_code!r}")
     batch = session.get(CarbonBatch, account.batch_id)
     prefix = batch.serial_block.rsplit("-", 2)[0]
-    return [serials.format_range(prefix, (s, e)) for s, e in session.execute(
-        sa.select(CarbonBlock.start_serial, CarbonBlock.end_serial).where(
-            CarbonBlock.account_id == account.ledger_account_id)
-        .order_by(CarbonBlock.start_serial))]
+    ranges = list(session.execute(sa.select(CarbonBlock.start_serial, CarbonBlock.end_serial)
+                                  .where(CarbonBlock.account_id == account.ledger_account_id)
+                                  .order_by(CarbonBlock.start_serial)).tuples())
+    return {"account_code": account.code, "quantity_t": serials.total(ranges),
+            "serial_blocks": [serials.format_range(prefix, r) for r in ranges]}
 
 
 def events_of(session: Session, ref: int | str) -> sa.Select:
@@ -190,8 +191,8 @@ def verify_certificate(session: Session, number: str, *, quantity_t: int | None,
         problems.append({"field": "audit_hash", "message": "not the hash of the retirement's "
                                                            "audit event"})
     event = session.get(AuditEvent, retirement.audit_seq) if retirement.audit_seq else None
-    chain_ok = event is not None and event.hash == retirement.audit_hash and audit.link(
-        event.seq, event.prev_hash, audit.content_hash(
+    chain_ok = event is not None and event.hash == retirement.audit_hash and link(
+        event.seq, event.prev_hash, content_hash(
             occurred_at=event.occurred_at, actor=event.actor, action=event.action,
             entity_type=event.entity_type, entity_id=event.entity_id, before=event.before,
             after=event.after, request_id=event.request_id)) == event.hash and (
