@@ -110,9 +110,10 @@ def account_blocks(session: Session, account_code: str) -> dict:
         raise errors.CarbonAccountNotFound(f"no carbon account {account_code!r}")
     batch = session.get(CarbonBatch, account.batch_id)
     prefix = batch.serial_block.rsplit("-", 2)[0]
-    ranges = list(session.execute(sa.select(CarbonBlock.start_serial, CarbonBlock.end_serial)
-                                  .where(CarbonBlock.account_id == account.ledger_account_id)
-                                  .order_by(CarbonBlock.start_serial)).tuples())
+    ranges = [(s, e) for s, e in session.execute(
+        sa.select(CarbonBlock.start_serial, CarbonBlock.end_serial)
+        .where(CarbonBlock.account_id == account.ledger_account_id)
+        .order_by(CarbonBlock.start_serial))]
     return {"account_code": account.code, "quantity_t": serials.total(ranges),
             "serial_blocks": [serials.format_range(prefix, r) for r in ranges]}
 
