@@ -402,8 +402,11 @@ class CarbonAccount(Base):
     role: Mapped[str] = mapped_column(sa.String(12))
     #: the ledger account code
     code: Mapped[str] = mapped_column(sa.String(100))
+    #: the batch's ledger asset code (copied, so that a movement needs no batch look-up)
+    asset_code: Mapped[str] = mapped_column(sa.String(40))
 
-    __table_args__ = (sa.CheckConstraint(_in("role", ACCOUNT_ROLES), name="role"),)
+    __table_args__ = (sa.CheckConstraint(_in("role", ACCOUNT_ROLES), name="role"),
+                      sa.Index("ix_carbon_accounts_code", "code", unique=True))
 
 
 class CarbonBlock(Base):

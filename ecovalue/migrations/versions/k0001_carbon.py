@@ -253,6 +253,7 @@ def upgrade() -> None:
     sa.Column('party_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('role', sa.String(length=12), nullable=False),
     sa.Column('code', sa.String(length=100), nullable=False),
+    sa.Column('asset_code', sa.String(length=40), nullable=False),
     sa.CheckConstraint("role in ('tradable','buffer','retired','cancelled')", name=op.f('ck_carbon_accounts_role')),
     sa.ForeignKeyConstraint(['batch_id'], ['carbon_batches.id'], name=op.f('fk_carbon_accounts_batch_id_carbon_batches')),
     sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_carbon_accounts_ledger_account_id_ledger_accounts')),
@@ -262,6 +263,7 @@ def upgrade() -> None:
     with op.batch_alter_table('carbon_accounts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_carbon_accounts_batch_id'), ['batch_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_carbon_accounts_party_id'), ['party_id'], unique=False)
+        batch_op.create_index('ix_carbon_accounts_code', ['code'], unique=True)
 
     op.create_table('carbon_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -359,6 +361,7 @@ def downgrade() -> None:
 
     op.drop_table('carbon_events')
     with op.batch_alter_table('carbon_accounts', schema=None) as batch_op:
+        batch_op.drop_index('ix_carbon_accounts_code')
         batch_op.drop_index(batch_op.f('ix_carbon_accounts_party_id'))
         batch_op.drop_index(batch_op.f('ix_carbon_accounts_batch_id'))
 

@@ -22,7 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.models import Party
 from ecovalue import audit
 from ecovalue.audit.models import AuditEvent
 from ecovalue.auth import Principal, authorize
@@ -57,10 +56,10 @@ ACCOUNTS = CarbonAccount.__table__
 EVENTS = CarbonEvent.__table__
 
 _ACCOUNT_COLUMNS = (ACCOUNTS.c.ledger_account_id, ACCOUNTS.c.batch_id, ACCOUNTS.c.party_id,
-                    ACCOUNTS.c.role, ACCOUNTS.c.code)
-_ACCOUNT_BY_REF = sa.select(*_ACCOUNT_COLUMNS).where(
-    sa.or_(ACCOUNTS.c.ledger_account_id == sa.bindparam("id"),
-           ACCOUNTS.c.code == sa.bindparam("code")))
+                    ACCOUNTS.c.role, ACCOUNTS.c.code, ACCOUNTS.c.asset_code)
+_ACCOUNT_BY_ID = sa.select(*_ACCOUNT_COLUMNS).where(
+    ACCOUNTS.c.ledger_account_id == sa.bindparam("ref"))
+_ACCOUNT_BY_CODE = sa.select(*_ACCOUNT_COLUMNS).where(ACCOUNTS.c.code == sa.bindparam("ref"))
 _TRADABLE_OF = sa.select(*_ACCOUNT_COLUMNS).where(
     ACCOUNTS.c.batch_id == sa.bindparam("batch"), ACCOUNTS.c.party_id == sa.bindparam("party"),
     ACCOUNTS.c.role == "tradable").order_by(ACCOUNTS.c.ledger_account_id).limit(1)
@@ -79,11 +78,40 @@ _NEIGHBOURS = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial)
 _DELETE_BLOCKS = BLOCKS.delete().where(BLOCKS.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_BLOCKS = BLOCKS.insert()
 _INSERT_EVENT = EVENTS.insert().returning(EVENTS.c.id)
+RETIREMENTS = CarbonRetirement.__table__
+_INSERT_RETIREMENT = RETIREMENTS.insert().returning(RETIREMENTS.c.id)
+_SEAL_RETIREMENT = RETIREMENTS.update().where(RETIREMENTS.c.id == sa.bindparam("r_id")).values(
+    audit_seq=sa.bindparam("audit_seq"), audit_hash=sa.bindparam("audit_hash"))
 _HOLDERS_OF_RANGE = sa.select(ACCOUNTS.c.role, ACCOUNTS.c.code, BLOCKS.c.start_serial,
                               BLOCKS.c.end_serial).join(
     ACCOUNTS, ACCOUNTS.c.ledger_account_id == BLOCKS.c.account_id).where(
     BLOCKS.c.batch_id == sa.bindparam("batch"),
     BLOCKS.c.start_serial <= sa.bindparam("end"), BLOCKS.c.end_serial >= sa.bindparam("start"))
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchFacts:
+    """What a movement needs of its batch, known from the account without a query."""
+
+    id: int
+    asset_code: str
+
+    @property
+    def prefix(self) -> str:
+        """The serial prefix: the asset code without its batch number."""
+        return self.asset_code.rsplit("-", 1)[0]
+
+    @property
+    def vintage_year(self) -> int:
+        return int(self.prefix[-4:])
+
+
+_BATCH_RANGE = sa.select(CarbonBatch.serial_block, CarbonBatch.serial_start,
+                         CarbonBatch.serial_end).where(CarbonBatch.id == sa.bindparam("id"))
+
+
+def batch_facts(account: Account) -> BatchFacts:
+    return BatchFacts(account.batch_id, account.asset_code)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +123,7 @@ class Account:
     party_id: int
     role: str
     code: str
+    asset_code: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +131,7 @@ class Moved:
     """The outcome of a transfer, retirement or cancellation."""
 
     event_id: int
-    batch: CarbonBatch
+    batch: BatchFacts
     source: Account
     target: Account
     quantity_t: int
@@ -121,9 +150,11 @@ def _account(row: Any) -> Account:
 
 def find_account(session: Session, ref: int | str) -> Account:
     """A batch account by ledger id or code."""
-    row = _run(session, _ACCOUNT_BY_REF, {
-        "id": ref if isinstance(ref, int) and 0 < ref < 2**63 else -1,
-        "code": ref if isinstance(ref, str) and "\x00" not in ref else ""}).first()
+    row = None
+    if isinstance(ref, int) and not isinstance(ref, bool) and 0 < ref < 2**63:
+        row = _run(session, _ACCOUNT_BY_ID, {"ref": ref}).first()
+    elif isinstance(ref, str) and "\x00" not in ref:
+        row = _run(session, _ACCOUNT_BY_CODE, {"ref": ref}).first()
     if row is None:
         raise errors.CarbonAccountNotFound(f"no carbon account {ref!r}", errors=[
             {"location": "json", "field": "account", "message": "a batch account's id or code"}])
@@ -136,17 +167,18 @@ def _role_account(session: Session, batch_id: int, role: str) -> Account:
     return _account(row)
 
 
-def _open(session: Session, actor: Principal, batch: CarbonBatch, party_id: int, kind: str,
+def _open(session: Session, actor: Principal, batch: CarbonBatch | BatchFacts, party_id: int, kind: str,
           role: str, action: str, code: str | None = None, name: str | None = None) -> Account:
     account = ledger.create_account(session, actor, party_id=party_id, asset=batch.asset_code,
                                     kind=kind, code=code, name=name, action=action)
     _run(session, ACCOUNTS.insert(), {"ledger_account_id": account.id, "batch_id": batch.id,
                                       "party_id": party_id, "role": role,
-                                      "code": account.code})
-    return Account(account.id, batch.id, party_id, role, account.code)
+                                      "code": account.code, "asset_code": batch.asset_code})
+    return Account(account.id, batch.id, party_id, role, account.code, batch.asset_code)
 
 
-def tradable_account(session: Session, actor: Principal, batch: CarbonBatch, party_id: int,
+def tradable_account(session: Session, actor: Principal, batch: CarbonBatch | BatchFacts,
+                     party_id: int,
                      action: str = "carbon.account.open") -> Account:
     """The party's tradable account in `batch`, opened if missing."""
     row = _run(session, _TRADABLE_OF, {"batch": batch.id, "party": party_id}).first()
@@ -156,8 +188,8 @@ def tradable_account(session: Session, actor: Principal, batch: CarbonBatch, par
                                     kind="holding", action=action)
     _run(session, ACCOUNTS.insert(), {"ledger_account_id": account.id, "batch_id": batch.id,
                                       "party_id": party_id, "role": "tradable",
-                                      "code": account.code})
-    return Account(account.id, batch.id, party_id, "tradable", account.code)
+                                      "code": account.code, "asset_code": batch.asset_code})
+    return Account(account.id, batch.id, party_id, "tradable", account.code, batch.asset_code)
 
 
 def _lock(session: Session, account_ids: Sequence[int]) -> None:
@@ -169,31 +201,69 @@ def _blocks(session: Session, account_id: int) -> list[tuple[int, int, int]]:
     return [tuple(r) for r in _run(session, _BLOCKS_OF, {"account": account_id})]
 
 
-def _replace(session: Session, batch_id: int, account_id: int,
-             old: Sequence[tuple[int, int, int]], new: Sequence[serials.Range]) -> None:
-    """Make the account's blocks `new` (was `old`): delete the vanished, insert the new."""
-    keep = set(new)
-    gone = [block_id for block_id, s, e in old if (s, e) not in keep]
-    present = {(s, e) for _, s, e in old}
-    added = [r for r in new if r not in present]
+_UPDATE_BLOCKS = BLOCKS.update().where(BLOCKS.c.id == sa.bindparam("b_id")).values(
+    start_serial=sa.bindparam("b_start"), end_serial=sa.bindparam("b_end"))
+
+
+def _write(session: Session, batch_id: int, account_id: int, gone: list[int],
+           changed: list[tuple[int, serials.Range]], added: list[serials.Range]) -> None:
+    """Deletes, then in-place updates, then inserts (so no two rows of a batch ever share a
+    first serial, which is unique)."""
     if gone:
         _run(session, _DELETE_BLOCKS, {"ids": gone})
+    if changed:
+        _run(session, _UPDATE_BLOCKS, [{"b_id": i, "b_start": s, "b_end": e}
+                                       for i, (s, e) in changed])
     if added:
         _run(session, _INSERT_BLOCKS, [{"batch_id": batch_id, "account_id": account_id,
                                         "start_serial": s, "end_serial": e} for s, e in added])
 
 
+def _replace(session: Session, batch_id: int, account_id: int,
+             old: Sequence[tuple[int, int, int]], new: Sequence[serials.Range]) -> None:
+    """Make the account's blocks `new`, each a part of one old block (what is left after
+    taking): an old block that lost everything is deleted, one that shrank is updated in
+    place, one split in two is updated and the second part inserted."""
+    gone, changed, added = [], [], []
+    pieces = iter(sorted(new))
+    piece = next(pieces, None)
+    for block_id, start, end in old:
+        inside = []
+        while piece is not None and piece[0] <= end:
+            assert start <= piece[0] and piece[1] <= end, "left blocks lie inside old ones"
+            inside.append(piece)
+            piece = next(pieces, None)
+        if not inside:
+            gone.append(block_id)
+            continue
+        if inside[0] != (start, end):
+            changed.append((block_id, inside[0]))
+        added.extend(inside[1:])
+    _write(session, batch_id, account_id, gone, changed, added)
+
+
 def _add(session: Session, batch_id: int, account_id: int,
          ranges: Sequence[serials.Range]) -> None:
-    """Add blocks to an account, merged with the neighbours they touch."""
+    """Add blocks to an account, merged with the neighbours they touch (a merged run reuses
+    one neighbour's row)."""
     neighbours = [tuple(r) for r in _run(session, _NEIGHBOURS, {
         "account": account_id, "before": [s - 1 for s, _ in ranges],
         "after": [e + 1 for _, e in ranges]})]
-    merged = serials.merge([*((s, e) for _, s, e in neighbours), *ranges])
-    _replace(session, batch_id, account_id, neighbours, merged)
+    if not neighbours:
+        _write(session, batch_id, account_id, [], [], serials.merge(ranges))
+        return
+    gone, changed, added = [], [], []
+    for run in serials.merge([*((s, e) for _, s, e in neighbours), *ranges]):
+        rows = [i for i, s, e in neighbours if run[0] <= s and e <= run[1]]
+        if rows:
+            changed.append((rows[0], run))
+            gone.extend(rows[1:])
+        else:
+            added.append(run)
+    _write(session, batch_id, account_id, gone, changed, added)
 
 
-def _refusal(session: Session, batch: CarbonBatch, source: Account,
+def _refusal(session: Session, batch: BatchFacts, source: Account,
              wanted: serials.Range) -> Exception:
     """Why `source` cannot move the serials `wanted`: already retired, buffered/cancelled,
     held by someone else, or outside the batch."""
@@ -213,12 +283,12 @@ def _refusal(session: Session, batch: CarbonBatch, source: Account,
                                  errors=field)
 
 
-def _prefix(batch: CarbonBatch) -> str:
-    return batch.serial_block.rsplit("-", 2)[0]
+def _prefix(batch: CarbonBatch | BatchFacts) -> str:
+    return batch.asset_code.rsplit("-", 1)[0]
 
 
-def _wanted(batch: CarbonBatch, serial_block: str | None, quantity_t: int | None
-            ) -> tuple[serials.Range | None, int]:
+def _wanted(session: Session, batch: BatchFacts, serial_block: str | None,
+            quantity_t: int | None) -> tuple[serials.Range | None, int]:
     """The exact serials named (checked against the batch), and the quantity."""
     if serial_block is None:
         if isinstance(quantity_t, bool) or not isinstance(quantity_t, int) \
@@ -231,12 +301,11 @@ def _wanted(batch: CarbonBatch, serial_block: str | None, quantity_t: int | None
     except serials.SerialError as exc:
         raise errors.InvalidSerial(str(exc), errors=[
             {"location": "json", "field": "serial_block", "message": str(exc)}]) from None
-    if block.prefix != _prefix(batch) or block.start < batch.serial_start \
-            or block.end > batch.serial_end:
+    whole, first, last = _run(session, _BATCH_RANGE, {"id": batch.id}).one()
+    if block.prefix != _prefix(batch) or block.start < first or block.end > last:
         raise errors.InvalidSerial(
-            f"{serial_block} is not a block of batch {batch.serial_block}",
-            errors=[{"location": "json", "field": "serial_block",
-                     "message": f"inside {batch.serial_block}"}])
+            f"{serial_block} is not a block of batch {whole}",
+            errors=[{"location": "json", "field": "serial_block", "message": f"inside {whole}"}])
     if quantity_t is not None and quantity_t != block.quantity_t:
         raise invalid(f"the block holds {block.quantity_t} t, not {quantity_t}", "quantity_t",
                       "the block's size, or leave it out")
@@ -254,7 +323,7 @@ def _authorize_source(actor: Principal, action: str, source: Account) -> None:
         raise
 
 
-def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: CarbonBatch,
+def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: BatchFacts,
           source: Account, target: Account, quantity_t: int, wanted: serials.Range | None,
           memo: str, reason: str | None, now: dt.datetime, today: dt.date) -> Moved:
     if source.role != "tradable":
@@ -301,12 +370,13 @@ def transfer(session: Session, actor: Principal, *, account: int | str, to_party
     now, today = now_and_today(now)
     source = find_account(session, account)
     _authorize_source(actor, "carbon.transfer.create", source)
-    batch = session.get(CarbonBatch, source.batch_id)
-    wanted, quantity = _wanted(batch, serial_block, quantity_t)
-    recipient = fetch(session, Party, to_party_id)
-    if recipient is None or not recipient.active:
-        raise invalid(f"no active party {to_party_id}", "to_party_id", "an active party")
-    target = tradable_account(session, actor, batch, recipient.id)
+    batch = batch_facts(source)
+    wanted, quantity = _wanted(session, batch, serial_block, quantity_t)
+    if isinstance(to_party_id, bool) or not isinstance(to_party_id, int) \
+            or not 0 < to_party_id < 2**63:
+        raise invalid(f"no party {to_party_id}", "to_party_id", "an active party")
+    # an existing account's party existed; opening a new one checks the party is active
+    target = tradable_account(session, actor, batch, to_party_id)
     if target.id == source.id:
         raise invalid("a transfer needs another party", "to_party_id", "not the sender")
     return _move(session, actor, kind="transfer", action="carbon.transfer.create", batch=batch,
@@ -351,8 +421,8 @@ def retire(session: Session, actor: Principal, *, account: int | str,
         problems.append({"field": "compliance_year", "message": "a year"})
     if problems:
         raise ValidationFailed("invalid retirement", errors=problems)
-    batch = session.get(CarbonBatch, source.batch_id)
-    wanted, quantity = _wanted(batch, serial_block, quantity_t)
+    batch = batch_facts(source)
+    wanted, quantity = _wanted(session, batch, serial_block, quantity_t)
     target = _role_account(session, batch.id, "retired")
     moved = _move(session, actor, kind="retirement", action="carbon.retirement.create",
                   batch=batch, source=source, target=target, quantity_t=quantity,
@@ -365,12 +435,13 @@ def retire(session: Session, actor: Principal, *, account: int | str,
         beneficiary_name=beneficiary, purpose=purpose, compliance_year=compliance_year,
         jurisdiction=jurisdiction, reason=reason, vintage_year=batch.vintage_year,
         retired_on=today, retired_at=now, retired_by=actor.label)
-    session.add(retirement)
-    session.flush()
+    values = {c.key: getattr(retirement, c.key) for c in RETIREMENTS.c if c.key != "id"}
+    retirement.id = _run(session, _INSERT_RETIREMENT, values).scalar_one()
     seq = audit.record(session, actor, "carbon.retirement.create", "carbon_retirement",
                        retirement.id, after=retirement_data(retirement))
     retirement.audit_seq, retirement.audit_hash = seq, _audit_hash(session, seq)
-    session.flush()
+    _run(session, _SEAL_RETIREMENT, {"r_id": retirement.id, "audit_seq": seq,
+                                      "audit_hash": retirement.audit_hash})
     return dataclasses.replace(moved, retirement=retirement)
 
 
@@ -385,8 +456,8 @@ def cancel(session: Session, actor: Principal, *, account: int | str, reason: st
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason:
         raise invalid("a cancellation needs a reason", "reason", "required")
-    batch = session.get(CarbonBatch, source.batch_id)
-    wanted, quantity = _wanted(batch, serial_block, quantity_t)
+    batch = batch_facts(source)
+    wanted, quantity = _wanted(session, batch, serial_block, quantity_t)
     target = _role_account(session, batch.id, "cancelled")
     moved = _move(session, actor, kind="cancellation", action="carbon.cancellation.create",
                   batch=batch, source=source, target=target, quantity_t=quantity,

@@ -157,7 +157,7 @@ class RegistryMachine(RuleBasedStateMachine):
         for account in (f"{batch}-BUFFER", f"{batch}-RETIRED"):
             blocks = self.blocks(account)
             if blocks:
-                start, end = blocks[0]
+                start, _end = blocks[0]
                 prefix = batch.rsplit("-", 1)[0]
                 self.refused(lambda s, start=start, prefix=prefix: credits.retire(
                     s, ADMIN, account=self.holder(batch, source),
