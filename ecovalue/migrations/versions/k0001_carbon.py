@@ -15,7 +15,7 @@ import ecovalue.db
 revision: str = 'k0001_carbon'
 down_revision: str | Sequence[str] | None = 'l0001_ledger_core'
 branch_labels: str | Sequence[str] | None = ('carbon',)
-depends_on: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = 'c0002_products'  # carbon tables refer to products
 
 
 def upgrade() -> None:
