@@ -71,6 +71,11 @@ _LOCK = sa.select(ACCOUNTS.c.ledger_account_id).where(
     ACCOUNTS.c.ledger_account_id).with_for_update()
 _BLOCKS_OF = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial).where(
     BLOCKS.c.account_id == sa.bindparam("account")).order_by(BLOCKS.c.start_serial)
+_FIRST_BLOCKS = _BLOCKS_OF.limit(sa.bindparam("n"))
+_BLOCK_AT = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial).where(
+    BLOCKS.c.account_id == sa.bindparam("account"),
+    BLOCKS.c.start_serial <= sa.bindparam("serial")).order_by(
+    BLOCKS.c.start_serial.desc()).limit(1)
 _NEIGHBOURS = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial).where(
     BLOCKS.c.account_id == sa.bindparam("account"),
     sa.or_(BLOCKS.c.end_serial.in_(sa.bindparam("before", expanding=True)),
@@ -330,7 +335,13 @@ def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: 
         raise errors.NotTradable(f"account {source.code} holds {source.role} credits; they "
                                  "cannot be transferred, retired or cancelled")
     _lock(session, [source.id, target.id])
-    held = _blocks(session, source.id)
+    # only the blocks the movement touches are read: the one holding the first serial named,
+    # or the lowest `quantity_t` blocks (each holds at least a tonne, so they suffice)
+    held = [tuple(r) for r in _run(session, _BLOCK_AT, {"account": source.id,
+                                                        "serial": wanted[0]})] \
+        if wanted is not None else \
+        [tuple(r) for r in _run(session, _FIRST_BLOCKS, {"account": source.id,
+                                                          "n": quantity_t})]
     ranges = [(s, e) for _, s, e in held]
     if wanted is not None:
         try:
