@@ -37,6 +37,11 @@ import ecovalue.auth.api
 import ecovalue.auth.models
 import ecovalue.health
 import ecovalue.idempotency
+import ledger.carbon.api
+import ledger.carbon.cli
+import ledger.carbon.demo
+import ledger.carbon.models
+import ledger.carbon.services
 import ledger.core.api
 import ledger.core.cli
 import ledger.core.demo
@@ -63,18 +68,22 @@ from ecovalue.logging import configure_logging
 
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
 MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
-                 catalog.models, valuation.models, ledger.core.models)
+                 catalog.models, valuation.models, ledger.core.models, ledger.carbon.models)
 
 #: every flask-smorest Blueprint, in the order they appear in the docs
 BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
-              catalog.api.blp, valuation.api.blp, ledger.core.api.blp)
+              catalog.api.blp, valuation.api.blp, ledger.core.api.blp, ledger.carbon.api.blp)
 
 #: the command groups of `ecovalue`: the shell's, then each package's
 CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
-                shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli)
+                shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli,
+                ledger.carbon.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
-DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load)
+DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
+                ledger.carbon.demo.load)
+#: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
+LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify,)
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"
@@ -351,6 +360,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "loaders": list(DEMO_LOADERS),
         "trader_party_id": catalog.demo.trader_party_id,
     }
+    app.extensions["ledger.verify_checks"] = list(LEDGER_VERIFY_CHECKS)
     for command in CLI_COMMANDS:
         app.cli.add_command(command)
     app.config["ECOVALUE_VERSION"] = __version__

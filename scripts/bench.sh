@@ -10,10 +10,14 @@ echo; echo "== catalog import, SQLite =="
 $py bench/bench_import.py
 echo; echo "== ledger, SQLite =="
 $py bench/bench_ledger.py
+echo; echo "== carbon registry, SQLite =="
+$py bench/bench_registry.py
 export ECOVALUE_PG_DURABLE=1
 scripts/with-postgres.sh bash -c '
   echo; echo "== catalog import, PostgreSQL =="
   .venv/bin/python bench/bench_import.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
   echo; echo "== ledger, PostgreSQL =="
   .venv/bin/python bench/bench_ledger.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
+  echo; echo "== carbon registry, PostgreSQL =="
+  .venv/bin/python bench/bench_registry.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
 '

@@ -112,6 +112,27 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "ledger.pending.resolve": {A: ANY, F: ANY},
     "ledger.period.manage": {A: ANY, F: ANY},
     "ledger.assertion.write": {A: ANY, F: ANY},
+    # carbon registry (projects, issuances, holdings and retirements are public reads)
+    "carbon.read": {**_READERS, T: ANY},  # drafts, reports, inventories, traceability
+    "carbon.parameters.write": {A: ANY, V: ANY},
+    "carbon.parameters.publish": {A: ANY, V: ANY},
+    "carbon.registry.configure": {A: ANY},
+    "carbon.project.write": {A: ANY, R: COUNTY},
+    "carbon.project.validate": {A: ANY, V: ANY},
+    "carbon.project.reject": {A: ANY, V: ANY},
+    "carbon.project.register": {A: ANY, V: ANY},
+    "carbon.project.activate": {A: ANY, V: ANY},
+    "carbon.project.close": {A: ANY, V: ANY},
+    "carbon.project.withdraw": {A: ANY, R: COUNTY},
+    "carbon.report.create": {A: ANY, R: COUNTY},
+    "carbon.report.verify": {A: ANY, V: ANY},
+    "carbon.report.reject": {A: ANY, V: ANY},
+    "carbon.issuance.create": {A: ANY, V: ANY},
+    "carbon.account.open": {A: ANY, V: ANY, T: ANY},  # a recipient's account, when moving
+    "carbon.transfer.create": {A: ANY, T: PARTY},
+    "carbon.retirement.create": {A: ANY, T: PARTY},
+    "carbon.cancellation.create": {A: ANY, V: ANY, T: PARTY},
+    "carbon.reversal.create": {A: ANY, V: ANY},
 }
 
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from ecovalue.cli import operator, unit_of_work
@@ -456,8 +457,11 @@ def recheck() -> None:
 @cli.command("verify")
 @with_appcontext
 def verify() -> None:
-    """Recompute balances from the postings and check every invariant; exit 1 on a problem."""
-    problems = _run(lambda s: services.verify(s, operator()))
+    """Recompute balances from the postings and check every invariant (and those of the
+    packages built on the ledger, handed in by the composition root as
+    `app.extensions["ledger.verify_checks"]`); exit 1 on a problem."""
+    checks = [services.verify, *current_app.extensions.get("ledger.verify_checks", ())]
+    problems = _run(lambda s: [p for check in checks for p in check(s, operator())])
     if problems:
         for problem in problems:
             click.echo(f"PROBLEM: {problem}", err=True)

@@ -35,9 +35,12 @@ ASSET_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,39}$")
 def create_asset(session: Session, actor: Principal, *, code: str, kind: str, name_zh: str,
                  name_en: str | None = None, vintage_year: int | None = None,
                  batch_reference: str | None = None, project_reference: str | None = None,
-                 attributes: Mapping[str, Any] | None = None) -> LedgerAsset:
-    """A currency (CNY, in fen) or the credits of one carbon issuance batch (tCO2e)."""
-    authorize(actor, "ledger.asset.write")
+                 attributes: Mapping[str, Any] | None = None,
+                 action: str = "ledger.asset.write") -> LedgerAsset:
+    """A currency (CNY, in fen) or the credits of one carbon issuance batch (tCO2e).
+    `action`: the policy action the caller is authorized under (a sibling package, such as
+    the carbon registry issuing a batch, names its own)."""
+    authorize(actor, action)
     problems = []
     if not isinstance(code, str) or not ASSET_CODE_RE.match(code):
         problems.append({"field": "code", "message": "2-40 characters: A-Z, 0-9, '_', '.', '-'"})
