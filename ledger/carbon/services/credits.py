@@ -574,7 +574,9 @@ def issue(session: Session, actor: Principal, report_id: int, *,
             "report_id": report.id, "parts": {n: serials.format_range(prefix, b)
                                               for n, _a, b in allotted}},
         postings=[ledger.PostingSpec(issuer.id, asset_code, "debit", posted), *legs]),
-        action=action, now=now)
+        # credits enter the ledger from the issuer's external account under the registry's
+        # own authority (issuance), not finance's
+        action=action, enter=action, now=now)
     batch.ledger_transaction_id = view.id
     for name, account, block in allotted:
         _add(session, batch.id, account.id, [block])

@@ -7,16 +7,15 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.identifiers import mask_name
 from catalog.models import MonitoringRecord, Party, Product
-from catalog.services.exports import to_bytes
 from ecovalue.audit.models import AuditEvent
 from ecovalue.audit.services import content_hash, link
 from ecovalue.auth import Principal, authorize
+from ecovalue.spreadsheet import write_csv, write_xlsx
 from ledger import core as ledger
 from ledger.carbon import errors, serials
 from ledger.carbon.models import (
@@ -248,7 +247,10 @@ def export(session: Session, kind: str, fmt: str, stmt: sa.Select | None = None,
                 "vintage_year", "quantity_t", "beneficiary_name", "purpose",
                 "compliance_year", "jurisdiction", "retired_on", "audit_hash")},
                 "serial_blocks": " ".join(view["blocks"])})
-    return to_bytes(pd.DataFrame(rows), fmt, kind)
+    columns = list(rows[0]) if rows else []
+    table = [columns, *([row[c] for c in columns] for row in rows)]
+    # through the shell's one export writer: text that would start a formula stays text
+    return write_csv(table) if fmt == "csv" else write_xlsx({kind: table})
 
 
 # --- traceability ----------------------------------------------------------------------------
