@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -45,7 +46,7 @@ ACCOUNTS = 1000
 NOW = dt.datetime(2025, 3, 20, 4, 0, tzinfo=dt.UTC)
 
 
-def make_database(url: str | None, tmp: Path) -> tuple[str, callable]:
+def make_database(url: str | None, tmp: Path) -> tuple[str, Callable[[], None]]:
     if not url:
         return f"sqlite:///{tmp / 'bench.sqlite3'}", lambda: None
     name = f"ecovalue_bench_{uuid.uuid4().hex[:10]}"
@@ -137,7 +138,7 @@ def movements(balances: list[int], n: int, seed: int) -> list[tuple[str, int, in
     """N movements (kind, source index, target index, tonnes) that the balances allow."""
     rng = random.Random(seed)
     held = list(balances)
-    out = []
+    out: list[tuple[str, int, int, int]] = []
     while len(out) < n:
         source = rng.randrange(ACCOUNTS)
         if held[source] == 0:

@@ -17,13 +17,14 @@ from flask import Response, current_app, request
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
-    current_actor,
     current_principal,
     file_response,
     page_of,
     paginate,
 )
+from ecovalue.auth import Principal
 from ecovalue.db import current_session
+from ecovalue.errors import Unauthorized
 from ledger.carbon import certificate, schemas
 from ledger.carbon.services import credits, parameters, projects, registry, reports
 
@@ -45,6 +46,14 @@ def errors(*statuses: int) -> Callable:
         return func
 
     return decorate
+
+
+def _actor() -> Principal:
+    """The caller of an `authenticated` route (which refused a request without a token)."""
+    actor = current_principal()
+    if actor is None:  # pragma: no cover - blp.authenticated answered 401 already
+        raise Unauthorized()
+    return actor
 
 
 def _ref(text: str) -> int | str:
@@ -74,7 +83,7 @@ def _export_doc(func: Callable) -> Callable:
 @errors(422)
 def set_operator(body: dict) -> Any:
     """Name the registry's operator party (holds issuer, buffer and retirement accounts)."""
-    return parameters.set_operator(current_session(), current_actor(),
+    return parameters.set_operator(current_session(), _actor(),
                                    body["operator_party_id"])
 
 
@@ -96,7 +105,7 @@ def list_parameter_sets() -> Any:
 def create_parameter_set(body: dict) -> Any:
     """A draft parameter set copied from a published one (default: the reference set)."""
     session = current_session()
-    created = parameters.create_set(session, current_actor(), version=body["version"],
+    created = parameters.create_set(session, _actor(), version=body["version"],
                                     title=body["title"], based_on=body["based_on_version"],
                                     note=body["note"])
     return parameters.set_view(session, created)
@@ -109,7 +118,7 @@ def create_parameter_set(body: dict) -> Any:
 def get_parameter_set(version: str) -> Any:
     """A parameter set, draft or published."""
     session = current_session()
-    return parameters.set_view(session, parameters.read_set(session, current_principal(),
+    return parameters.set_view(session, parameters.read_set(session, _actor(),
                                                             version))
 
 
@@ -121,7 +130,7 @@ def get_parameter_set(version: str) -> Any:
 def put_species(body: dict, version: str) -> Any:
     """Add a species to a draft set or override its factors."""
     session = current_session()
-    parameters.put_species(session, current_actor(), version, body)
+    parameters.put_species(session, _actor(), version, body)
     return parameters.set_view(session, parameters.get_set(session, version))
 
 
@@ -132,7 +141,7 @@ def put_species(body: dict, version: str) -> Any:
 def publish_parameter_set(version: str) -> Any:
     """Publish a draft: from now on it is immutable and projects may use it."""
     session = current_session()
-    return parameters.set_view(session, parameters.publish_set(session, current_actor(),
+    return parameters.set_view(session, parameters.publish_set(session, _actor(),
                                                                version))
 
 
@@ -148,7 +157,7 @@ def publish_parameter_set(version: str) -> Any:
 def create_project(body: dict) -> Any:
     """Register a project as a draft on verified forest parcels of one county."""
     session = current_session()
-    project = projects.create_project(session, current_actor(), body)
+    project = projects.create_project(session, _actor(), body)
     return projects.project_view(session, project, public=False), 201, {
         "Location": f"/carbon/projects/{project.code}"}
 
@@ -160,7 +169,7 @@ def create_project(body: dict) -> Any:
 def list_projects(query: dict) -> Any:
     """Every project, drafts included."""
     session = current_session()
-    stmt = projects.list_projects(session, current_principal(), public=False,
+    stmt = projects.list_projects(session, _actor(), public=False,
                                   county_code=query.pop("county", None),
                                   status=query.pop("status", None),
                                   methodology_code=query.pop("methodology", None))
@@ -176,7 +185,7 @@ def list_projects(query: dict) -> Any:
 def get_project(ref: str) -> Any:
     """A project by id or code."""
     session = current_session()
-    project = projects.read_project(session, current_principal(), _ref(ref))
+    project = projects.read_project(session, _actor(), _ref(ref))
     return projects.project_view(session, project, public=False)
 
 
@@ -188,7 +197,7 @@ def get_project(ref: str) -> Any:
 def update_project(body: dict, ref: str) -> Any:
     """Edit a draft project (parcels replaced when `parcel_ids` is given)."""
     session = current_session()
-    project = projects.update_project(session, current_actor(), _ref(ref), body)
+    project = projects.update_project(session, _actor(), _ref(ref), body)
     return projects.project_view(session, project, public=False)
 
 
@@ -198,7 +207,7 @@ def update_project(body: dict, ref: str) -> Any:
 @errors(404)
 def project_history(ref: str) -> Any:
     """Every step of the project's lifecycle."""
-    return projects.project_history(current_session(), current_principal(), _ref(ref))
+    return projects.project_history(current_session(), _actor(), _ref(ref))
 
 
 def _transition_route(name: str) -> None:
@@ -206,7 +215,7 @@ def _transition_route(name: str) -> None:
 
     def view(body: dict, ref: str) -> Any:
         session = current_session()
-        project = projects.transition_project(session, current_actor(), _ref(ref), name,
+        project = projects.transition_project(session, _actor(), _ref(ref), name,
                                               reason=body.get("reason"))
         return projects.project_view(session, project, public=False)
 
@@ -236,8 +245,8 @@ def enrol_household(body: dict, ref: str) -> Any:
     """Single-tree route: enrol a household's land and register its trees (225 per mu, at
     most 2 mu counted, at most 450 per household)."""
     session = current_session()
-    household = projects.enrol_household(session, current_actor(), _ref(ref), **body)
-    row = next(r for r in projects.household_rows(session, current_actor(), _ref(ref))
+    household = projects.enrol_household(session, _actor(), _ref(ref), **body)
+    row = next(r for r in projects.household_rows(session, _actor(), _ref(ref))
                if r["id"] == household.id)
     return {**row, "holder": registry.holder_view(row.pop("party"), public=False)}
 
@@ -248,7 +257,7 @@ def enrol_household(body: dict, ref: str) -> Any:
 @errors(404)
 def list_households(ref: str) -> Any:
     """Enrolled households with their tree counts and caps (names masked)."""
-    rows = projects.household_rows(current_session(), current_actor(), _ref(ref))
+    rows = projects.household_rows(current_session(), _actor(), _ref(ref))
     return [{**r, "holder": registry.holder_view(r.pop("party"), public=False)} for r in rows]
 
 
@@ -264,7 +273,7 @@ def list_households(ref: str) -> Any:
 def file_report(body: dict, ref: str) -> Any:
     """File a monitoring report computed from the parcels' stem-volume records in the
     catalog, or from the tree registry (single-tree route)."""
-    return reports.file_report(current_session(), current_actor(), _ref(ref), **body)
+    return reports.file_report(current_session(), _actor(), _ref(ref), **body)
 
 
 @blp.route("/projects/<string:ref>/reports/inventory", methods=["POST"])
@@ -279,7 +288,7 @@ def file_inventory_report(query: dict, files: dict, ref: str) -> Any:
     every error of the file at once, nothing written unless the whole file is clean)."""
     limit = int(current_app.config["MAX_CONTENT_LENGTH"])
     data = files["file"].stream.read(limit + 1)
-    return reports.file_report(current_session(), current_actor(), _ref(ref),
+    return reports.file_report(current_session(), _actor(), _ref(ref),
                                source="inventory_plots", upload=data, **query)
 
 
@@ -291,7 +300,7 @@ def file_inventory_report(query: dict, files: dict, ref: str) -> Any:
 def list_reports(query: dict) -> Any:
     """Monitoring reports, oldest first."""
     project = query.pop("project", None)
-    stmt = reports.list_reports(current_session(), current_principal(),
+    stmt = reports.list_reports(current_session(), _actor(),
                                 project=_ref(project) if project else None,
                                 status=query.pop("status", None))
     return _page(stmt, query)
@@ -303,7 +312,7 @@ def list_reports(query: dict) -> Any:
 @errors(404)
 def get_report(report_id: int) -> Any:
     """A monitoring report with its calculation and inputs."""
-    return reports.get_report(current_session(), current_principal(), report_id)
+    return reports.get_report(current_session(), _actor(), report_id)
 
 
 @blp.route("/reports/<int:report_id>/verify", methods=["POST"])
@@ -312,7 +321,7 @@ def get_report(report_id: int) -> Any:
 @errors(404, 409)
 def verify_report(report_id: int) -> Any:
     """Approve a report (a verifier who did not file it)."""
-    return reports.verify_report(current_session(), current_actor(), report_id)
+    return reports.verify_report(current_session(), _actor(), report_id)
 
 
 @blp.route("/reports/<int:report_id>/reject", methods=["POST"])
@@ -322,7 +331,7 @@ def verify_report(report_id: int) -> Any:
 @errors(404, 409, 422)
 def reject_report(body: dict, report_id: int) -> Any:
     """Send a report back with a reason; its period is free for a corrected report."""
-    return reports.reject_report(current_session(), current_actor(), report_id,
+    return reports.reject_report(current_session(), _actor(), report_id,
                                  reason=body["reason"])
 
 
@@ -338,7 +347,7 @@ def reject_report(body: dict, report_id: int) -> Any:
 def issue(body: dict) -> Any:
     """Issue the credits of a verified report as a new batch with its serial block."""
     session = current_session()
-    batch = credits.issue(session, current_actor(), body["report_id"])
+    batch = credits.issue(session, _actor(), body["report_id"])
     return registry.batch_view(session, batch), 201, {
         "Location": f"/carbon/public/issuances/{batch.asset_code}"}
 
@@ -355,7 +364,7 @@ def _moved(moved: credits.Moved, kind: str) -> Any:
 @errors(404, 409, 422)
 def transfer(body: dict) -> Any:
     """Transfer credits to another party (lowest serials first, or the serials named)."""
-    return _moved(credits.transfer(current_session(), current_actor(), **body), "transfer")
+    return _moved(credits.transfer(current_session(), _actor(), **body), "transfer")
 
 
 @blp.route("/retirements", methods=["POST"])
@@ -366,7 +375,7 @@ def transfer(body: dict) -> Any:
 @errors(404, 409, 422)
 def retire(body: dict) -> Any:
     """Retire credits for good on behalf of a beneficiary; answers with the certificate."""
-    return _moved(credits.retire(current_session(), current_actor(), **body),
+    return _moved(credits.retire(current_session(), _actor(), **body),
                   "retirement")
 
 
@@ -378,7 +387,7 @@ def retire(body: dict) -> Any:
 @errors(404, 409, 422)
 def cancel(body: dict) -> Any:
     """Cancel credits with a reason (they leave circulation and can never be retired)."""
-    return _moved(credits.cancel(current_session(), current_actor(), **body),
+    return _moved(credits.cancel(current_session(), _actor(), **body),
                   "cancellation")
 
 
@@ -393,7 +402,7 @@ def reversal(body: dict) -> Any:
     cancelled from the buffer pool, the project's own batches first."""
     session = current_session()
     project = body.pop("project")
-    recorded, _ = credits.record_reversal(session, current_actor(), _ref(project), **body)
+    recorded, _ = credits.record_reversal(session, _actor(), _ref(project), **body)
     return credits.reversal_view(session, recorded), 201
 
 
@@ -403,7 +412,7 @@ def reversal(body: dict) -> Any:
 @errors(404)
 def trace(batch: str) -> Any:
     """Where a batch comes from, with rights holders' names (households masked)."""
-    return registry.trace(current_session(), current_principal(), _ref(batch), public=False)
+    return registry.trace(current_session(), _actor(), _ref(batch), public=False)
 
 
 # --- the public registry ---------------------------------------------------------------------

@@ -104,8 +104,8 @@ def read_plots(data: bytes) -> tuple[list[dict], list[dict]]:
             [{"location": "file", "column": name, "message": "missing column"}
              for name in COLUMNS])
     index = {}
-    for position, cell in enumerate(cells[header_at]):
-        name = _ALIASES.get(_norm(cell))
+    for position, header in enumerate(cells[header_at]):
+        name = _ALIASES.get(_norm(header))
         if name and name not in index:
             index[name] = position
     rows: list[dict] = []

@@ -5,6 +5,8 @@ mu, `*_m3` cubic metres); Chinese and English names side by side. Integers are s
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
@@ -21,10 +23,10 @@ from ledger.carbon.models import (
 )
 
 MAX_T = 2**62
-_ID = {"strict": True, "validate": validate.Range(min=1, max=2**63 - 1)}
-_TONNES = {"strict": True, "validate": validate.Range(min=1, max=MAX_T),
+_ID: dict[str, Any] = {"strict": True, "validate": validate.Range(min=1, max=2**63 - 1)}
+_TONNES: dict[str, Any] = {"strict": True, "validate": validate.Range(min=1, max=MAX_T),
            "metadata": {"description": "whole tonnes of CO2e"}}
-_SERIAL = {"validate": validate.Length(min=1, max=100), "metadata": {
+_SERIAL: dict[str, Any] = {"validate": validate.Length(min=1, max=100), "metadata": {
     "description": "an inclusive serial block, e.g. QXN-522326-WM-AR-001-2023-000001-000100; "
                    "these exact serials move (instead of the lowest held)"}}
 _TEXT = validate.Length(max=200)

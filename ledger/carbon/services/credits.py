@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -51,9 +51,9 @@ from ledger.carbon.services.common import (
 )
 from ledger.core.rules import digest
 
-BLOCKS = CarbonBlock.__table__
-ACCOUNTS = CarbonAccount.__table__
-EVENTS = CarbonEvent.__table__
+BLOCKS = cast(sa.Table, CarbonBlock.__table__)
+ACCOUNTS = cast(sa.Table, CarbonAccount.__table__)
+EVENTS = cast(sa.Table, CarbonEvent.__table__)
 
 _ACCOUNT_COLUMNS = (ACCOUNTS.c.ledger_account_id, ACCOUNTS.c.batch_id, ACCOUNTS.c.party_id,
                     ACCOUNTS.c.role, ACCOUNTS.c.code, ACCOUNTS.c.asset_code)
@@ -83,7 +83,7 @@ _NEIGHBOURS = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial)
 _DELETE_BLOCKS = BLOCKS.delete().where(BLOCKS.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_BLOCKS = BLOCKS.insert()
 _INSERT_EVENT = EVENTS.insert().returning(EVENTS.c.id)
-RETIREMENTS = CarbonRetirement.__table__
+RETIREMENTS = cast(sa.Table, CarbonRetirement.__table__)
 _INSERT_RETIREMENT = RETIREMENTS.insert().returning(RETIREMENTS.c.id)
 _SEAL_RETIREMENT = RETIREMENTS.update().where(RETIREMENTS.c.id == sa.bindparam("r_id")).values(
     audit_seq=sa.bindparam("audit_seq"), audit_hash=sa.bindparam("audit_hash"))
@@ -504,7 +504,7 @@ def issue(session: Session, actor: Principal, report_id: int, *,
     if report.status != "verified":
         raise errors.ReportNotVerified(f"report {report.id} is {report.status}; only a "
                                        "verified report is issued")
-    project = session.get(CarbonProject, report.project_id)
+    project = session.get_one(CarbonProject, report.project_id)
     if project.status not in lifecycle.CREDITING_STATES:
         raise errors.ProjectLocked(f"project {project.code} is {project.status}")
     quantity = report.quantity_t
@@ -617,13 +617,15 @@ def record_reversal(session: Session, actor: Principal, ref: int | str, *, cause
         problems.append({"field": "description", "message": "required"})
     if problems:
         raise ValidationFailed("invalid reversal", errors=problems)
-    pool = session.execute(sa.select(ACCOUNTS.c.ledger_account_id, CarbonBatch.id,
-                                     CarbonBatch.project_id).join(
-        CarbonBatch, CarbonBatch.id == ACCOUNTS.c.batch_id).where(ACCOUNTS.c.role == "buffer")
-        .order_by((CarbonBatch.project_id != project.id), CarbonBatch.id)).all()
-    _lock(session, [a for a, _, _ in pool])
-    plan, need = [], lost_t
-    for account_id, batch_id, _project_id in pool:
+    pool = session.execute(sa.select(CarbonAccount.ledger_account_id, CarbonBatch.id).join(
+        CarbonBatch, CarbonBatch.id == CarbonAccount.batch_id).where(
+        CarbonAccount.role == "buffer").order_by(
+        (CarbonBatch.project_id != project.id), CarbonBatch.id)).all()
+    accounts: list[tuple[int, int]] = [(a, b) for a, b in pool]
+    _lock(session, [a for a, _ in accounts])
+    plan: list[tuple[int, int, list[tuple[int, int, int]], int]] = []
+    need = lost_t
+    for account_id, batch_id in accounts:
         if need == 0:
             break
         held = _blocks(session, account_id)
@@ -642,7 +644,7 @@ def record_reversal(session: Session, actor: Principal, ref: int | str, *, cause
     session.flush()
     postings, moves = [], []
     for account_id, batch_id, held, amount in plan:
-        batch = session.get(CarbonBatch, batch_id)
+        batch = session.get_one(CarbonBatch, batch_id)
         issuer = _role_account(session, batch_id, "cancelled")
         taken, left = serials.take([(s, e) for _, s, e in held], amount)
         postings += [ledger.PostingSpec(account_id, batch.asset_code, "debit", amount),

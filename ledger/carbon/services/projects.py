@@ -240,7 +240,7 @@ def update_project(session: Session, actor: Principal, ref: int | str,
         raise errors.ProjectLocked(f"project {project.code} is {project.status}; only a draft "
                                    "can be edited")
     current = {k: getattr(project, k) for k in FIELDS}
-    current["parameter_set_version"] = session.get(CarbonParameterSet,
+    current["parameter_set_version"] = session.get_one(CarbonParameterSet,
                                                    project.parameter_set_id).version
     merged = {**current, **changes}
     found, county, parameter_set = _validate(session, merged, own=project)
@@ -442,7 +442,7 @@ def household_rows(session: Session, actor: Principal, ref: int | str) -> list[d
     rows = []
     for h in session.scalars(sa.select(CarbonHousehold).where(
             CarbonHousehold.project_id == project.id).order_by(CarbonHousehold.id)):
-        party = session.get(Party, h.party_id)
+        party = session.get_one(Party, h.party_id)
         rows.append({"id": h.id, "party_id": h.party_id, "party": party,
                      "product_id": h.product_id, "area_mu": h.area_mu,
                      "trees": counts.get(h.id, 0),
@@ -460,9 +460,9 @@ def project_view(session: Session, project: CarbonProject, *, public: bool) -> d
     view = {c.key: getattr(project, c.key) for c in CarbonProject.__table__.columns}
     view.update(
         methodology_name_zh=method.name_zh, methodology_name_en=method.name_en,
-        developer=holder_view(session.get(Party, project.developer_party_id), public=public),
-        owner=holder_view(session.get(Party, project.owner_party_id), public=public),
-        parameter_set_version=session.get(CarbonParameterSet, project.parameter_set_id).version,
+        developer=holder_view(session.get_one(Party, project.developer_party_id), public=public),
+        owner=holder_view(session.get_one(Party, project.owner_party_id), public=public),
+        parameter_set_version=session.get_one(CarbonParameterSet, project.parameter_set_id).version,
         parcels=[{"product_id": p.id, "name_zh": p.name_zh, "name_en": p.name_en,
                   "region_code": p.region_code, "area_ha": p.area_ha, "status": p.status}
                  for p in parcels_of(session, project.id)])

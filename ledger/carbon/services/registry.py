@@ -76,7 +76,7 @@ def batch_totals(session: Session, batch_ids: list[int]) -> dict[int, dict[str, 
 
 
 def batch_view(session: Session, batch: CarbonBatch) -> dict:
-    project = session.get(CarbonProject, batch.project_id)
+    project = session.get_one(CarbonProject, batch.project_id)
     totals = batch_totals(session, [batch.id])[batch.id]
     return {**{c.key: getattr(batch, c.key) for c in CarbonBatch.__table__.columns},
             "project_code": project.code, "project_name_zh": project.name_zh,
@@ -107,7 +107,7 @@ def account_blocks(session: Session, account_code: str) -> dict:
     account = session.scalar(sa.select(CarbonAccount).where(CarbonAccount.code == account_code))
     if account is None:
         raise errors.CarbonAccountNotFound(f"no carbon account {account_code!r}")
-    batch = session.get(CarbonBatch, account.batch_id)
+    batch = session.get_one(CarbonBatch, account.batch_id)
     prefix = batch.serial_block.rsplit("-", 2)[0]
     ranges = [(s, e) for s, e in session.execute(
         sa.select(CarbonBlock.start_serial, CarbonBlock.end_serial)
@@ -157,9 +157,9 @@ def get_retirement(session: Session, ref: int | str) -> CarbonRetirement:
 
 
 def retirement_view(session: Session, r: CarbonRetirement) -> dict:
-    batch = session.get(CarbonBatch, r.batch_id)
-    project = session.get(CarbonProject, batch.project_id)
-    retiree = session.get(Party, r.party_id)
+    batch = session.get_one(CarbonBatch, r.batch_id)
+    project = session.get_one(CarbonProject, batch.project_id)
+    retiree = session.get_one(Party, r.party_id)
     return {**{c.key: getattr(r, c.key) for c in CarbonRetirement.__table__.columns
                if c.key not in ("account_id", "party_id", "retired_by")},
             "batch": batch.asset_code, "serial_block_of_batch": batch.serial_block,
@@ -218,6 +218,7 @@ def verify_certificate(session: Session, number: str, *, quantity_t: int | None,
 def export(session: Session, kind: str, fmt: str, stmt: sa.Select | None = None,
            batch: str | None = None) -> bytes:
     """A public list as CSV (UTF-8 with BOM) or XLSX, with Chinese and English names."""
+    stmt = stmt if stmt is not None else sa.select(CarbonBatch).where(sa.false())
     if kind == "projects":
         rows = [{"code": p.code, "name_zh": p.name_zh, "name_en": p.name_en,
                  "methodology": p.methodology, "county_code": p.county_code,
@@ -270,17 +271,17 @@ def trace(session: Session, actor: Principal | None, ref: int | str, *,
     if not public:
         authorize(actor, "carbon.read")
     batch = get_batch(session, ref)
-    project = session.get(CarbonProject, batch.project_id)
-    report = session.get(CarbonReport, batch.report_id)
+    project = session.get_one(CarbonProject, batch.project_id)
+    report = session.get_one(CarbonReport, batch.report_id)
     products = list(session.scalars(sa.select(Product).where(
         Product.id.in_(parcel_ids_of(session, project.id))).order_by(Product.id)))
-    removals = defaultdict(float)
+    removals: dict[int, float] = defaultdict(float)
     for line in report.calculation or []:
         if "parcel_id" in line:
             removals[line["parcel_id"]] += line["removals_tco2e"]
     records = list(session.scalars(sa.select(MonitoringRecord).where(
         MonitoringRecord.id.in_(report.record_ids or [])).order_by(MonitoringRecord.id)))
-    by_product = defaultdict(list)
+    by_product: dict[int, list[dict]] = defaultdict(list)
     for record in records:
         by_product[record.product_id].append(_record_view(record))
     parties = party_names(session, {p.holder_party_id for p in products})
@@ -299,7 +300,7 @@ def trace(session: Session, actor: Principal | None, ref: int | str, *,
                 CarbonHousehold.project_id == project.id).order_by(CarbonHousehold.id)):
             households.append({"product_id": h.product_id, "area_mu": h.area_mu,
                                "trees": counts.get(h.id, 0),
-                               "holder": holder_view(session.get(Party, h.party_id),
+                               "holder": holder_view(session.get_one(Party, h.party_id),
                                                      public=public)})
     return {"batch": batch.asset_code, "serial_block": batch.serial_block,
             "quantity_t": batch.quantity_t, "vintage_year": batch.vintage_year,

@@ -230,7 +230,7 @@ def file_report(session: Session, actor: Principal, ref: int | str, *, period_st
     baseline, leakage = _finite(baseline_tco2e, "baseline_tco2e"), \
         _finite(leakage_tco2e, "leakage_tco2e")
     _check_period(session, project, period_start, period_end, today)
-    parameter_set = session.get(CarbonParameterSet, project.parameter_set_id)
+    parameter_set = session.get_one(CarbonParameterSet, project.parameter_set_id)
     species = parameters.species_of(session, parameter_set.id)
     record_ids: list[int] = []
     if source == "catalog":
@@ -278,7 +278,7 @@ def _decide(session: Session, actor: Principal, report_id: int, action: str
     if not actor.is_system and report.created_by == actor.label:
         raise errors.FourEyesViolation(f"report {report.id} was filed by {actor.label}; "
                                        "another person must verify it")
-    return report, session.get(CarbonProject, report.project_id)
+    return report, session.get_one(CarbonProject, report.project_id)
 
 
 def verify_report(session: Session, actor: Principal, report_id: int, *,
