@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import sys
-from typing import cast
 
 import click
 from flask.cli import with_appcontext
@@ -19,7 +18,7 @@ from ledger.carbon.services import parameters, registry
 
 
 def _actor() -> Principal:
-    return cast(Principal, operator())
+    return operator()
 
 
 @click.group("carbon")

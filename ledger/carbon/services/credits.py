@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -51,9 +51,9 @@ from ledger.carbon.services.common import (
 )
 from ledger.core.rules import digest
 
-BLOCKS = cast(sa.Table, CarbonBlock.__table__)
-ACCOUNTS = cast(sa.Table, CarbonAccount.__table__)
-EVENTS = cast(sa.Table, CarbonEvent.__table__)
+BLOCKS = CarbonBlock.__table__
+ACCOUNTS = CarbonAccount.__table__
+EVENTS = CarbonEvent.__table__
 
 _ACCOUNT_COLUMNS = (ACCOUNTS.c.ledger_account_id, ACCOUNTS.c.batch_id, ACCOUNTS.c.party_id,
                     ACCOUNTS.c.role, ACCOUNTS.c.code, ACCOUNTS.c.asset_code)
@@ -83,7 +83,7 @@ _NEIGHBOURS = sa.select(BLOCKS.c.id, BLOCKS.c.start_serial, BLOCKS.c.end_serial)
 _DELETE_BLOCKS = BLOCKS.delete().where(BLOCKS.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_BLOCKS = BLOCKS.insert()
 _INSERT_EVENT = EVENTS.insert().returning(EVENTS.c.id)
-RETIREMENTS = cast(sa.Table, CarbonRetirement.__table__)
+RETIREMENTS = CarbonRetirement.__table__
 _INSERT_RETIREMENT = RETIREMENTS.insert().returning(RETIREMENTS.c.id)
 _SEAL_RETIREMENT = RETIREMENTS.update().where(RETIREMENTS.c.id == sa.bindparam("r_id")).values(
     audit_seq=sa.bindparam("audit_seq"), audit_hash=sa.bindparam("audit_hash"))
