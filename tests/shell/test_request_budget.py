@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from ecovalue import migrate, protect
@@ -74,7 +73,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "gunicorn").exists(), reason="no gunicorn")
 def test_gunicorn_under_make_runs_configuration_answers_a_long_import_as_problem_json(tmp_path):
     url = f"sqlite:///{tmp_path / 'gunicorn.sqlite3'}"
     migrate.upgrade(url)
