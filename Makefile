@@ -28,6 +28,7 @@ install: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/ecovalue db upgrade
 	$(BIN)/ecovalue demo load --if-empty
+	$(BIN)/ecovalue catalog regions load
 	$(BIN)/ecovalue demo tokens
 	@echo "serving on http://$(HOST):$(PORT)  (visit http://$(HOST):$(PORT)/docs for Swagger UI, /redoc for ReDoc)"
 	$(BIN)/gunicorn -c ecovalue/gunicorn_config.py --bind $(HOST):$(PORT) 'ecovalue.app:create_app()'

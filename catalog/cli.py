@@ -5,6 +5,8 @@
     ecovalue catalog template products --format xlsx -o products.xlsx
     ecovalue catalog export -o wangmo.xlsx --county 522326
     ecovalue catalog summary
+    ecovalue catalog regions load                 # the national GB/T 2260 table
+    ecovalue catalog regions add 530629104 旧府乡  # a township below it
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from catalog.services import exports, importing, products
+from catalog.services import exports, importing, products, regions
 from ecovalue.cli import database, operator, unit_of_work
 
 
@@ -98,3 +100,47 @@ def summary_command(county: str | None) -> None:
         area = f"{r['area_ha']:.2f} ha" if r["area_ha"] is not None else "area unknown"
         click.echo(f"{r['county_code']} {r['county_name_zh'] or '':<6} {r['type_code']:<24} "
                    f"{r['products']:>6} products ({r['verified']} verified)  {area}")
+
+
+@cli.group("regions")
+def regions_group() -> None:
+    """Regions: the national table (GB/T 2260) and the townships and villages below it."""
+
+
+@regions_group.command("load")
+@with_appcontext
+def regions_load_command() -> None:
+    """Load the national province/prefecture/county table (GB/T 2260) where rows are missing
+    (idempotent; `make run` runs it)."""
+    with unit_of_work() as session:
+        added = regions.load_national_regions(session)
+    click.echo(f"national regions (GB/T 2260): {added} added")
+
+
+@regions_group.command("add")
+@click.argument("code")
+@click.argument("name_zh")
+@click.option("--name-en", help="English / pinyin name")
+@with_appcontext
+def regions_add_command(code: str, name_zh: str, name_en: str | None) -> None:
+    """Add a township (9 digits) or village (12 digits) below an existing region, or (admins)
+    a prefecture or county code newer than the national table."""
+    with unit_of_work() as session:
+        region = regions.create_region(session, operator(), code=code, name_zh=name_zh,
+                                       name_en=name_en)
+        click.echo(f"{region.code} {region.level} {region.name_zh} (under {region.parent_code})")
+
+
+@regions_group.command("list")
+@click.option("--parent", help="the parent's code: e.g. 530000 for Yunnan's prefectures")
+@click.option("--level", type=click.Choice(["province", "prefecture", "county", "township",
+                                            "village"]))
+@click.option("-q", "query", help="part of the Chinese or English name")
+@with_appcontext
+def regions_list_command(parent: str | None, level: str | None, query: str | None) -> None:
+    """List regions by code."""
+    with database().session(write=False) as session:
+        for region in session.scalars(regions.list_regions(level=level, parent_code=parent,
+                                                           q=query)):
+            click.echo(f"{region.code:<12} {region.level:<10} {region.name_zh}"
+                       + (f" ({region.name_en})" if region.name_en else ""))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import MonitoringRecord, Party, Product, Region
 from catalog.services import monitoring, parties, products, regions
-from catalog.services.regions import load_reference_regions
+from catalog.services.regions import load_national_regions, load_reference_regions
 from ecovalue.auth import Principal
 
 DEMO = {"demo": True, "note": "DEMO data for trying the service; not official figures"}
@@ -198,7 +198,8 @@ _PATH = {"draft": [], "registered": ["submit"], "verified": ["submit", "verify"]
 
 def load(session: Session, actor: Principal) -> list[str]:
     """Create the demo dataset (once: a second call changes nothing); returns summary lines."""
-    lines = [f"regions: {load_reference_regions(session)} reference regions added"]
+    lines = [f"regions: {load_reference_regions(session)} reference regions added, "
+             f"{load_national_regions(session)} of the national table (GB/T 2260)"]
     if session.get(Region, REGIONS[0][0]) is not None:
         return [*lines, "catalog demo data already present: nothing added"]
     for code, name_zh, name_en in REGIONS:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ecovalue.db import Base, BigIntPK, UTCDateTime, utcnow
 
-REGION_LEVELS = ("prefecture", "county", "township", "village")
+REGION_LEVELS = ("province", "prefecture", "county", "township", "village")
 #: where a region row comes from: the national reference list, a registrar, or the demo dataset
 #: (demo codes below county level are made up within the county prefix)
 REGION_SOURCES = ("reference", "registered", "demo")
@@ -29,20 +29,20 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class Region(Base):
-    """An administrative region: prefecture, county (GB/T 2260), township (9-digit statistical
-    code) or village (12-digit)."""
+    """An administrative region: province, prefecture or county (GB/T 2260, 6 digits), township
+    (9-digit statistical code) or village (12-digit)."""
 
     __tablename__ = "regions"
 
     #: national code: 6 digits down to county, 9 for a township, 12 for a village
     code: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
-    #: prefecture, county, township or village
+    #: province, prefecture, county, township or village
     level: Mapped[str] = mapped_column(sa.String(12))
     #: Chinese name, e.g. 望谟县
     name_zh: Mapped[str] = mapped_column(sa.String(100))
     #: English / pinyin name, e.g. Wangmo
     name_en: Mapped[str | None] = mapped_column(sa.String(100))
-    #: the region it belongs to; NULL only for the prefecture
+    #: the region it belongs to; NULL only for a province
     parent_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"), index=True)
     #: pilot programme the region takes part in, free text (e.g. "ecological-product pilot")
     pilot: Mapped[str | None] = mapped_column(sa.String(100))
@@ -56,7 +56,7 @@ class Region(Base):
 
     __table_args__ = (
         sa.CheckConstraint(
-            "level in ('prefecture','county','township','village')", name="level"
+            "level in ('province','prefecture','county','township','village')", name="level"
         ),
         sa.CheckConstraint(_in("source", REGION_SOURCES), name="source"),
     )

@@ -119,8 +119,10 @@ class RegionTreeQuerySchema(InputSchema):
 
 class RegionCreateSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{9}(\d{3})?$", error="a township code has 9 digits, a village code 12 (the "
-        "prefecture and counties come from the national reference list)"))
+        r"^\d{6}(\d{3}){0,2}$", error="a township code has 9 digits, a village code 12 (a "
+        "prefecture or county newer than the national table: 6 digits, admins only)"),
+        metadata={"description": "GB/T 2260 code: township 9 digits, village 12; admins also "
+                                 "6 (a prefecture or county the national table lacks)"})
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=100))
     name_en = fields.String(allow_none=True, validate=validate.Length(max=100))
 

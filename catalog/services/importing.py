@@ -165,7 +165,8 @@ def _check_regions(session: Session, table: imports.Table, regions: pd.Series,
                              .where(Region.code.in_(chunk)), codes))
     unknown = regions.notna() & ~regions.isin(list(levels))
     errors.mask_values(unknown, regions, "region_code", "unknown region code {}")
-    prefecture = regions.isin([c for c, level in levels.items() if level == "prefecture"])
+    prefecture = regions.isin([c for c, level in levels.items()
+                               if level in ("province", "prefecture")])
     errors.mask(prefecture, "region_code", "a product lies in a county, township or village")
 
 

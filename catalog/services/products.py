@@ -115,7 +115,7 @@ def reference_errors(session: Session, values: dict[str, Any]) -> list[dict]:
     region = session.get(Region, region_code) if isinstance(region_code, str) else None
     if region is None:
         errors.append({"field": "region_code", "message": f"unknown region code {region_code}"})
-    elif region.level == "prefecture":
+    elif region.level in ("province", "prefecture"):
         errors.append({"field": "region_code",
                        "message": "a product lies in a county, township or village"})
     holder_id = values.get("holder_party_id")

@@ -1,4 +1,5 @@
-"""Regions: the reference prefecture and counties, and the townships and villages below them."""
+"""Regions: the national provinces, prefectures and counties (GB/T 2260 reference data), and the
+townships and villages (and, for admins, newer county-level codes) added below them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from catalog.models import Party, Region
 from catalog.services.common import fetch
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, county_of
+from ecovalue.db import bulk_insert_records, utcnow
 from ecovalue.errors import Forbidden, ValidationFailed
 
 #: level of the region a new code's parent must be, by the new region's level
@@ -37,13 +39,24 @@ def validate_token_scope(session: Session, county_code: str | None,
     return problems
 
 
+#: the national table of provinces, prefectures and counties (GB/T 2260), see
+#: catalog/reference/regions_gbt2260.md for its source and date
+NATIONAL_TABLE = "reference/regions_gbt2260.csv"
+_LEVEL_ORDER = {"province": 0, "prefecture": 1, "county": 2}
+
+
+def _reference_rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("catalog").joinpath(name).read_text("utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
 def load_reference_regions(session: Session) -> int:
-    """Insert the prefecture and counties of catalog/reference/regions.csv that are missing;
-    returns how many were added. Reference data, not a user's change: not audited."""
-    text = resources.files("catalog").joinpath("reference/regions.csv").read_text("utf-8")
+    """Insert the province, prefecture and counties of catalog/reference/regions.csv (the
+    prefecture's own part of the national table, with English names and pilots) that are
+    missing; returns how many were added. Reference data, not a user's change: not audited."""
     existing = set(session.scalars(sa.select(Region.code)))
     added = 0
-    for row in csv.DictReader(text.splitlines()):
+    for row in _reference_rows("reference/regions.csv"):
         if row["code"] in existing:
             continue
         session.add(Region(code=row["code"], level=row["level"], name_zh=row["name_zh"],
@@ -52,6 +65,31 @@ def load_reference_regions(session: Session) -> int:
         session.flush()
         added += 1
     return added
+
+
+def load_national_regions(session: Session) -> int:
+    """Every province, prefecture and county of the national table (GB/T 2260,
+    `reference/regions_gbt2260.csv`) that is missing, set-based; returns how many were added.
+    Rows already stored are left as they are (names given by the prefecture's own list, or
+    renamed since, stay), except that a reference prefecture or county stored without a parent
+    (databases from before the national table) is placed under its province or prefecture.
+    Idempotent; reference data, not audited."""
+    load_reference_regions(session)
+    rows = _reference_rows(NATIONAL_TABLE)
+    stored = dict(session.execute(sa.select(Region.code, Region.parent_code)).all())
+    now = utcnow()
+    missing = sorted((r for r in rows if r["code"] not in stored),
+                     key=lambda r: (_LEVEL_ORDER[r["level"]], r["code"]))
+    bulk_insert_records(session, Region.__table__, [
+        {"code": r["code"], "level": r["level"], "name_zh": r["name_zh"], "name_en": None,
+         "parent_code": r["parent_code"] or None, "pilot": None, "created_at": now,
+         "source": "reference"} for r in missing])
+    for r in rows:
+        if r["code"] in stored and stored[r["code"]] is None and r["parent_code"]:
+            session.execute(sa.update(Region).where(Region.code == r["code"],
+                                                    Region.parent_code.is_(None))
+                            .values(parent_code=r["parent_code"]))
+    return len(missing)
 
 
 def get_region(session: Session, code: str) -> Region:
@@ -80,7 +118,7 @@ def list_regions(*, level: str | None = None, parent_code: str | None = None,
 def region_tree(session: Session, root_code: str) -> dict:
     """The region `root_code` with its descendants nested under `children`, by code."""
     root = get_region(session, root_code)
-    prefix = "" if root.level == "prefecture" else root.code
+    prefix = {"province": root.code[:2], "prefecture": root.code[:4]}.get(root.level, root.code)
     rows = session.scalars(
         sa.select(Region).where(Region.code.startswith(prefix, autoescape=True))
         .order_by(Region.code)
@@ -106,7 +144,7 @@ class RegionHierarchy:
         return code in self.parents
 
     def level(self, code: str) -> str:
-        """prefecture, county, township or village; KeyError for an unknown code."""
+        """province, prefecture, county, township or village; KeyError for an unknown code."""
         return self.parents[code][1]
 
     def is_within(self, code: str, scope: str) -> bool:
@@ -121,14 +159,14 @@ class RegionHierarchy:
         return False
 
     def county_of(self, code: str) -> str:
-        """The county a region lies in: itself for a county, the code itself for the
-        prefecture or a code the hierarchy does not place under a county."""
+        """The county a region lies in: itself for a county, the code itself for a province,
+        a prefecture or a code the hierarchy does not place under a county."""
         current: str | None = code
         for _ in range(_MAX_DEPTH):
             if current is None:
                 break
             parent, level = self.parents.get(current, (None, ""))
-            if level in ("county", "prefecture"):
+            if level in ("county", "prefecture", "province"):
                 return current
             current = parent
         return code
@@ -161,31 +199,75 @@ def _region_snapshot(region: Region) -> dict:
     return audit.snapshot(region)
 
 
+def _national_level(code: str) -> str:
+    """The level a 6-digit GB/T 2260 code names: xx0000 province, xxxx00 prefecture, else a
+    county-level unit."""
+    if code.endswith("0000"):
+        return "province"
+    return "prefecture" if code.endswith("00") else "county"
+
+
 def create_region(session: Session, actor: Principal, *, code: str, name_zh: str,
                   name_en: str | None = None, source: str = "registered") -> Region:
-    """Add a township (9-digit code starting with its county's code) or a village (12 digits
-    starting with its township's code). Counties and the prefecture come from the reference
-    list only."""
+    """Add a region below the national table: a township (9-digit code starting with its
+    county's code) or a village (12 digits starting with its township's code), anywhere in
+    China; admins alone may also add a prefecture- or county-level code (6 digits) that the
+    national table does not have yet (a unit created after its date), under its province or
+    prefecture. Provinces come from the national table only."""
     code = (code or "").strip()
+    if len(code) == 6 and code.isdigit():
+        return _create_national_region(session, actor, code=code, name_zh=name_zh,
+                                       name_en=name_en)
     level = _LEVEL_BY_LENGTH.get(len(code))
     authorize(actor, "catalog.region.write", county=county_of(code))
     if level is None:
-        problem = ("counties and the prefecture come from the national reference list"
-                   if len(code) == 6 else "a township code has 9 digits, a village code 12")
+        problem = "a township code has 9 digits, a village code 12"
         raise ValidationFailed(f"cannot add region {code!r}: {problem}",
                                errors=[{"field": "code", "message": problem}])
     if (error := region_code_error(code, level)) is not None:
         raise ValidationFailed(error, errors=[{"field": "code", "message": error}])
-    name_zh = (name_zh or "").strip()
-    if not name_zh:
-        raise ValidationFailed("a Chinese name is required",
-                               errors=[{"field": "name_zh", "message": "required"}])
+    name_zh = _required_name(name_zh)
     parent_code = code[:6] if level == "township" else code[:9]
     parent = session.get(Region, parent_code)
     if parent is None or parent.level != _PARENT_LEVEL[level]:
         message = (f"a {level} code must start with the code of an existing "
                    f"{_PARENT_LEVEL[level]} ({parent_code} is not one)")
         raise ValidationFailed(message, errors=[{"field": "code", "message": message}])
+    return _add_region(session, actor, code=code, level=level, name_zh=name_zh,
+                       name_en=name_en, parent_code=parent_code, source=source)
+
+
+def _required_name(name_zh: str | None) -> str:
+    name_zh = (name_zh or "").strip()
+    if not name_zh:
+        raise ValidationFailed("a Chinese name is required",
+                               errors=[{"field": "name_zh", "message": "required"}])
+    return name_zh
+
+
+def _create_national_region(session: Session, actor: Principal, *, code: str, name_zh: str,
+                            name_en: str | None) -> Region:
+    authorize(actor, "catalog.region.national.write")
+    level = _national_level(code)
+    if level == "province":
+        problem = "provinces come from the national table (GB/T 2260) only"
+        raise ValidationFailed(f"cannot add region {code}: {problem}",
+                               errors=[{"field": "code", "message": problem}])
+    name_zh = _required_name(name_zh)
+    candidates = [code[:2] + "0000"] if level == "prefecture" else [code[:4] + "00",
+                                                                    code[:2] + "0000"]
+    parent = next((r for c in candidates if (r := session.get(Region, c)) is not None), None)
+    if parent is None or parent.level not in ("province", "prefecture"):
+        message = (f"a {level} code must lie under an existing "
+                   f"{'province' if level == 'prefecture' else 'prefecture or province'} "
+                   f"({' or '.join(candidates)})")
+        raise ValidationFailed(message, errors=[{"field": "code", "message": message}])
+    return _add_region(session, actor, code=code, level=level, name_zh=name_zh,
+                       name_en=name_en, parent_code=parent.code, source="registered")
+
+
+def _add_region(session: Session, actor: Principal, *, code: str, level: str, name_zh: str,
+                name_en: str | None, parent_code: str, source: str) -> Region:
     if session.get(Region, code) is not None:
         raise RegionExists(f"region {code} already exists")
     region = Region(code=code, level=level, name_zh=name_zh,
@@ -200,12 +282,15 @@ def create_region(session: Session, actor: Principal, *, code: str, name_zh: str
 
 def update_region(session: Session, actor: Principal, code: str, *,
                   name_zh: str | None = None, name_en: str | None = None) -> Region:
-    """Rename a township or village (codes never change: they are national identifiers)."""
+    """Rename a region added below the national table (codes never change: they are
+    national identifiers); the national table's own rows are reference data."""
     authorize(actor, "catalog.region.write", county=county_of(code))
     region = get_region(session, code)
-    if region.level in ("prefecture", "county"):
-        raise Forbidden("the prefecture and counties come from the national reference list and "
+    if region.source == "reference" or region.level == "province":
+        raise Forbidden("provinces, prefectures and counties of the national reference list "
                         "cannot be changed here")
+    if len(code) == 6:
+        authorize(actor, "catalog.region.national.write")
     before = _region_snapshot(region)
     if name_zh is not None:
         if not name_zh.strip():

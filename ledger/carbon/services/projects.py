@@ -132,8 +132,8 @@ def _validate(session: Session, values: dict[str, Any], *, own: CarbonProject | 
         _err(found, "region_codes", "at least one region code (county, township or village)")
     else:
         counties = {county_of(r) for r in regions}
-        known = set(session.scalars(sa.select(Region.code).where(Region.code.in_(regions),
-                                                                 Region.level != "prefecture")))
+        known = set(session.scalars(sa.select(Region.code).where(
+            Region.code.in_(regions), Region.level.in_(("county", "township", "village")))))
         for i, region in enumerate(regions):
             if region not in known:
                 _err(found, f"region_codes.{i}", f"no county, township or village {region}")
