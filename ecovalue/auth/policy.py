@@ -134,6 +134,15 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "carbon.retirement.create": {A: ANY, T: PARTY},
     "carbon.cancellation.create": {A: ANY, V: ANY, T: PARTY},
     "carbon.reversal.create": {A: ANY, V: ANY},
+    # thermal-power CO2 pilot (factor tables and rules are public reads)
+    "pilot.read": {A: ANY, V: ANY, F: ANY, U: ANY, T: PARTY},  # reports, obligations
+    "pilot.factors.write": {A: ANY},
+    "pilot.rule.write": {A: ANY, F: ANY},
+    "pilot.report.file": {A: ANY, T: PARTY},
+    "pilot.report.verify": {A: ANY, V: ANY},
+    "pilot.report.reject": {A: ANY, V: ANY},
+    "pilot.obligation.settle": {A: ANY, T: PARTY},
+    "pilot.fund.read": {A: ANY, F: ANY, U: ANY},
 }
 
 

@@ -1,0 +1,8 @@
+"""The pilot's operations, one transaction each (the caller commits): factor tables, rules,
+emission reports, obligations and their settlement, compliance and the fund's inflows. Every
+operation takes `(session, actor, ...)`, checks `authorize` (the `pilot.*` actions of
+`ecovalue/auth/policy.py`), flushes but never commits, and appends to the audit trail."""
+
+from ledger.pilot.services import compliance, factors, obligations, reports, rules
+
+__all__ = ["compliance", "factors", "obligations", "reports", "rules"]
