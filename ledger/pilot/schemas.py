@@ -23,6 +23,9 @@ from ledger.pilot.services.compliance import STATUSES
 
 _ID: dict[str, Any] = {"strict": True, "validate": validate.Range(min=1, max=2**63 - 1)}
 _YEAR: dict[str, Any] = {"strict": True, "validate": validate.Range(min=2000, max=2100)}
+#: query parameters are text: digits are read as integers (a fraction is still refused)
+_QID: dict[str, Any] = {"validate": validate.Range(min=1, max=2**63 - 1)}
+_QYEAR: dict[str, Any] = {"validate": validate.Range(min=2000, max=2100)}
 _TONNES: dict[str, Any] = {"strict": True, "validate": validate.Range(min=1, max=10**12)}
 
 
@@ -178,9 +181,9 @@ class EmissionReportIn(StrictSchema):
 
 
 class EmissionUploadQuery(InputSchema):
-    plant_party_id = Integer(load_default=None, **_ID, metadata={
+    plant_party_id = Integer(load_default=None, **_QID, metadata={
         "description": "the plant; default: the caller's party"})
-    year = Integer(required=True, **_YEAR)
+    year = Integer(required=True, **_QYEAR)
     method = fields.String(required=True, validate=validate.OneOf(METHODS), metadata={
         "description": "combustion (columns fuel, consumption, ncv_gj_per_unit, "
                        "carbon_content_tc_per_gj, oxidation_rate; Chinese headers accepted) "
@@ -217,9 +220,9 @@ class EmissionReportSchema(ma.Schema):
 
 
 class EmissionReportQuery(PageQuerySchema):
-    year = Integer(load_default=None, **_YEAR)
+    year = Integer(load_default=None, **_QYEAR)
     status = fields.String(load_default=None, validate=validate.OneOf(REPORT_STATUSES))
-    plant_party_id = Integer(load_default=None, **_ID)
+    plant_party_id = Integer(load_default=None, **_QID)
 
 
 class EmissionVerifyIn(StrictSchema):
@@ -292,8 +295,8 @@ class ObligationSchema(ma.Schema):
 
 
 class ObligationQuery(PageQuerySchema):
-    year = Integer(load_default=None, **_YEAR)
-    plant_party_id = Integer(load_default=None, **_ID)
+    year = Integer(load_default=None, **_QYEAR)
+    plant_party_id = Integer(load_default=None, **_QID)
 
 
 class PilotRetirementIn(StrictSchema):
@@ -323,11 +326,11 @@ class PilotSettleIn(StrictSchema):
 
 
 class PilotYearQuery(InputSchema):
-    year = Integer(required=True, **_YEAR, metadata={"description": "compliance year"})
+    year = Integer(required=True, **_QYEAR, metadata={"description": "compliance year"})
 
 
 class FundQuery(InputSchema):
-    year = Integer(load_default=None, **_YEAR, metadata={
+    year = Integer(load_default=None, **_QYEAR, metadata={
         "description": "only payments for this compliance year"})
 
 

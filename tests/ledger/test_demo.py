@@ -11,11 +11,14 @@ def test_demo_ledger_balances(app, session, system):
     balance = {code: services.account_balance(session, system, code) for code in (
         "DEMO-PLANT-BANK", "DEMO-PLANT-CNY", "DEMO-FOREST-FUND", "DEMO-DALANG-CNY",
         "DEMO-DALANG-CARBON", "DEMO-CARBON-BUFFER", "DEMO-CARBON-ISSUANCE")}
-    # 128 households x 450 trees x 3 yuan = 172,800 yuan = 17,280,000 fen
-    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000
+    # 128 households x 450 trees x 3 yuan = 172,800 yuan = 17,280,000 fen; and the pilot
+    # demo's fee for 500 t of the plant's 2024 obligation at 50.00 yuan: 2,500,000 fen
+    pilot_fee = 500 * 5_000
+    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000 - pilot_fee
     assert balance["DEMO-PLANT-BANK"].balance == -50_000_000
     fund = balance["DEMO-FOREST-FUND"]
-    assert (fund.balance, fund.pending_debits, fund.available) == (17_280_000, 17_280_000, 0)
+    assert (fund.balance, fund.pending_debits, fund.available) == \
+        (17_280_000 + pilot_fee, 17_280_000, pilot_fee)
     assert balance["DEMO-DALANG-CNY"].pending_credits == 17_280_000
     assert balance["DEMO-DALANG-CNY"].balance == 0
     # Gold Standard flat 20 % buffer: 1,000 requested -> 800 to the project, 200 to the buffer
