@@ -50,6 +50,7 @@ import ledger.pilot.api
 import ledger.pilot.cli
 import ledger.pilot.demo
 import ledger.pilot.models
+import ledger.pilot.services
 import valuation.api
 import valuation.cli
 import valuation.demo
@@ -89,7 +90,7 @@ CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group
 DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
                 ledger.carbon.demo.load, ledger.pilot.demo.load)
 #: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
-LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify,)
+LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify)
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"

@@ -3,6 +3,7 @@ emission reports, obligations and their settlement, compliance and the fund's in
 operation takes `(session, actor, ...)`, checks `authorize` (the `pilot.*` actions of
 `ecovalue/auth/policy.py`), flushes but never commits, and appends to the audit trail."""
 
-from ledger.pilot.services import compliance, factors, obligations, reports, rules
+from ledger.pilot.services import checks, compliance, factors, obligations, reports, rules
+from ledger.pilot.services.checks import verify
 
-__all__ = ["compliance", "factors", "obligations", "reports", "rules"]
+__all__ = ["checks", "compliance", "factors", "obligations", "reports", "rules", "verify"]
