@@ -42,6 +42,11 @@ import ledger.carbon.cli
 import ledger.carbon.demo
 import ledger.carbon.models
 import ledger.carbon.services
+import ledger.compensation.api
+import ledger.compensation.cli
+import ledger.compensation.demo
+import ledger.compensation.models
+import ledger.compensation.services
 import ledger.core.api
 import ledger.core.cli
 import ledger.core.demo
@@ -74,23 +79,24 @@ from ecovalue.logging import configure_logging
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
 MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
                  catalog.models, valuation.models, ledger.core.models, ledger.carbon.models,
-                 ledger.pilot.models)
+                 ledger.pilot.models, ledger.compensation.models)
 
 #: every flask-smorest Blueprint, in the order they appear in the docs
 BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
               catalog.api.blp, valuation.api.blp, ledger.core.api.blp, ledger.carbon.api.blp,
-              ledger.pilot.api.blp)
+              ledger.pilot.api.blp, ledger.compensation.api.blp)
 
 #: the command groups of `ecovalue`: the shell's, then each package's
 CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
                 shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli,
-                ledger.carbon.cli.cli, ledger.pilot.cli.cli)
+                ledger.carbon.cli.cli, ledger.pilot.cli.cli, ledger.compensation.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
 DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
-                ledger.carbon.demo.load, ledger.pilot.demo.load)
+                ledger.carbon.demo.load, ledger.pilot.demo.load, ledger.compensation.demo.load)
 #: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
-LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify)
+LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify,
+                        ledger.compensation.services.settlements.verify)
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"

@@ -143,6 +143,16 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "pilot.report.reject": {A: ANY, V: ANY},
     "pilot.obligation.settle": {A: ANY, T: PARTY},
     "pilot.fund.read": {A: ANY, F: ANY, U: ANY},
+    # ecological compensation (agreements, assessments, settlements)
+    "compensation.read": {**_READERS, T: ANY},
+    "compensation.section.write": {A: ANY, V: ANY, F: ANY},
+    "compensation.agreement.write": {A: ANY, F: ANY},
+    "compensation.agreement.activate": {A: ANY, F: ANY},
+    "compensation.assessment.write": {A: ANY, V: ANY, F: ANY},
+    "compensation.settlement.prepare": {A: ANY, F: ANY},
+    # approval posts the payments (value may enter from a payer's treasury account); the
+    # preparer of a settlement never approves it (checked by the service)
+    "compensation.settlement.approve": {A: ANY, F: ANY},
 }
 
 
