@@ -180,18 +180,19 @@ def net_transfers(parties: Sequence[str], nets: Mapping[str, int]) -> list[Trans
     creditors in party order (greedy), at most len(parties) - 1 transfers."""
     if sum(nets.values()) != 0:
         raise ValueError("net positions must sum to zero")
-    owed = [[p, nets[p]] for p in parties if nets[p] > 0]
+    creditors = [p for p in parties if nets[p] > 0]
+    owed = {p: nets[p] for p in creditors}
     transfers = []
     creditor = 0
     for payer in parties:
         debt = -nets[payer]
         while debt > 0:
-            payee = owed[creditor]
-            amount = min(debt, payee[1])
-            transfers.append(Transfer(payer, str(payee[0]), amount))
+            payee = creditors[creditor]
+            amount = min(debt, owed[payee])
+            transfers.append(Transfer(payer, payee, amount))
             debt -= amount
-            payee[1] -= amount
-            if payee[1] == 0:
+            owed[payee] -= amount
+            if owed[payee] == 0:
                 creditor += 1
     return transfers
 

@@ -23,7 +23,7 @@ _ID: dict[str, Any] = {"strict": True, "validate": validate.Range(min=1, max=2**
 _KEY = validate.Length(min=1, max=30)
 _CODE = validate.Length(min=1, max=40)
 _SHARE: dict[str, Any] = {"strict": True, "validate": validate.Range(min=-10**9, max=10**9)}
-_PERIOD = {"validate": validate.Length(min=4, max=7), "metadata": {
+_PERIOD: dict[str, Any] = {"validate": validate.Length(min=4, max=7), "metadata": {
     "description": "assessment period: a year (2019), half (2019-H2), quarter (2019-Q3) or "
                    "month (2019-07)"}}
 

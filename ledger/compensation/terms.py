@@ -147,7 +147,7 @@ def _schedule_problems(terms: Mapping[str, Any], err: Callable[[str, str], None]
             err("schedule.amounts_fen", f"the instalments sum to {sum(amounts)} fen, not to the "
                 f"agreement's amount of {terms['amount_fen']} fen")
     elif amounts is not None:
-        err("schedule.amounts_fen", f"only an 'instalments' schedule lists amounts")
+        err("schedule.amounts_fen", "only an 'instalments' schedule lists amounts")
     rate = plan.get("rate")
     if kind == "annuity":
         try:

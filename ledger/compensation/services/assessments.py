@@ -79,14 +79,14 @@ def record_values(session: Session, actor: Principal, rows: Sequence[Mapping[str
     if not rows:
         raise InvalidAssessment("no values given", errors=[{"field": "values",
                                                             "message": "empty"}])
-    known = sections.known_codes(session, {r.get("section") for r in rows
+    known = sections.known_codes(session, {str(r["section"]) for r in rows
                                            if isinstance(r.get("section"), str)})
-    errors = []
+    errors: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         for field, message in _row_problems(row, known):
-            where = {"row": row_numbers[i]} if row_numbers else {"field": f"values.{i}.{field}"}
-            errors.append({**where, **({"column": field} if row_numbers else {}),
-                           "message": message})
+            where: dict[str, Any] = {"row": row_numbers[i], "column": field} if row_numbers \
+                else {"field": f"values.{i}.{field}"}
+            errors.append({**where, "message": message})
     if errors:
         raise InvalidAssessment(f"{len(errors)} problem(s) in the values; nothing was recorded",
                                 errors=errors[:200])

@@ -22,7 +22,8 @@ from ecovalue.auth import Principal, authorize
 from ecovalue.clock import utcnow
 from ecovalue.errors import ValidationFailed
 from ledger import core as ledger
-from ledger.compensation import clearing, terms as terms_module
+from ledger.compensation import clearing
+from ledger.compensation import terms as terms_module
 from ledger.compensation.errors import (
     MissingAssessments,
     OwnSettlement,
