@@ -59,7 +59,7 @@ class World:
         return document
 
 
-def _world(database, regions: dict[str, tuple[str, str]]) -> World:
+def make_world(database, regions: dict[str, tuple[str, str]]) -> World:
     """Government parties for `regions` (key -> (code, name)) and the two sections."""
     with database.unit_of_work() as s:
         ledger.create_asset(s, ADMIN, code="CNY", kind="currency", name_zh="人民币",
@@ -78,7 +78,7 @@ def _world(database, regions: dict[str, tuple[str, str]]) -> World:
 @pytest.fixture()
 def pilot(database) -> World:
     """The agreement between three pilot counties standing for the provinces."""
-    return _world(database, {"wangmo": ("522326", "望谟县财政局"),
+    return make_world(database, {"wangmo": ("522326", "望谟县财政局"),
                              "xingyi": ("522301", "兴义市财政局"),
                              "ceheng": ("522327", "册亨县财政局")})
 
