@@ -2,7 +2,7 @@
 values, settlements and their payments.
 
 Revision ID: b0001_compensation
-Revises: k0001_carbon
+Revises: p0001_pilot
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import ecovalue.db
 
 revision: str = 'b0001_compensation'
-down_revision: str | Sequence[str] | None = 'k0001_carbon'
+down_revision: str | Sequence[str] | None = 'p0001_pilot'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = 'c0002_products'  # sections refer to products
 
