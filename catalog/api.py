@@ -13,7 +13,15 @@ from typing import Any
 from flask import current_app
 
 from catalog import lifecycle, schemas, vocabulary
-from catalog.services import exports, importing, monitoring, parties, products, regions
+from catalog.services import (
+    exports,
+    importing,
+    monitoring,
+    parties,
+    products,
+    regions,
+    synonyms,
+)
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
@@ -81,6 +89,28 @@ def product_types():
 def metrics():
     """The metrics monitoring records may carry, with their reference units (public)."""
     return list(vocabulary.metrics().values())
+
+
+@blp.route("/synonyms")
+@blp.arguments(schemas.SynonymQuerySchema, location="query")
+@blp.response(200, schemas.SynonymSchema(many=True))
+def list_synonyms(query):
+    """Synonyms of the vocabularies (同义词): the shipped ones and those admins added; imports
+    match every spelling after normalising full-width characters and spaces (public)."""
+    return synonyms.list_synonyms(current_session(), vocabulary_name=query.get("vocabulary"))
+
+
+@blp.route("/synonyms", methods=["POST"])
+@blp.authenticated
+@blp.arguments(schemas.SynonymCreateSchema)
+@blp.response(201, schemas.SynonymSchema)
+@blp.alt_response(409, response="CONFLICT")
+def create_synonym(body):
+    """Add a synonym (admins): a spelling means one code only, so one that already means
+    another code is refused with 409 `synonym-conflict`."""
+    return synonyms.add_synonym(current_session(), current_actor(),
+                                vocabulary_name=body["vocabulary"], term=body["term"],
+                                code=body["code"], note=body.get("note"))
 
 
 # --- regions -------------------------------------------------------------------------------
@@ -482,6 +512,26 @@ def import_monitoring(query, files):
                                        dry_run=query["dry_run"], max_bytes=_max_upload())
 
 
+@blp.route("/imports/parties", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(schemas.ImportQuerySchema, location="query")
+@blp.arguments(schemas.ImportFileSchema, location="files")
+@blp.response(200, schemas.ImportReportSchema)
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+@blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+@blp.doc(description=_IMPORT_DOC + "A party matches by credit code, ID-card number or (without "
+         "either) name and kind in the county; new ones are created, a household's bank "
+         "account is updated when given. Columns: GET /catalog/imports/templates/parties.")
+def import_parties(query, files):
+    """Bulk import of a party register (villagers, collectives, cooperatives) from CSV or
+    XLSX; personal data stored protected as always."""
+    data, filename = _upload(files)
+    return importing.import_parties(current_session(), current_actor(), data, filename,
+                                    dry_run=query["dry_run"], max_bytes=_max_upload())
+
+
 @blp.route("/imports")
 @blp.authenticated
 @blp.arguments(schemas.ImportBatchQuerySchema, location="query")
@@ -492,7 +542,7 @@ def list_imports(query):
                                         kind=query.get("kind")), query)
 
 
-@blp.route("/imports/templates/<any(products, monitoring):kind>")
+@blp.route("/imports/templates/<any(products, monitoring, parties):kind>")
 @blp.arguments(schemas.TemplateQuerySchema, location="query")
 @blp.doc(responses={"200": {"description": "an empty spreadsheet with the import columns and "
                             "one example row", "content": _FILE_CONTENT}})

@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from catalog.services import exports, importing, products, regions
+from catalog.services import exports, importing, products, regions, synonyms
+from catalog.vocabulary import VOCABULARIES
 from ecovalue.cli import database, operator, unit_of_work
 
 
@@ -28,8 +29,8 @@ def cli() -> None:
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["products", "monitoring"]), default="products",
-              show_default=True)
+@click.option("--kind", type=click.Choice(["products", "monitoring", "parties"]),
+              default="products", show_default=True)
 @click.option("--dry-run", is_flag=True, help="check every row and report; write nothing")
 @click.option("--status", type=click.Choice(["draft", "registered"]), default="registered",
               show_default=True, help="state of newly created products")
@@ -42,6 +43,9 @@ def import_command(file: Path, kind: str, dry_run: bool, status: str) -> None:
         if kind == "products":
             report = importing.import_products(session, operator(), data, file.name,
                                                dry_run=dry_run, initial_status=status)
+        elif kind == "parties":
+            report = importing.import_parties(session, operator(), data, file.name,
+                                              dry_run=dry_run)
         else:
             report = importing.import_monitoring(session, operator(), data, file.name,
                                                  dry_run=dry_run)
@@ -56,12 +60,27 @@ def import_command(file: Path, kind: str, dry_run: bool, status: str) -> None:
                   else f" (import batch {values['batch_id']})"))
     if report.ignored_columns:
         click.echo(f"ignored columns: {', '.join(report.ignored_columns)}")
+    for holder in report.holders_to_create:
+        click.echo(f"holder to {'create' if dry_run else 'created'}: {holder['kind']} "
+                   f"{holder['name_zh']} in {holder['region_code']}"
+                   + (f", credit code {holder['credit_code']}" if holder["credit_code"] else "")
+                   + (f", ID {holder['id_number_masked']}" if holder["id_number_masked"] else "")
+                   + ("" if holder["identified"] else
+                      " (unidentified: no credit code, cannot trade or receive money)")
+                   + f" (rows {', '.join(map(str, holder['rows']))})")
+    for change in report.changes:
+        diffs = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in change["fields"])
+        what = (f"party {change['party_id']}" if change.get("party_id") is not None
+                else f"product {change['product_id']}")
+        click.echo(f"row {change['row']}: {what} {change['name_zh']} "
+                   f"({change['status']}): {diffs}"
+                   + (f" [{change['lifecycle']}]" if change["lifecycle"] else ""))
     if dry_run:
         click.echo("dry run: nothing was written")
 
 
 @cli.command("template")
-@click.argument("kind", type=click.Choice(["products", "monitoring"]))
+@click.argument("kind", type=click.Choice(["products", "monitoring", "parties"]))
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -144,3 +163,36 @@ def regions_list_command(parent: str | None, level: str | None, query: str | Non
                                                            q=query)):
             click.echo(f"{region.code:<12} {region.level:<10} {region.name_zh}"
                        + (f" ({region.name_en})" if region.name_en else ""))
+
+
+@cli.group("synonyms")
+def synonyms_group() -> None:
+    """Synonyms of the vocabularies (物质产品 = provisioning, 林下食用菌 = understory_fungi ...)."""
+
+
+@synonyms_group.command("list")
+@click.option("--vocabulary", "vocabulary_name",
+              type=click.Choice(VOCABULARIES))
+@with_appcontext
+def synonyms_list_command(vocabulary_name: str | None) -> None:
+    """The shipped synonyms and those admins added."""
+    with database().session(write=False) as session:
+        for row in synonyms.list_synonyms(session, vocabulary_name=vocabulary_name):
+            click.echo(f"{row['vocabulary']:<19} {row['term']:<12} -> {row['code']:<24} "
+                       f"{row['source']}")
+
+
+@synonyms_group.command("add")
+@click.argument("vocabulary_name", metavar="VOCABULARY",
+                type=click.Choice(VOCABULARIES))
+@click.argument("term")
+@click.argument("code")
+@click.option("--note", help="why (a county's usage, a standard's wording)")
+@with_appcontext
+def synonyms_add_command(vocabulary_name: str, term: str, code: str, note: str | None) -> None:
+    """Add TERM as a spelling of CODE (a spelling means one code only)."""
+    with unit_of_work() as session:
+        row = synonyms.add_synonym(session, operator(), vocabulary_name=vocabulary_name,
+                                   term=term, code=code, note=note)
+    click.echo(f"{row['vocabulary']}: {row['term']} -> {row['code']}"
+               + (" (already understood)" if row["source"] == "existing" else ""))

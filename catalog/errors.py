@@ -86,3 +86,9 @@ class NotASpreadsheet(UnsupportedMediaType):
 
 class FileTooLarge(PayloadTooLarge):
     code, title = "file-too-large", "The file is larger than imports accept"
+
+
+class SynonymConflict(Conflict):
+    """The spelling already means another code: a synonym maps to one code only."""
+
+    code, title = "synonym-conflict", "The term already means something else"

@@ -21,7 +21,7 @@ RIGHTS_TYPES = ("ownership", "contract_management", "use")
 DEVELOPMENT_STATUSES = ("not_developed", "developing", "developed", "traded")
 MONITORING_METHODS = ("field_survey", "remote_sensing", "grid_monitoring",
                       "statistical_yearbook", "model_estimate")
-IMPORT_KINDS = ("products", "monitoring")
+IMPORT_KINDS = ("products", "monitoring", "parties")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -78,7 +78,9 @@ class Party(Base):
     name_en: Mapped[str | None] = mapped_column(sa.String(200))
     #: where it is registered or lives; decides which county's registrar manages it
     region_code: Mapped[str] = mapped_column(sa.ForeignKey("regions.code"), index=True)
-    #: 18-character unified social credit code (enterprises must have one; others may)
+    #: 18-character unified social credit code (enterprises must have one to be identified;
+    #: an enterprise an import created without it is unidentified: it holds no ledger account,
+    #: so it can neither trade nor receive money, until the code is added)
     credit_code: Mapped[str | None] = mapped_column(sa.String(18), unique=True)
     #: enterprise sector, e.g. thermal_power, trader, tourism; free vocabulary
     sector: Mapped[str | None] = mapped_column(sa.String(40))
@@ -108,13 +110,16 @@ class Party(Base):
 
     region: Mapped[Region] = relationship()
 
+    @property
+    def identified(self) -> bool:
+        """False for an enterprise without its unified social credit code."""
+        return self.kind != "enterprise" or self.credit_code is not None
+
     __table_args__ = (
         sa.CheckConstraint(
             "kind in ('government','village_collective','cooperative','household','enterprise')",
             name="kind",
         ),
-        sa.CheckConstraint("kind <> 'enterprise' OR credit_code IS NOT NULL",
-                           name="enterprise_credit_code"),
         sa.CheckConstraint("kind = 'household' OR id_number_index IS NULL",
                            name="id_number_only_households"),
     )
@@ -301,6 +306,32 @@ class MonitoringRecord(Base):
     )
 
 
+class VocabularySynonym(Base):
+    """A spelling an admin added to a controlled vocabulary (the shipped ones are in
+    catalog/reference/synonyms.csv): e.g. a county's own name of a product type."""
+
+    __tablename__ = "vocabulary_synonyms"
+
+    #: surrogate key
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: type, category, rights_type, development_status, metric or method
+    vocabulary: Mapped[str] = mapped_column(sa.String(24))
+    #: the spelling as the admin wrote it
+    term: Mapped[str] = mapped_column(sa.String(100))
+    #: the spelling as compared (catalog.vocabulary.normalize_term): unique per vocabulary
+    term_key: Mapped[str] = mapped_column(sa.String(100))
+    #: the code it means
+    code: Mapped[str] = mapped_column(sa.String(40))
+    #: why it was added (a county's usage, a standard's wording)
+    note: Mapped[str | None] = mapped_column(sa.String(300))
+    #: who added it (actor label)
+    created_by: Mapped[str] = mapped_column(sa.String(250))
+    #: when (UTC)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("vocabulary", "term_key"),)
+
+
 class ImportBatch(Base):
     """One committed bulk import: the file's digest and what it did. Each product version and
     monitoring record it wrote points back here; the audit trail holds one event per batch."""
@@ -309,7 +340,7 @@ class ImportBatch(Base):
 
     #: surrogate key
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    #: products or monitoring
+    #: products, monitoring or parties
     kind: Mapped[str] = mapped_column(sa.String(12))
     #: uploaded file name, as given
     filename: Mapped[str] = mapped_column(sa.String(255))

@@ -26,6 +26,7 @@ from catalog.models import (
     REGION_SOURCES,
     RIGHTS_TYPES,
 )
+from catalog.vocabulary import VOCABULARIES
 from ecovalue.api import Integer, PageQuerySchema, free_form, sort_field
 from ecovalue.db import INT64_MAX
 
@@ -74,6 +75,29 @@ class ProductTypeSchema(ma.Schema):
     quantity_unit = fields.String(required=True, metadata={
         "description": "reference unit: a quantity must have this unit's dimension"})
     description = fields.String(required=True)
+
+
+class SynonymSchema(ma.Schema):
+    vocabulary = fields.String(required=True, metadata={
+        "description": "type, category, rights_type, development_status, metric or method"})
+    term = fields.String(required=True, metadata={"description": "the spelling (同义词)"})
+    code = fields.String(required=True, metadata={"description": "the code it means"})
+    note = fields.String(allow_none=True)
+    source = fields.String(required=True, metadata={
+        "description": "reference (shipped), registered (added by an admin), or existing "
+                       "(the spelling was already understood: nothing added)"})
+
+
+class SynonymQuerySchema(InputSchema):
+    vocabulary = fields.String(validate=validate.OneOf(VOCABULARIES), metadata={
+        "description": "only this vocabulary's synonyms"})
+
+
+class SynonymCreateSchema(StrictSchema):
+    vocabulary = fields.String(required=True, validate=validate.OneOf(VOCABULARIES))
+    term = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    note = fields.String(allow_none=True, validate=validate.Length(max=300))
 
 
 class MetricSchema(ma.Schema):
@@ -144,6 +168,10 @@ class PartySchema(ma.Schema):
     name_en = fields.String(allow_none=True)
     region_code = fields.String(required=True)
     credit_code = fields.String(allow_none=True)
+    identified = fields.Boolean(required=True, metadata={
+        "description": "false for an enterprise without its credit code (created by an "
+                       "import): it can neither trade nor receive money until the code is "
+                       "added"})
     sector = fields.String(allow_none=True)
     id_number_masked = fields.String(allow_none=True, metadata={
         "description": "household: ID-card number with all but 3 + 4 characters hidden"})
@@ -497,6 +525,36 @@ class ProductImportQuerySchema(ImportQuerySchema):
                            metadata={"description": "state of newly created products"})
 
 
+class FieldChangeSchema(ma.Schema):
+    field = fields.String(required=True)
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+
+
+class ImportChangeSchema(ma.Schema):
+    row = Integer(required=True, metadata={"description": "the file's row number"})
+    product_id = Integer(allow_none=True, metadata={"description": "the product changed"})
+    party_id = Integer(allow_none=True, metadata={"description": "the party changed (a "
+                                                                 "party import)"})
+    name_zh = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "the product's state now"})
+    fields_ = fields.List(fields.Nested(FieldChangeSchema), required=True, data_key="fields",
+                          attribute="fields")
+    lifecycle = fields.String(allow_none=True, metadata={
+        "description": "e.g. 'verified → registered: attested fields change (quantity)'"})
+
+
+class NewHolderSchema(ma.Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(PARTY_KINDS))
+    name_zh = fields.String(required=True)
+    county_code = fields.String(required=True)
+    region_code = fields.String(required=True)
+    credit_code = fields.String(allow_none=True)
+    id_number_masked = fields.String(allow_none=True)
+    identified = fields.Boolean(required=True)
+    rows = fields.List(Integer(), required=True)
+
+
 class ImportReportSchema(ma.Schema):
     kind = fields.String(required=True, validate=validate.OneOf(IMPORT_KINDS))
     dry_run = fields.Boolean(required=True)
@@ -510,6 +568,12 @@ class ImportReportSchema(ma.Schema):
     sent_back_for_verification = Integer(required=True)
     batch_id = Integer(allow_none=True)
     ignored_columns = fields.List(fields.String(), required=True)
+    changes = fields.List(fields.Nested(ImportChangeSchema), required=True, metadata={
+        "description": "per product changed: the fields old -> new and the lifecycle "
+                       "consequence (a dry run shows what a commit would do)"})
+    holders_to_create = fields.List(fields.Nested(NewHolderSchema), required=True, metadata={
+        "description": "rights holders not yet registered that the import creates"})
+    parties_created = Integer(required=True)
 
 
 class ImportBatchSchema(ma.Schema):

@@ -9,6 +9,10 @@
   the unit whose dimension the value must have (`output` takes the product type's).
 - Labels of the small enumerations, in English codes and the Chinese a county spreadsheet uses,
   so imports accept either (所有权 = ownership).
+- Synonyms (catalog/reference/synonyms.csv, plus those an admin adds: table
+  `vocabulary_synonyms`): the standard GEP wording (物质产品) and everyday names (林下食用菌,
+  森林碳汇 ...) a county file uses. Every spelling is matched after `normalize_term`
+  (full-width to half-width, spaces removed, case folded); a spelling names one code only.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import calendar
 import csv
 import dataclasses
 import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
@@ -85,22 +92,58 @@ _ALIASES = {
     "rights_type": {"承包权": "contract_management", "经营权": "contract_management",
                     "承包经营": "contract_management", "contract": "contract_management",
                     "management": "contract_management", "集体所有": "ownership"},
+    "party_kind": {"村集体": "village_collective", "村集体经济组织": "village_collective",
+                   "村股份经济合作社": "village_collective", "集体": "village_collective",
+                   "专业合作社": "cooperative", "农民专业合作社": "cooperative",
+                   "家庭": "household", "个人": "household", "农户家庭": "household",
+                   "公司": "enterprise", "企业法人": "enterprise", "政府": "government",
+                   "机关": "government", "事业单位": "government"},
     "method": {"实地调查监测": "field_survey", "野外调查": "field_survey", "遥感": "remote_sensing",
                "网格监测": "grid_monitoring", "统计": "statistical_yearbook",
                "年鉴": "statistical_yearbook", "模型": "model_estimate"},
 }
 
 
+#: the vocabularies a spreadsheet cell is looked up in (and synonyms may extend)
+VOCABULARIES = ("type", "category", "rights_type", "development_status", "metric", "method",
+                "party_kind")
+
+
+def normalize_term(text: str) -> str:
+    """A spelling as compared: NFKC (full-width letters, digits and brackets to half-width),
+    without any white space (also the ideographic space), case-folded."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(text))).casefold()
+
+
+@dataclasses.dataclass(frozen=True)
+class Synonym:
+    vocabulary: str
+    term: str
+    code: str
+    note: str = ""
+
+
 def _lookup(labels: dict[str, str], aliases: dict[str, str]) -> dict[str, str]:
     table = {code: code for code in labels}
     table.update({label: code for code, label in labels.items()})
     table.update(aliases)
-    return {k.casefold(): v for k, v in table.items()}
+    return {normalize_term(k): v for k, v in table.items()}
 
 
 @cache
-def lookup_tables() -> dict[str, dict[str, str]]:
-    """field -> {accepted spelling (casefolded) -> code}."""
+def reference_synonyms() -> tuple[Synonym, ...]:
+    """The synonyms shipped with the catalog (reference/synonyms.csv)."""
+    return tuple(Synonym(r["vocabulary"], r["term"], r["code"], r["note"])
+                 for r in _rows("synonyms.csv"))
+
+
+def codes(vocabulary: str) -> set[str]:
+    """The codes of a vocabulary."""
+    return set(_base_tables()[vocabulary].values())
+
+
+@cache
+def _base_tables() -> dict[str, dict[str, str]]:
     types = {t.code: t.name_zh for t in product_types().values()}
     type_table = _lookup(types, {t.name_en: t.code for t in product_types().values()})
     metric_table = _lookup({m.code: m.name_zh for m in metrics().values()},
@@ -112,12 +155,48 @@ def lookup_tables() -> dict[str, dict[str, str]]:
         "rights_type": _lookup(RIGHTS_TYPE_LABELS, _ALIASES["rights_type"]),
         "development_status": _lookup(DEVELOPMENT_STATUS_LABELS, {}),
         "method": _lookup(METHOD_LABELS, _ALIASES["method"]),
+        "party_kind": _lookup(PARTY_KIND_LABELS, _ALIASES["party_kind"]),
     }
+
+
+def synonym_error(tables: dict[str, dict[str, str]], synonym: Synonym) -> str | None:
+    """Why `synonym` cannot join `tables`: an unknown vocabulary or code, or a spelling that
+    already names another code (a synonym maps to one code only). None if it can."""
+    if synonym.vocabulary not in tables:
+        return f"unknown vocabulary {synonym.vocabulary!r} (one of {', '.join(VOCABULARIES)})"
+    if synonym.code not in codes(synonym.vocabulary):
+        return f"{synonym.code!r} is not a code of the {synonym.vocabulary} vocabulary"
+    key = normalize_term(synonym.term)
+    if not key:
+        return "the term is empty"
+    taken = tables[synonym.vocabulary].get(key)
+    if taken is not None and taken != synonym.code:
+        return (f"{synonym.term!r} already means {taken} in the {synonym.vocabulary} "
+                f"vocabulary: a synonym maps to one code only")
+    return None
+
+
+def with_synonyms(synonyms: Iterable[Synonym]) -> dict[str, dict[str, str]]:
+    """The lookup tables extended by `synonyms` (e.g. those of the database); a synonym that
+    contradicts a spelling already there raises ValueError (the table keeps one meaning)."""
+    tables = {name: dict(table) for name, table in _base_tables().items()}
+    for synonym in synonyms:
+        if (message := synonym_error(tables, synonym)) is not None:
+            raise ValueError(message)
+        tables[synonym.vocabulary][normalize_term(synonym.term)] = synonym.code
+    return tables
+
+
+@cache
+def lookup_tables() -> dict[str, dict[str, str]]:
+    """field -> {accepted spelling (normalize_term) -> code}: codes, labels and the shipped
+    synonyms (the service adds the database's: `catalog.services.synonyms.lookup_tables`)."""
+    return with_synonyms(reference_synonyms())
 
 
 def to_code(field: str, value: str) -> str | None:
     """The code for a spelling of `field` (code, Chinese or English label), None if unknown."""
-    return lookup_tables()[field].get(value.strip().casefold())
+    return lookup_tables()[field].get(normalize_term(value))
 
 
 def quantity_unit_error(type_code: str, unit: str) -> str | None:

@@ -59,14 +59,21 @@ def export_products(session: Session, actor: Principal, fmt: str, *, sort: str |
     return to_bytes(columns, records, fmt, "products")
 
 
-_EXAMPLES = {
+_EXAMPLES: dict[str, dict[str, Any]] = {
     "products": {
         "external_code": "DEMO-0001", "name_zh": "示例茶园 (DEMO)", "name_en": "Example tea "
         "garden (DEMO)", "category": "provisioning", "type": "茶叶",
-        "region_code": "522326", "holder": "#1", "rights_type": "承包经营权", "area_ha": 12.5,
+        "region_code": "522326", "county_name": "望谟县", "holder": "#1",
+        "rights_type": "承包经营权", "area_ha": 12.5,
         "latitude": 25.17, "longitude": 106.09, "grid_cell_id": "", "quantity": 3.2,
         "quantity_unit": "t", "quality_grade": "一级", "development_status": "已开发",
         "brand": "", "certifications": "绿色食品;地理标志", "note": "DEMO example row",
+    },
+    "parties": {
+        "name_zh": "韦某 (DEMO)", "kind": "农户", "region_code": "", "county_name": "望谟县",
+        "township_name": "石屯镇", "village_name": "打狼村", "location": "", "credit_code": "",
+        "id_number": "11010519491231002X", "bank_account": "6217995230000000017",
+        "bank_name": "贵州农信 (DEMO)", "name_en": "",
     },
     "monitoring": {
         "product_id": 1, "external_code": "", "region_code": "", "type": "", "name_zh": "",
@@ -77,6 +84,7 @@ _EXAMPLES = {
 
 
 def template(kind: str, fmt: str) -> bytes:
-    columns = imports.PRODUCT_COLUMNS if kind == "products" else imports.MONITORING_COLUMNS
+    columns = {"products": imports.PRODUCT_COLUMNS, "monitoring": imports.MONITORING_COLUMNS,
+               "parties": imports.PARTY_COLUMNS}[kind]
     names = imports.template(columns)
     return to_bytes(names, [_EXAMPLES[kind]], fmt, kind)

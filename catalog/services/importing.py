@@ -7,9 +7,13 @@ this module checks it against the database and writes it).
   records: (product, metric, year/month, method). A row whose key exists UPDATES that record
   when a value differs and is SKIPPED (counted `unchanged`) when nothing differs, so importing
   the same file twice creates no duplicates and changes nothing the second time (not even an
-  import batch or an audit event: nothing happened). Optional
-  columns absent from the file leave the stored fields alone; a present but empty cell clears
-  the field.
+  import batch or an audit event: nothing happened). A blank
+  cell, like an absent column, leaves the stored field alone; `[清空]` clears it (not in the
+  columns a product always has). The report lists each change (old -> new) and its lifecycle
+  consequence, on a dry run too.
+- Places by name (县(市)/乡镇/村, 所在地) are resolved in the region hierarchy
+  (catalog.places); vocabulary cells through labels and synonyms (catalog.services.synonyms);
+  holders not registered yet are created in the same transaction (`NewHolder`).
 - New products are created `registered` (the county's catalog; `draft` on request); existing
   products keep their state, except that a changed attested field of a verified product sends it
   back to `registered` (as an edit through the API does). Suspended and retired products are not
@@ -37,10 +41,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog import imports, lifecycle, vocabulary
+from catalog import imports, lifecycle, places, vocabulary
 from catalog.errors import FileTooLarge, ImportRejected
-from catalog.identifiers import id_number_error, normalize_code, uscc_error
+from catalog.identifiers import (
+    bank_account_error,
+    id_number_error,
+    mask_name,
+    normalize_code,
+    uscc_error,
+)
 from catalog.models import ImportBatch, MonitoringRecord, Party, Product, ProductVersion, Region
+from catalog.services import parties, synonyms
 from ecovalue import audit, protect
 from ecovalue.auth import Principal, authorize, can
 from ecovalue.db import bulk_insert_records, utcnow
@@ -55,15 +66,7 @@ _USCC_SHAPE = re.compile(r"^[0-9A-Z]{18}$")
 #: echoed whole (a mistyped all-digit credit code is masked too: it is not personal, but it
 #: cannot be told apart).
 _ID_LIKE = re.compile(r"^(?=(?:[-/.]*\d){14})[\d\-/.]+[A-Z]?$")
-#: product fields an import can set, by the file column that carries them
-_PRODUCT_FIELD_COLUMNS = {
-    "name_en": "name_en", "external_code": "external_code", "holder_party_id": "holder",
-    "rights_type": "rights_type", "area_ha": "area_ha", "latitude": "latitude",
-    "longitude": "longitude", "grid_cell_id": "grid_cell_id", "quantity": "quantity",
-    "quantity_unit": "quantity_unit", "quality_grade": "quality_grade",
-    "development_status": "development_status", "brand": "brand",
-    "certifications": "certifications",
-}
+_PRODUCT_FIELD_COLUMNS = imports.PRODUCT_FIELD_COLUMNS
 _PRODUCT_COLUMNS = [c.key for c in Product.__table__.columns]
 _INITIAL_STATES = ("draft", "registered")
 
@@ -83,6 +86,14 @@ class ImportReport:
     sent_back_for_verification: int = 0
     batch_id: int | None = None
     ignored_columns: list[str] = dataclasses.field(default_factory=list)
+    #: per product changed (or that would change): row, product, fields old -> new, and the
+    #: lifecycle consequence (e.g. "verified → registered: attested fields change")
+    changes: list[dict] = dataclasses.field(default_factory=list)
+    #: rights holders not yet registered that the import creates (kind, name, county, credit
+    #: code when given, identified, the rows naming them)
+    holders_to_create: list[dict] = dataclasses.field(default_factory=list)
+    #: parties the commit created (0 on a dry run)
+    parties_created: int = 0
 
 
 def _chunks(values: list, size: int = _CHUNK) -> Iterator[list]:
@@ -170,84 +181,207 @@ def _check_regions(session: Session, table: imports.Table, regions: pd.Series,
     errors.mask(prefecture, "region_code", "a product lies in a county, township or village")
 
 
-def _resolve_holders(session: Session, holders: pd.Series, counties: pd.Series,
-                     errors: imports.Errors) -> pd.Series:
-    """Party ids for the `holder` cells: `#id`, a credit code, a household's ID-card number
-    (matched through the blind index; never echoed), or a party name unique in the county."""
-    pairs = pd.DataFrame({"holder": holders, "county": counties})
-    pairs = pairs[(pairs["holder"] != "")]
-    by_id: dict[str, int] = {}
-    by_code: dict[str, str] = {}
-    by_index: dict[str, str] = {}
-    by_name: set[str] = set()
-    malformed: dict[str, str] = {}
-    protector = protect.protector()
-    for text in pairs["holder"].unique():
-        stripped = text.lstrip("#")
-        if stripped.isascii() and stripped.isdigit() and (
-                text.startswith("#") or len(stripped) < 15):
-            by_id[text] = int(stripped)
-            continue
-        code = normalize_code(text)
-        if len(code) == 18 and uscc_error(code) is None:
-            by_code[text] = code
-        elif len(code) == 18 and id_number_error(code) is None:
-            by_index[text] = protector.blind_index(code)
-        elif _ID_SHAPE.match(code) or _ID_LIKE.match(code):
-            malformed[text] = (f"{protect.mask_id_number(code)} is not a valid ID-card number "
-                               f"({id_number_error(code)})")
-        elif _USCC_SHAPE.match(code):
-            malformed[text] = f"{code} is not a valid credit code ({uscc_error(code)})"
-        else:
-            by_name.add(text)
+@dataclasses.dataclass
+class NewHolder:
+    """A rights holder the file names that is not registered yet: created by the commit."""
+
+    kind: str
+    name_zh: str
+    county_code: str
+    credit_code: str | None
+    id_number: str | None  #: never reported: only its masked form
+    bank_account: str | None
+    bank_name: str | None
+    rows: list[int] = dataclasses.field(default_factory=list)
+    region_codes: set[str] = dataclasses.field(default_factory=set)
+
+    @property
+    def region_code(self) -> str:
+        """Where it is registered: the one region its rows share, else their county."""
+        return next(iter(self.region_codes)) if len(self.region_codes) == 1 else self.county_code
+
+    def report(self) -> dict:
+        return {"kind": self.kind, "name_zh": self.name_zh, "county_code": self.county_code,
+                "region_code": self.region_code, "credit_code": self.credit_code,
+                "id_number_masked": protect.mask_id_number(self.id_number)
+                if self.id_number else None,
+                "identified": self.kind != "enterprise" or self.credit_code is not None,
+                "rows": self.rows}
+
+
+def _holder_lookup(session: Session, by_id: set[int], by_code: set[str], by_index: set[str],
+                   by_name: set[str]) -> dict[int, Any]:
     columns = (Party.id, Party.name_zh, Party.region_code, Party.active, Party.credit_code,
                Party.id_number_index)
     found: dict[int, Any] = {}
-    for column, values in ((Party.id, set(by_id.values())), (Party.credit_code,
-                           set(by_code.values())), (Party.id_number_index,
-                           set(by_index.values())), (Party.name_zh, by_name)):
+    for column, values in ((Party.id, by_id), (Party.credit_code, by_code),
+                           (Party.id_number_index, by_index), (Party.name_zh, by_name)):
         for row in _select_in(session, lambda chunk, c=column: sa.select(*columns)
                               .where(c.in_(chunk)), values):
             found[row.id] = row
+    return found
+
+
+def _resolve_holders(session: Session, rows: pd.DataFrame, errors: imports.Errors
+                     ) -> tuple[pd.Series, dict[tuple, NewHolder]]:
+    """Party ids for the `holder` cells: `#id`, a credit code, a household's ID-card number
+    (matched through the blind index; never echoed), or a party name unique in the county
+    (with the 统一社会信用代码 / 身份证号 columns, the code decides). A name no party of the
+    county has is a holder to create (`NewHolder`, kind from 权利人类型 or from the name); the
+    Series holds the id, the new holder's key, or None (blank cell, or a row whose place is
+    unknown: its error is elsewhere)."""
+    protector = protect.protector()
+    holders, counties = rows["holder"], rows["county_code"]
+
+    def text_or_none(name: str) -> list[str | None]:
+        return [v if isinstance(v, str) and v else None for v in rows[name]]
+
+    credits, id_numbers = text_or_none("holder_credit_code"), text_or_none("holder_id_number")
+    by_id: set[int] = set()
+    by_code: set[str] = set()
+    by_index: set[str] = set()
+    by_name: set[str] = set()
+    for text, credit, id_number in zip(holders, credits, id_numbers, strict=True):
+        if not text:
+            continue
+        stripped = text.lstrip("#")
+        code = normalize_code(text)
+        if stripped.isascii() and stripped.isdigit() and (text.startswith("#")
+                                                           or len(stripped) < 15):
+            by_id.add(int(stripped))
+        elif len(code) == 18 and uscc_error(code) is None:
+            by_code.add(code)
+        elif len(code) == 18 and id_number_error(code) is None:
+            by_index.add(protector.blind_index(code))
+        else:
+            by_name.add(text)
+        if credit and uscc_error(credit) is None:
+            by_code.add(credit)
+        if id_number and id_number_error(id_number) is None:
+            by_index.add(protector.blind_index(id_number))
+    found = _holder_lookup(session, by_id, by_code, by_index, by_name)
     ids_by_code = {r.credit_code: r.id for r in found.values() if r.credit_code}
     ids_by_index = {r.id_number_index: r.id for r in found.values() if r.id_number_index}
     names: dict[tuple[str, str], list[int]] = defaultdict(list)
     for r in found.values():
         names[(r.name_zh, r.region_code[:6])].append(r.id)
 
-    resolved: dict[tuple[str, str], int | str] = {}
-    for (text, county), _ in pairs.groupby(["holder", "county"], sort=False, dropna=False):
-        party_id: int | None
-        if text in malformed:
-            resolved[(text, county)] = malformed[text]
+    new_holders: dict[tuple, NewHolder] = {}
+    result: list[Any] = []
+
+    def fail(row: int, field: str, message: str) -> None:
+        errors.add([row], field, message)
+        result.append(None)
+
+    for row, text, county, region, credit, id_number, kind, account, bank in zip(
+            rows.index, holders, counties, rows["region_code"], credits, id_numbers,
+            text_or_none("holder_kind"), text_or_none("holder_bank_account"),
+            text_or_none("holder_bank_name"), strict=True):
+        county = county if isinstance(county, str) else None
+        kind = kind if isinstance(kind, str) else None
+        if not text:
+            result.append(None)
             continue
-        if text in by_id:
-            party_id = by_id[text] if by_id[text] in found else None
-            problem = f"no party {text}"
-        elif text in by_code:
-            party_id = ids_by_code.get(by_code[text])
-            problem = f"no party with credit code {by_code[text]}; register it first"
-        elif text in by_index:
-            party_id = ids_by_index.get(by_index[text])
-            problem = (f"no household with ID-card number "
-                       f"{protect.mask_id_number(normalize_code(text))}; register it first")
-        else:
-            candidates = names.get((text, county), []) if isinstance(county, str) else []
-            party_id = candidates[0] if len(candidates) == 1 else None
-            problem = (f"{len(candidates)} parties named {text!r} in county {county}: use the "
-                       f"credit code or #id" if len(candidates) > 1 else
-                       f"no party named {text!r} in county {county}; register it first or use "
-                       f"its credit code or #id")
-        if party_id is not None and not found[party_id].active:
-            resolved[(text, county)] = f"party {party_id} is deactivated"
-        else:
-            resolved[(text, county)] = party_id if party_id is not None else problem
-    per_row = [resolved.get((h, c)) if h != "" else None
-               for h, c in zip(holders, counties)]
-    result = pd.Series(per_row, index=holders.index, dtype=object)
-    problems = result.map(lambda v: isinstance(v, str))
-    errors.mask_values(problems, result, "holder", "{}")
-    return result.where(~problems, None)
+        stripped, code = text.lstrip("#"), normalize_code(text)
+        party_id: int | None = None
+        if stripped.isascii() and stripped.isdigit() and (text.startswith("#")
+                                                           or len(stripped) < 15):
+            party_id = int(stripped) if int(stripped) in found else None
+            if party_id is None:
+                fail(row, "holder", f"no party {text}")
+                continue
+        elif len(code) == 18 and uscc_error(code) is None:
+            party_id = ids_by_code.get(code)
+            if party_id is None:
+                fail(row, "holder", f"no party with credit code {code}: write the holder's "
+                                    f"name in 权利人 and the code in 统一社会信用代码 to register "
+                                    f"it")
+                continue
+        elif len(code) == 18 and id_number_error(code) is None:
+            party_id = ids_by_index.get(protector.blind_index(code))
+            if party_id is None:
+                fail(row, "holder", f"no household with ID-card number "
+                                    f"{protect.mask_id_number(code)}: write the head's name in "
+                                    f"权利人 and the number in 身份证号 to register it")
+                continue
+        elif _ID_SHAPE.match(code) or _ID_LIKE.match(code):
+            fail(row, "holder", f"{protect.mask_id_number(code)} is not a valid ID-card number "
+                                f"({id_number_error(code)})")
+            continue
+        elif _USCC_SHAPE.match(code):
+            fail(row, "holder", f"{code} is not a valid credit code ({uscc_error(code)})")
+            continue
+        else:  # a name, perhaps with its identifier in the holder columns
+            if credit and (message := uscc_error(credit)) is not None:
+                fail(row, "holder_credit_code", f"{credit} is not a valid credit code "
+                                                f"({message})")
+                continue
+            if id_number and (message := id_number_error(id_number)) is not None:
+                fail(row, "holder_id_number", f"{protect.mask_id_number(id_number)} is not a "
+                                              f"valid ID-card number ({message})")
+                continue
+            if account and (message := bank_account_error(account)) is not None:
+                fail(row, "holder_bank_account", message)
+                continue
+            identified_by = (ids_by_code.get(credit) if credit else
+                             ids_by_index.get(protector.blind_index(id_number))
+                             if id_number else None)
+            if identified_by is not None:
+                if found[identified_by].name_zh != text:
+                    fail(row, "holder", f"the {'credit code' if credit else 'ID-card number'} "
+                                        f"belongs to party #{identified_by} "
+                                        f"{found[identified_by].name_zh!r}, not {text!r}")
+                    continue
+                party_id = identified_by
+            elif county is None:
+                result.append(None)  # the place is unknown: reported on its own column
+                continue
+            else:
+                candidates = [] if (credit or id_number) else names.get((text, county), [])
+                if len(candidates) > 1:
+                    fail(row, "holder", f"{len(candidates)} parties named {text!r} in "
+                                        f"county {county}: "
+                                        f"{', '.join(f'#{c}' for c in sorted(candidates))}; "
+                                        f"write #id or the credit code")
+                    continue
+                if candidates:
+                    party_id = candidates[0]
+                else:
+                    kind = kind or ("household" if id_number else
+                                    imports.holder_kind_from_name(text))
+                    if kind is None:
+                        fail(row, "holder", f"{text!r} is not registered in county {county} "
+                                            f"and its kind cannot be told from the name: add a "
+                                            f"权利人类型 column (村集体, 合作社, 农户, 企业, 政府)")
+                        continue
+                    if kind == "household" and not id_number:
+                        fail(row, "holder", f"{text!r} is not registered: a new household "
+                                            f"needs its head's ID-card number (身份证号 column)")
+                        continue
+                    if kind == "household" and credit:
+                        fail(row, "holder_credit_code", "a household carries an ID-card "
+                                                        "number, not a credit code")
+                        continue
+                    if kind != "household" and (id_number or account):
+                        fail(row, "holder_id_number" if id_number else "holder_bank_account",
+                             "only a household holder carries an ID-card number and a "
+                             "personal bank account")
+                        continue
+                    key = (kind, text, county, credit,
+                           protector.blind_index(id_number) if id_number else None)
+                    holder = new_holders.setdefault(key, NewHolder(
+                        kind=kind, name_zh=text, county_code=county, credit_code=credit,
+                        id_number=id_number, bank_account=account, bank_name=bank))
+                    holder.rows.append(int(row))
+                    if isinstance(region, str):
+                        holder.region_codes.add(region)
+                    result.append(key)
+                    continue
+        if not found[party_id].active:
+            fail(row, "holder", f"party {party_id} is deactivated")
+            continue
+        result.append(party_id)
+    return pd.Series(result, index=rows.index, dtype=object), new_holders
 
 
 _PLAIN = (str, int, float, bool, type(None), list, dict)
@@ -290,6 +424,87 @@ def _record_batch(session: Session, actor: Principal, kind: str, filename: str,
     return batch
 
 
+def _resolve_places(session: Session, actor: Principal, rows: pd.DataFrame,
+                    errors: imports.Errors) -> None:
+    """Fill `region_code` (and `county_code`) of the rows that name their place (县(市)/乡镇/村
+    columns or 所在地); a code given beside the names must be the place they name."""
+    named = [any(v for v in names.values()) for names in rows["place_names"]]
+    if not any(named):
+        return
+    index = places.PlaceIndex(places.Region(code, level, name_zh, parent) for
+                              code, level, name_zh, parent in session.execute(
+                                  sa.select(Region.code, Region.level, Region.name_zh,
+                                            Region.parent_code)))
+    scope = actor.county_code
+    cache: dict[tuple, tuple[str | None, str | None, str | None]] = {}
+    codes = rows["region_code"].tolist()
+    for position, (row, names, has_names) in enumerate(zip(rows.index, rows["place_names"],
+                                                          named, strict=True)):
+        if not has_names:
+            continue
+        key = tuple(sorted(names.items()))
+        if key not in cache:
+            code: str | None
+            field: str | None = None
+            message: str | None = None
+            if any(names[level] for level in places.PLACE_LEVELS):
+                code, problem = index.resolve_columns(
+                    {level: names[level] for level in places.PLACE_LEVELS}, scope)
+                if problem is not None:
+                    field, message = f"{problem[0]}_name", problem[1]
+                elif names["location"]:
+                    inside, message = index.resolve_location(names["location"], scope)
+                    if message is not None:
+                        field = "location"
+                    elif code is not None and inside is not None and not index.is_within(
+                            inside, code) and not index.is_within(code, inside):
+                        field, message = "location", (
+                            f"{names['location']!r} is {inside} {index.full_name(inside)}, "
+                            f"not in {index.full_name(code)}")
+                    else:
+                        code = inside if inside and code and index.is_within(inside, code) \
+                            else code
+            else:
+                code, message = index.resolve_location(names["location"], scope)
+                if message is not None:
+                    field = "location"
+            cache[key] = (code, field, message)
+        code, field, message = cache[key]
+        if message is not None:
+            assert field is not None
+            errors.add([row], field, message)
+            codes[position] = None
+            continue
+        given = codes[position]
+        if given is not None and given != code:
+            errors.add([row], "region_code",
+                       f"{given} is not the place the names say: {code} "
+                       f"{index.full_name(code) if code else ''}")
+            codes[position] = None
+            continue
+        codes[position] = code
+    rows["region_code"] = pd.Series(codes, index=rows.index, dtype=object)
+    rows["county_code"] = rows["region_code"].str[:6]
+
+
+def _display(field: str, value: Any, holders: dict[int, str]) -> Any:
+    """A field's value as the dry run shows it: the holder as `#id name` (a household's name
+    masked), a new holder as `new: name`."""
+    if field != "holder_party_id" or value is None:
+        return value
+    if isinstance(value, tuple):
+        return f"new {value[0]}: {value[1]}"
+    return f"#{value} {holders.get(value, '')}".strip()
+
+
+def _holder_labels(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    labels: dict[int, str] = {}
+    for pid, kind, name in _select_in(session, lambda chunk: sa.select(
+            Party.id, Party.kind, Party.name_zh).where(Party.id.in_(chunk)), set(ids)):
+        labels[pid] = (mask_name(name) or "") if kind == "household" else name
+    return labels
+
+
 def import_products(session: Session, actor: Principal, data: bytes, filename: str, *,
                     dry_run: bool = False, initial_status: str = "registered",
                     max_bytes: int | None = None) -> ImportReport:
@@ -303,13 +518,16 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     report = ImportReport("products", dry_run, filename, table.encoding,
                           hashlib.sha256(data).hexdigest(), len(table.frame),
                           ignored_columns=table.ignored_columns)
-    rows, pure_errors = imports.check_products(table)
-    _scope_errors(actor, table, rows["county_code"], actions, "region_code")
+    rows, pure_errors = imports.check_products(table, synonyms.lookup_tables(session))
     errors = imports.Errors(table.headers)
     errors.items.extend(pure_errors)
+    _resolve_places(session, actor, rows, errors)
+    _scope_errors(actor, table, rows["county_code"], actions,
+                  "region_code" if "region_code" in table.headers else next(
+                      c for c in imports.PLACE_COLUMNS if c in table.headers))
     _check_regions(session, table, rows["region_code"], errors)
-    rows["holder_party_id"] = _resolve_holders(session, rows["holder"], rows["county_code"],
-                                               errors)
+    imports.duplicate_keys(rows, errors)
+    rows["holder_party_id"], new_holders = _resolve_holders(session, rows, errors)
 
     # existing products by natural key, set-based
     region_codes = [c for c in rows["region_code"].dropna().unique()]
@@ -334,7 +552,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     fields = [f for f, col in _PRODUCT_FIELD_COLUMNS.items() if col in present]
     now = utcnow()
     inserts: list[dict] = []
-    updates: list[tuple[dict, dict, set[str]]] = []  # (stored, new values, changed fields)
+    updates: list[tuple[dict, dict, set[str], int]] = []  # stored, values, changed, row
     for row_number, row in _records(rows):
         key = (row["region_code"], row["type_code"], row["name_zh"])
         stored = existing.get(key)
@@ -346,9 +564,28 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
                        f"external code {row['external_code']} belongs to product "
                        f"{code_owner.id}")
         if stored is None:
+            if None in key:
+                continue  # its key is wrong: reported already
+            if not row["holder"]:
+                errors.add([row_number], "holder", "a rights holder is required for a new "
+                                                   "product")
+            if "rights_type" in row["blank_fields"]:
+                errors.add([row_number], "rights_type", "a rights type is required for a new "
+                                                        "product")
+            if row["quantity"] is None and row["quantity_unit"] is not None:
+                errors.add([row_number], "quantity", "a unit without a quantity")
+            row["development_status"] = row["development_status"] or "not_developed"
             inserts.append({"row": row_number, **row})
             continue
-        values = {f: row[f] for f in fields}
+        blank = set(row["blank_fields"])
+        values = {f: row[f] for f in fields if f not in blank}
+        if "quantity_unit" in values and "quantity" not in values and values[
+                "quantity_unit"] != stored["quantity_unit"]:
+            errors.add([row_number], "quantity_unit",
+                       f"the unit changes ({stored['quantity_unit']} -> "
+                       f"{values['quantity_unit']}) but the quantity is blank: give the "
+                       f"quantity in the new unit")
+            continue
         changed = {f for f, v in values.items() if stored[f] != v}
         if not changed:
             report.unchanged += 1
@@ -356,17 +593,48 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
             errors.add([row_number], "name_zh", f"product {stored['id']} is {stored['status']}; "
                                                 "imports do not change it")
         else:
-            updates.append((stored, values, changed))
+            updates.append((stored, values, changed, row_number))
     _reject(errors.items, report.rows)
     report.created = len(inserts)
     report.updated = len(updates)
-    report.sent_back_for_verification = sum(
-        1 for stored, _, changed in updates
-        if lifecycle.reverification_needed(stored["status"], changed))
+    report.holders_to_create = [h.report() for h in new_holders.values()]
+    labels = _holder_labels(session, [v for s, vals, _, _ in updates
+                                      for v in (s["holder_party_id"], vals.get(
+                                          "holder_party_id")) if isinstance(v, int)])
+    for stored, values, changed, row_number in updates:
+        back = lifecycle.reverification_needed(stored["status"], changed)
+        report.sent_back_for_verification += int(back)
+        if len(report.changes) < imports.MAX_REPORTED_ERRORS:
+            report.changes.append({
+                "row": row_number, "product_id": stored["id"], "name_zh": stored["name_zh"],
+                "status": stored["status"],
+                "fields": [{"field": f, "old": _display(f, stored[f], labels),
+                            "new": _display(f, values[f], labels)} for f in sorted(changed)],
+                "lifecycle": (f"{stored['status']} → registered: attested fields change "
+                              f"({', '.join(sorted(changed & lifecycle.ATTESTED_FIELDS))})"
+                              if back else None)})
     if dry_run or not (inserts or updates):
         return report  # nothing to write: no batch, no audit event
 
     batch = _record_batch(session, actor, "products", filename, table, report, now)
+    created_parties = {}
+    for key, holder in new_holders.items():
+        party = parties.create_party(session, actor, {
+            "kind": holder.kind, "name_zh": holder.name_zh, "region_code": holder.region_code,
+            "credit_code": holder.credit_code, "id_number": holder.id_number,
+            "bank_account": holder.bank_account, "bank_name": holder.bank_name,
+            "attributes": {"created_by_import_batch": batch.id}}, allow_unidentified=True)
+        created_parties[key] = party.id
+    report.parties_created = len(created_parties)
+
+    def holder_id(value: Any) -> Any:
+        return created_parties[value] if isinstance(value, tuple) else value
+
+    for r in inserts:
+        r["holder_party_id"] = holder_id(r["holder_party_id"])
+    for _, values, _, _ in updates:
+        if "holder_party_id" in values:
+            values["holder_party_id"] = holder_id(values["holder_party_id"])
 
     new_rows = [{
         "external_code": r["external_code"], "name_zh": r["name_zh"], "name_en": r["name_en"],
@@ -376,7 +644,7 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         "longitude": r["longitude"], "grid_cell_id": r["grid_cell_id"],
         "quantity": r["quantity"], "quantity_unit": r["quantity_unit"],
         "quality_grade": r["quality_grade"], "development_status": r["development_status"],
-        "brand": r["brand"], "certifications": r["certifications"],
+        "brand": r["brand"], "certifications": r["certifications"] or [],
         "attributes": {"note": r["note"]} if r["note"] else {},
         "status": initial_status, "version": 1, "verified_at": None, "verified_by": None,
         "created_at": now, "created_by": actor.label, "updated_at": now,
@@ -404,8 +672,8 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
     update_rows = []
     full = {r.id: dict(r._mapping) for r in _select_in(  # whole rows, for the history
         session, lambda chunk: sa.select(Product.__table__).where(Product.id.in_(chunk)),
-        [stored["id"] for stored, _, _ in updates])}
-    for stored, values, changed in updates:
+        [stored["id"] for stored, _, _, _ in updates])}
+    for stored, values, changed, _ in updates:
         new = {**full[stored["id"]], **{f: values[f] for f in changed}}
         reason = None
         if lifecycle.reverification_needed(stored["status"], changed):
@@ -433,7 +701,9 @@ def import_products(session: Session, actor: Principal, data: bytes, filename: s
         "unchanged": report.unchanged, "initial_status": initial_status,
         "sent_back_for_verification": report.sent_back_for_verification,
         "created_ids": _id_ranges(created_ids),
-        "updated_ids": _id_ranges(s["id"] for s, _, _ in updates),
+        "updated_ids": _id_ranges(s["id"] for s, _, _, _ in updates),
+        "parties_created": sorted(created_parties.values()),
+        "changes": report.changes,
     })
     session.flush()
     return report
@@ -584,6 +854,134 @@ def import_monitoring(session: Session, actor: Principal, data: bytes, filename:
         "unchanged": report.unchanged, "created_ids": _id_ranges(created_ids),
         "updated_previous_values": previous,
     })
+    session.flush()
+    return report
+
+
+# --- parties ---------------------------------------------------------------------------------
+
+
+def import_parties(session: Session, actor: Principal, data: bytes, filename: str, *,
+                   dry_run: bool = False, max_bytes: int | None = None) -> ImportReport:
+    """Import a register of parties (village collectives, cooperatives, households with the
+    head's ID-card number and bank account, enterprises, bodies), the villager registers that
+    benefit sharing needs. A row matches a stored party by credit code, by ID-card number
+    (blind index) or, without either, by name and kind in the county: matched rows are
+    `unchanged`, except that a household's bank account or bank given (and different) is
+    updated -- a blank cell never erases. New ones are created through the party service
+    (validation, encryption of personal data, one audit event each), all or nothing.
+    Personal data are never echoed: the report shows masked ID-card numbers only."""
+    actions = ["catalog.party.write"]
+    table = _start(session, actor, data, max_bytes, imports.PARTY_COLUMNS, actions)
+    report = ImportReport("parties", dry_run, filename, table.encoding,
+                          hashlib.sha256(data).hexdigest(), len(table.frame),
+                          ignored_columns=table.ignored_columns)
+    rows, pure_errors = imports.check_parties(table, synonyms.lookup_tables(session))
+    errors = imports.Errors(table.headers)
+    errors.items.extend(pure_errors)
+    _resolve_places(session, actor, rows, errors)
+    _scope_errors(actor, table, rows["county_code"], actions,
+                  "region_code" if "region_code" in table.headers else next(
+                      c for c in imports.PLACE_COLUMNS if c in table.headers))
+    known = set(r for r, in _select_in(session, lambda chunk: sa.select(Region.code)
+                                       .where(Region.code.in_(chunk)),
+                                       list(rows["region_code"].dropna().unique())))
+    unknown = rows["region_code"].notna() & ~rows["region_code"].isin(list(known))
+    errors.mask_values(unknown, rows["region_code"], "region_code", "unknown region code {}")
+    protector = protect.protector()
+    plans: list[tuple[int, dict, Party | None]] = []
+    seen: dict[Any, int] = {}
+    for row_number, row in _records(rows):
+        if row["kind"] is None or not row["name_zh"] or row["region_code"] is None:
+            continue
+        for field, check in (("credit_code", uscc_error), ("id_number", id_number_error),
+                             ("bank_account", bank_account_error)):
+            value = row[field]
+            if value and (message := check(value)) is not None:
+                shown = protect.mask_id_number(value) if field == "id_number" else value
+                errors.add([row_number], field, f"{shown}: {message}" if field != "bank_account"
+                           else message)
+                break
+        else:
+            id_index = protector.blind_index(row["id_number"]) if row["id_number"] else None
+            key = (row["credit_code"] or id_index or
+                   (row["kind"], row["name_zh"], row["county_code"]))
+            if key in seen:
+                errors.add([row_number], "name_zh", f"the same party as row {seen[key]}")
+                continue
+            seen[key] = row_number
+            party = None
+            if row["credit_code"]:
+                party = session.scalar(sa.select(Party).where(
+                    Party.credit_code == row["credit_code"]))
+            elif id_index:
+                party = session.scalar(sa.select(Party).where(Party.id_number_index == id_index))
+            else:
+                matches = session.scalars(sa.select(Party).where(
+                    Party.name_zh == row["name_zh"], Party.kind == row["kind"],
+                    Party.region_code.startswith(row["county_code"], autoescape=True))).all()
+                if len(matches) > 1:
+                    errors.add([row_number], "name_zh", f"{len(matches)} parties named "
+                               f"{row['name_zh']!r} in county {row['county_code']}: "
+                               f"{', '.join(f'#{p.id}' for p in matches)}; add the credit code")
+                    continue
+                party = matches[0] if matches else None
+            if row["kind"] == "household" and party is None and not row["id_number"]:
+                errors.add([row_number], "id_number", "a new household needs its head's "
+                                                      "ID-card number")
+                continue
+            plans.append((row_number, row, party))
+    _reject(errors.items, report.rows)
+    creates, changes = [], []
+    for row_number, row, party in plans:
+        if party is None:
+            creates.append((row_number, row))
+            continue
+        change = {}
+        if row["bank_account"] and party.kind == "household" and (
+                party.bank_account_encrypted is None
+                or protector.decrypt(party.bank_account_encrypted) != row["bank_account"]):
+            change["bank_account"] = row["bank_account"]
+        if row["bank_name"] and row["bank_name"] != party.bank_name:
+            change["bank_name"] = row["bank_name"]
+        if change:
+            changes.append((row_number, party, change))
+            report.changes.append({
+                "row": row_number, "product_id": None, "party_id": party.id,
+                "name_zh": party.name_zh,
+                "status": "active" if party.active else "inactive", "lifecycle": None,
+                "fields": [{"field": f, "old": protect.mask_account(
+                    protector.decrypt(party.bank_account_encrypted))
+                    if f == "bank_account" and party.bank_account_encrypted else
+                    getattr(party, f) if f != "bank_account" else None,
+                    "new": protect.mask_account(v) if f == "bank_account" else v}
+                    for f, v in sorted(change.items())]})
+        else:
+            report.unchanged += 1
+    report.created, report.updated = len(creates), len(changes)
+    report.holders_to_create = [{
+        "kind": row["kind"], "name_zh": row["name_zh"], "county_code": row["county_code"],
+        "region_code": row["region_code"], "credit_code": row["credit_code"],
+        "id_number_masked": protect.mask_id_number(row["id_number"]),
+        "identified": row["kind"] != "enterprise" or bool(row["credit_code"]),
+        "rows": [row_number]} for row_number, row in creates]
+    if dry_run or not (creates or changes):
+        return report
+    batch = _record_batch(session, actor, "parties", filename, table, report, utcnow())
+    for _, row in creates:
+        parties.create_party(session, actor, {
+            "kind": row["kind"], "name_zh": row["name_zh"], "name_en": row["name_en"],
+            "region_code": row["region_code"], "credit_code": row["credit_code"],
+            "id_number": row["id_number"], "bank_account": row["bank_account"],
+            "bank_name": row["bank_name"], "attributes": {"created_by_import_batch": batch.id}},
+            allow_unidentified=True)
+    for _, party, change in changes:
+        parties.update_party(session, actor, party.id, change)
+    report.parties_created = len(creates)
+    audit.record(session, actor, "catalog.party.import", "import_batch", batch.id, after={
+        "filename": filename, "sha256": report.sha256, "encoding": table.encoding,
+        "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged})
     session.flush()
     return report
 

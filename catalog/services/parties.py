@@ -85,7 +85,7 @@ def find_household_by_id_number(session: Session, actor: Principal,
 
 
 def _validate(session: Session, kind: str, values: dict[str, Any], *,
-              creating: bool) -> list[dict]:
+              creating: bool, allow_unidentified: bool = False) -> list[dict]:
     """Field errors of a party's values (all of them)."""
     errors: list[dict] = []
 
@@ -101,7 +101,7 @@ def _validate(session: Session, kind: str, values: dict[str, Any], *,
     if region_code is not None and session.get(Region, region_code) is None:
         err("region_code", f"unknown region code {region_code}")
     credit_code = values.get("credit_code")
-    if kind == "enterprise" and not credit_code:
+    if kind == "enterprise" and not credit_code and not allow_unidentified:
         err("credit_code", "an enterprise must carry its unified social credit code")
     if credit_code:
         if kind == "household":
@@ -161,13 +161,18 @@ def _protect_personal(party: Party, id_number: str | None, bank_account: str | N
         party.bank_account_masked = protect.mask_account(bank_account)
 
 
-def create_party(session: Session, actor: Principal, values: dict[str, Any]) -> Party:
-    """Register a party in the county of its region."""
+def create_party(session: Session, actor: Principal, values: dict[str, Any], *,
+                 allow_unidentified: bool = False) -> Party:
+    """Register a party in the county of its region. `allow_unidentified` (imports of a
+    county's file) registers an enterprise without its credit code as unidentified: it can
+    hold products but no ledger account (so neither trade nor receive money) until the code
+    is added (`update_party`)."""
     values = _normalized(values)
     region_code = values.get("region_code") or ""
     authorize(actor, "catalog.party.write", county=county_of(region_code))
     kind = values.get("kind") or ""
-    errors = _validate(session, kind, values, creating=True)
+    errors = _validate(session, kind, values, creating=True,
+                       allow_unidentified=allow_unidentified)
     if errors:
         raise ValidationFailed("invalid party", errors=errors)
     id_number = values.get("id_number")
@@ -212,7 +217,11 @@ def update_party(session: Session, actor: Principal, party_id: int, changes: dic
                                errors=[{"field": "kind", "message": "cannot change"}])
     merged = {"name_zh": party.name_zh, "region_code": party.region_code,
               "credit_code": party.credit_code, **changes}
-    errors = _validate(session, party.kind, merged, creating=False)
+    # an unidentified enterprise may be edited before its code is known, but no enterprise's
+    # code may be taken away
+    still_unidentified = party.credit_code is None and "credit_code" not in changes
+    errors = _validate(session, party.kind, merged, creating=False,
+                       allow_unidentified=still_unidentified)
     if errors:
         raise ValidationFailed("invalid party", errors=errors)
     id_number = changes.get("id_number")

@@ -34,8 +34,12 @@ def validate_token_scope(session: Session, county_code: str | None,
         region = session.get(Region, county_code)
         if region is None or region.level != "county":
             problems.append(f"{county_code} is not a known county code")
-    if party_id is not None and fetch(session, Party, party_id) is None:
+    party = fetch(session, Party, party_id) if party_id is not None else None
+    if party_id is not None and party is None:
         problems.append(f"no party {party_id}")
+    elif party is not None and not party.identified:
+        problems.append(f"party {party_id} is an enterprise without its credit code "
+                        f"(unidentified): add the code first")
     return problems
 
 

@@ -76,6 +76,7 @@ POLICY: dict[str, dict[Role, Scope]] = {
     # catalog
     "catalog.region.write": {A: ANY, R: COUNTY},
     "catalog.region.national.write": {A: ANY},  # a prefecture/county newer than GB/T 2260's
+    "catalog.vocabulary.write": {A: ANY},  # synonyms of product types, categories ...
     "catalog.party.read": {**_READERS, T: PARTY},
     "catalog.party.write": {A: ANY, R: COUNTY},
     "catalog.product.read": {**_READERS, T: ANY},

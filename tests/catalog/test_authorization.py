@@ -65,6 +65,11 @@ def _csv(ctx: Ctx) -> bytes:
             f"#{ctx.world.collective},ownership\n").encode()
 
 
+def _party_csv(ctx: Ctx) -> bytes:
+    return (f"name_zh,kind,region_code\n合作社{next(_counter)},cooperative,"
+            f"{ctx.world.village}\n").encode()
+
+
 def _monitoring_csv(ctx: Ctx) -> bytes:
     return (f"product_id,year,metric,value,unit,method\n{ctx.product},2019,output,1,t,"
             f"field_survey\n").encode()
@@ -74,6 +79,7 @@ CASES = [
     # public reads
     Case("product types", "GET", lambda c: "/catalog/product-types", EVERYONE),
     Case("metrics", "GET", lambda c: "/catalog/metrics", EVERYONE),
+    Case("synonyms", "GET", lambda c: "/catalog/synonyms?vocabulary=type", EVERYONE),
     Case("regions", "GET", lambda c: "/catalog/regions", EVERYONE),
     Case("region tree", "GET", lambda c: "/catalog/regions/tree?root=522326", EVERYONE),
     Case("region", "GET", lambda c: f"/catalog/regions/{c.world.village}", EVERYONE),
@@ -131,6 +137,11 @@ CASES = [
          WANGMO_WRITERS, upload=_csv),
     Case("import monitoring", "POST", lambda c: "/catalog/imports/monitoring", WANGMO_WRITERS,
          upload=_monitoring_csv),
+    Case("import parties", "POST", lambda c: "/catalog/imports/parties", WANGMO_WRITERS,
+         upload=_party_csv),
+    # admins only
+    Case("add synonym", "POST", lambda c: "/catalog/synonyms", {"admin"},
+         body=lambda c: {"vocabulary": "type", "term": f"茶{next(_counter)}", "code": "tea"}),
 ]
 
 
@@ -179,7 +190,8 @@ def test_every_catalog_endpoint_is_in_the_matrix(app):
         ("POST", "/catalog/products/{product_id}/monitoring"),
         ("PATCH", "/catalog/monitoring/{record_id}"),
         ("DELETE", "/catalog/monitoring/{record_id}"), ("POST", "/catalog/imports/products"),
-        ("POST", "/catalog/imports/monitoring"),
+        ("POST", "/catalog/imports/monitoring"), ("POST", "/catalog/imports/parties"),
+        ("GET", "/catalog/synonyms"), ("POST", "/catalog/synonyms"),
     } | transitions  # transitions: tests/catalog/test_lifecycle.py, every role and state
     assert documented == covered
 

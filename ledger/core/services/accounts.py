@@ -122,6 +122,11 @@ def create_account(session: Session, actor: Principal, *, party_id: int, asset: 
         problems.append({"field": "party_id", "message": f"no party {party_id}"})
     elif not getattr(party, "active", True):
         problems.append({"field": "party_id", "message": f"party {party_id} is inactive"})
+    elif not party.identified:  # an enterprise an import registered without its credit code
+        problems.append({"field": "party_id", "message": (
+            f"party {party_id} is an enterprise without its unified social credit code "
+            f"(unidentified): it can hold no account, trade or receive money until the code "
+            f"is added")})
     asset_row = session.scalar(sa.select(LedgerAsset).where(LedgerAsset.code == asset))
     if asset_row is None:
         problems.append({"field": "asset", "message": f"no asset {asset!r}"})
