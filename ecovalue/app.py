@@ -324,6 +324,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             raise BadRequest("NUL characters (U+0000) and unpaired surrogate escapes "
                              "(\\ud800-\\udfff) are not accepted in text")
 
+    token_cache = auth_services.TokenCache()
+    app.extensions["ecovalue.auth.token_cache"] = token_cache
+
     @app.before_request
     def _authenticate() -> None:
         g.principal = None
@@ -333,7 +336,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        principal = auth_services.authenticate(current_session(), secret.strip())
+        principal = auth_services.authenticate(current_session(), secret.strip(), token_cache)
         if principal is None:
             raise Unauthorized("the token is unknown, expired or revoked")
         g.principal = principal

@@ -45,3 +45,19 @@ class ApiToken(Base):
 
     def is_active(self, now: dt.datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AuthState(Base):
+    """One row (id 1) whose `token_generation` changes whenever any token row is inserted,
+    updated or deleted (a database trigger does it, in the same transaction, whoever makes the
+    change: `revoke_token`, the CLI, or SQL by hand). Each worker's token cache is valid only
+    for the generation it was filled under (`ecovalue.auth.services.TokenCache`), so a
+    revocation is seen by the next request of every worker. No row: the caches are not used."""
+
+    __tablename__ = "auth_state"
+
+    #: always 1
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    #: a random 63-bit value, new on every change of `api_tokens` (random, not a counter, so
+    #: that a state rebuilt after its row was deleted never repeats an earlier generation)
+    token_generation: Mapped[int] = mapped_column(sa.BigInteger)

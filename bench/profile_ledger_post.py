@@ -1,0 +1,135 @@
+"""Where one ledger POST spends its time: cProfile of N in-process POSTs (the method of issue
+15), through the Flask test client, so HTTP parsing and gunicorn are left out and the
+database, the ledger's Python and the shell's per-request work are what is measured.
+
+    .venv/bin/python bench/profile_ledger_post.py                     # SQLite (temporary file)
+    .venv/bin/python bench/profile_ledger_post.py --database-url postgresql+psycopg://...
+    .venv/bin/python bench/profile_ledger_post.py --requests 500 --top 25 --hot
+
+Prints the wall time per POST without the profiler (best of three rounds), then the
+profile's cumulative costs of the named parts (authentication, the ledger service, the audit
+append, argument parsing, the commit) and the top functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import random
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_ledger import DATA_KEY, HOLDINGS, make_database, seed  # noqa: E402
+
+from ecovalue import migrate  # noqa: E402
+from ecovalue.app import create_app  # noqa: E402
+
+#: the parts of a POST named in the report: (label, function-name fragment in pstats' key)
+PARTS = [
+    ("whole request (full_dispatch_request)", "full_dispatch_request"),
+    ("authentication (auth.services.authenticate)", "authenticate"),
+    ("the ledger service (create_transaction)", "create_transaction"),
+    ("  look-up", "look_up"),
+    ("  write", "write"),
+    ("  audit append (audit.record_many)", "record_many"),
+    ("argument parsing (webargs parse)", "_parser"),
+    ("response serialisation (marshmallow dump)", "dump"),
+    ("commit (Session.commit)", "commit"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="PostgreSQL server URL (default: SQLite file)")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--hot", action="store_true", help="every transfer via one account")
+    parser.add_argument("--no-key", action="store_true", help="without an Idempotency-Key")
+    args = parser.parse_args()
+    rng = random.Random(15)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        url, drop = make_database(args.database_url, tmp)
+        try:
+            migrate.upgrade(url)
+            app = create_app({"DATABASE_URL": url, "DATA_KEY": DATA_KEY,
+                              "INSTANCE_DIR": str(tmp), "LOG_LEVEL": "WARNING"})
+            db = app.extensions["ecovalue.db"]
+            codes, token = seed(db)
+            holdings = codes[:HOLDINGS]
+            client = app.test_client()
+            run = uuid.uuid4().hex[:8]
+            counter = iter(range(10**9))
+
+            def post() -> None:
+                a, b = ("HOT", rng.choice(holdings)) if args.hot else rng.sample(holdings, 2)
+                amount = rng.randint(1, 1000)
+                headers = {"Authorization": f"Bearer {token}"}
+                if not args.no_key:
+                    headers["Idempotency-Key"] = f"{run}-{next(counter)}"
+                response = client.post("/ledger/transactions", headers=headers, json={
+                    "type": "transfer", "postings": [
+                        {"account": a, "asset": "CNY", "direction": "debit", "amount": amount},
+                        {"account": b, "asset": "CNY", "direction": "credit",
+                         "amount": amount}]})
+                assert response.status_code == 201, response.get_data(as_text=True)
+
+            for _ in range(50):
+                post()
+            rounds = []
+            for _ in range(3):
+                started = time.perf_counter()
+                for _ in range(args.requests):
+                    post()
+                rounds.append((time.perf_counter() - started) / args.requests)
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(args.requests):
+                post()
+            profile.disable()
+            print(f"database: {db.dialect}; {args.requests} in-process POSTs "
+                  f"{'(one hot account) ' if args.hot else ''}"
+                  f"{'without' if args.no_key else 'with'} an Idempotency-Key")
+            print(f"wall time per POST, no profiler: best {min(rounds) * 1000:.2f} ms "
+                  f"(rounds {', '.join(f'{r * 1000:.2f}' for r in rounds)} ms)")
+            stats = pstats.Stats(profile)
+            total = stats.total_tt  # type: ignore[attr-defined]
+            print(f"profiled: {total / args.requests * 1000:.2f} ms per POST")
+            raw = stats.stats  # type: ignore[attr-defined]
+            for label, fragment in PARTS:
+                cumulative = sum(ct for (_file, _line, name), (_cc, _nc, _tt, ct, _callers)
+                                 in raw.items() if name == fragment)
+                calls = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _callers)
+                            in raw.items() if name == fragment)
+                print(f"  {label:<46} {cumulative / args.requests * 1000:6.2f} ms   "
+                      f"({calls / args.requests:.1f} calls per POST)")
+            executes = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
+                           if re.search(r"'(execute|executemany)' of '(sqlite3|psycopg)", name)
+                           or name in ("_execute_send", "_executemany_gen_pipeline",
+                                       "_executemany_gen_no_pipeline"))
+            print(f"  driver executions per POST (cursor.execute/executemany): "
+                  f"{executes / args.requests:.1f}")
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
+            print(out.getvalue())
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(
+                r"(ecovalue|ledger|catalog)/[a-z_/]+\.py", args.top)
+            print(out.getvalue())
+            db.dispose()
+        finally:
+            drop()
+
+
+if __name__ == "__main__":
+    main()
