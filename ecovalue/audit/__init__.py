@@ -1,9 +1,12 @@
 """Audit trail: `record` a change inside the transaction that makes it; `verify_chain` checks it."""
 
 from ecovalue.audit.services import (
+    APPEND_CALL,
     ChainReport,
     Change,
     Checkpoint,
+    append_arguments,
+    chain_rows,
     checkpoint,
     record,
     record_many,
@@ -13,9 +16,12 @@ from ecovalue.audit.services import (
 )
 
 __all__ = [
+    "APPEND_CALL",
     "ChainReport",
     "Change",
     "Checkpoint",
+    "append_arguments",
+    "chain_rows",
     "checkpoint",
     "record",
     "record_many",

@@ -118,10 +118,23 @@ class Change:
     after: Any = None
 
 
-def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -> list[int]:
-    """Append several events in one go (bulk imports); returns their sequence numbers."""
-    # Pending ORM changes go out before the chain's lock is taken, not while it is held.
+#: PostgreSQL: the append as an SQL expression (the last seq appended), for a statement that
+#: folds it in with its own writes (`append_arguments` gives the parameters, in order); the
+#: statement must call it after its own row locks, e.g. `SELECT ... FROM <its insert>`
+APPEND_CALL = "audit_append(%s, %s, %s, %s, %s)"
+
+
+def append_arguments(session: Session, actor: Principal, changes: Iterable[Change]
+                     ) -> tuple[int, dt.datetime, str, str | None, str]:
+    """PostgreSQL: the parameters of `APPEND_CALL` that append `changes` as `record_many`
+    would (pending ORM changes are flushed first, as there)."""
     session.flush()
+    now, request_id, events = _events(actor, changes)
+    return _ADVISORY_LOCK_KEY, now, actor.label, request_id, json.dumps(events)
+
+
+def _events(actor: Principal, changes: Iterable[Change]
+            ) -> tuple[dt.datetime, str | None, list[dict[str, Any]]]:
     now = utcnow()
     request_id = _current_request_id()
     events = []
@@ -134,6 +147,14 @@ def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -
                 occurred_at=now, actor=actor.label, action=change.action,
                 entity_type=change.entity_type, entity_id=entity_id, before=before,
                 after=after, request_id=request_id)})
+    return now, request_id, events
+
+
+def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -> list[int]:
+    """Append several events in one go (bulk imports); returns their sequence numbers."""
+    # Pending ORM changes go out before the chain's lock is taken, not while it is held.
+    session.flush()
+    now, request_id, events = _events(actor, changes)
     if not events:
         return []
     connection = session.connection()
@@ -142,7 +163,14 @@ def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -
             _ADVISORY_LOCK_KEY, now, actor.label, request_id, json.dumps(events)))
         return list(range(last - len(events) + 1, last + 1))
     head = connection.execute(_HEAD).first()
-    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    rows = _linked((head.seq, head.hash) if head else None, now, actor, request_id, events)
+    connection.execute(_INSERT, rows if len(rows) > 1 else rows[0])
+    return [r["seq"] for r in rows]
+
+
+def _linked(head: tuple[int, str] | None, now: dt.datetime, actor: Principal,
+            request_id: str | None, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seq, prev_hash = head if head else (0, GENESIS_HASH)
     rows = []
     for event in events:
         seq += 1
@@ -150,8 +178,18 @@ def record_many(session: Session, actor: Principal, changes: Iterable[Change]) -
         rows.append({**event, "seq": seq, "occurred_at": now, "actor": actor.label,
                      "request_id": request_id, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    connection.execute(_INSERT, rows if len(rows) > 1 else rows[0])
-    return [r["seq"] for r in rows]
+    return rows
+
+
+def chain_rows(session: Session, actor: Principal, changes: Iterable[Change],
+               head: tuple[int, str] | None) -> list[dict[str, Any]]:
+    """SQLite: the `audit_events` rows that append `changes` after `head` (the last event's
+    seq and hash, None for an empty chain), for a writer that read the head itself while
+    holding the database lock (so nothing can have been appended since) and inserts them in
+    its own statement. Pending ORM changes are flushed first, as by `record_many`."""
+    session.flush()
+    now, request_id, events = _events(actor, changes)
+    return _linked(head, now, actor, request_id, events)
 
 
 def record(

@@ -310,6 +310,13 @@ def validate_follow_up(spec: TransactionSpec, *, today: dt.date, now: dt.datetim
     return effective
 
 
+def months_asked(specs: Iterable[TransactionSpec], today: dt.date) -> set[dt.date]:
+    """The periods `specs` would post into, before validation (a date that is no date is
+    refused by validation): what a look-up reads the closed months of."""
+    return {month_of(spec.effective_date or today) for spec in specs
+            if spec.effective_date is None or isinstance(spec.effective_date, dt.date)}
+
+
 def months_posted(prepared: Iterable[Prepared]) -> set[dt.date]:
     """The periods a write posts into (a resolution without legs moves nothing)."""
     return {month_of(p.effective_date) for p in prepared if p.legs}

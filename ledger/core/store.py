@@ -12,26 +12,45 @@ The two databases serialise writers differently:
   concurrent writers never deadlock. The closed months are read in a statement after the
   period lock (each statement sees the rows committed before it began), with the balance rows.
 
-Hot statements are Core statements built once at import, with bind parameters, so that
-SQLAlchemy compiles each once per dialect and reuses it: a single POST runs a handful of
-statements and building them per request cost more CPU than executing them.
+The statement budget (issue 15, tests/ledger/test_statement_budget.py). A write is a look-up
+and a write. PostgreSQL: the look-up is one call of `ledger_write_look_up` (migration l0002:
+the period lock, the key's claim, the accounts, the expired holds, the balance rows locked,
+the closed months, the new transaction's id) and the write one statement (a data-modifying
+CTE: header, postings, hold, balances, and the audit append reading the header's row, so
+the chain's lock is taken last): three round trips with the BEGIN. SQLite: the look-up is
+one prebuilt statement on the driver's cursor (accounts, key, expired holds, balance rows,
+closed months, the audit chain's head, which the writer's database lock keeps current), the
+write a few more there, without SQLAlchemy's per-statement work. Reversals, resolutions,
+batches and the rare paths (expired holds to release first, a back-dated debit) use the
+same look-up and the Core statements below, built once at import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ecovalue import idempotency
-from ecovalue.db import bulk_insert, dialect_name, insert_ignoring_conflicts, pipelined
+from ecovalue import audit, idempotency
+from ecovalue.audit.models import AuditEvent
+from ecovalue.auth.policy import Principal
+from ecovalue.db import (
+    bulk_insert,
+    dialect_name,
+    fetch_one,
+    insert_ignoring_conflicts,
+    pipelined,
+    storage_rows,
+)
 from ecovalue.errors import IdempotencyKeyReused
 from ledger.core.models import (
     LedgerAccount,
@@ -55,6 +74,7 @@ HOLDS = LedgerPendingHold.__table__
 ACCOUNTS = LedgerAccount.__table__
 ASSETS = LedgerAsset.__table__
 PERIODS = LedgerPeriod.__table__
+AUDIT_TABLE = AuditEvent.__table__
 
 SIGNED = sa.case((POSTINGS.c.direction == "credit", POSTINGS.c.amount),
                  else_=-POSTINGS.c.amount)
@@ -204,11 +224,26 @@ Found = tuple[int | None, str | None]
 class Lookup:
     """What validating a write needs from the database, read in one statement: the
     accounts (by id and by code), the expired holds on the guarded accounts it debits, and,
-    with a key, what is already stored under it."""
+    with a key, what is already stored under it. The same statement also reads the balance
+    rows (`locked`: on PostgreSQL locked FOR UPDATE by `ledger_write_look_up`, migration
+    l0002, which also claims the key and reserves the transaction's id; on SQLite the
+    writer's database lock covers them) and which of the months asked for are closed."""
 
     accounts: dict[int | str, AccountRow]
     expired: list[int]
     found: Found | None = None
+    #: the balance rows of the accounts (PostgreSQL: and of the expired holds' legs), locked
+    locked: dict[int, Totals] | None = None
+    #: PostgreSQL: the legs of the expired holds (`expired`)
+    expired_legs: dict[int, list[StoredLeg]] = dataclasses.field(default_factory=dict)
+    #: which of the months asked for are closed
+    closed: list[dt.date] = dataclasses.field(default_factory=list)
+    #: PostgreSQL: the id reserved for the transaction
+    tx_id: int | None = None
+    #: PostgreSQL: the key is claimed in the shared records (the header must not claim it)
+    claimed: bool = False
+    #: SQLite: the audit chain's head (seq, hash) as the look-up read it (None: empty chain)
+    audit_head: tuple[int, str] | None = None
 
 
 def _account_rows(rows: Iterable[Any]) -> dict[int | str, AccountRow]:
@@ -221,22 +256,169 @@ def _account_rows(rows: Iterable[Any]) -> dict[int | str, AccountRow]:
     return out
 
 
+#: PostgreSQL: the look-up and locks of a write in one round trip (migration l0002, whose
+#: docstring says what it does in which order); driver level, its arguments typed here
+_WRITE_LOOK_UP = (
+    "SELECT ledger_write_look_up(%s, %s::bigint[], %s::text[], %s::bigint[], %s::text[], "
+    "%s::date[], %s::timestamptz, %s::text, %s::text, %s::text, %s::integer, %s::text, "
+    "%s::integer)")
+
+
+def _date(value: str | None) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+def _postgres_look_up(session: Session, ids: list[int], codes: list[str],
+                      debit_ids: list[int], debit_codes: list[str], *, now: dt.datetime,
+                      months: Iterable[dt.date], scope: str | None, key: str | None,
+                      request_hash: str | None) -> Lookup:
+    claim = idempotency.claim_values("", "", "", now)
+    row = fetch_one(session, _WRITE_LOOK_UP, (
+        PERIOD_LOCK_KEY, ids, codes, debit_ids, debit_codes, sorted(set(months)), now, scope,
+        key, request_hash, claim["status_code"], claim["content_type"],
+        EXPIRED_HOLDS_PER_WRITE))
+    assert row is not None
+    doc = row[0]
+    if doc["found"] is not None:
+        return Lookup({}, [], (doc["found"][0], doc["found"][1]))
+    accounts: dict[int | str, AccountRow] = {}
+    for values in doc["accounts"]:
+        account = AccountRow(*values)
+        accounts[account.id] = account
+        accounts[account.code] = account
+    legs: dict[int, list[StoredLeg]] = defaultdict(list)
+    for tx_id, account_id, direction, amount in doc["legs"]:
+        legs[tx_id].append((account_id, direction, amount))
+    locked = {b[0]: Totals(b[1], b[2], b[3], b[4], _date(b[5]), b[6])
+              for b in doc["balances"]}
+    return Lookup(accounts, list(doc["expired"]), locked=locked, expired_legs=dict(legs),
+                  closed=[dt.date.fromisoformat(m) for m in doc["closed"]], tx_id=doc["id"],
+                  claimed=key is not None)
+
+
 def look_up(session: Session, refs: Iterable[int | str], debited: Iterable[int | str], *,
-            now: dt.datetime, scope: str | None = None, key: str | None = None) -> Lookup:
+            now: dt.datetime, scope: str | None = None, key: str | None = None,
+            request_hash: str | None = None, months: Iterable[dt.date] = ()) -> Lookup:
     """The first statement of a write: takes the period lock (PostgreSQL), reads the
     idempotency key (a found key means a replay or a reuse: the caller answers before
-    validating anything), the accounts named and the expired holds on those debited."""
+    validating anything), the accounts named and the expired holds on those debited. On
+    PostgreSQL also what `Lookup` says (the locks, `months` closed, the id, the key's claim
+    with `request_hash`)."""
     dialect = dialect_name(session)
     ids, codes = split_refs(refs)
     debit_ids, debit_codes = split_refs(debited)
-    rows = run(session, _LOOK_UP[dialect], {
+    if dialect == "postgresql":
+        return _postgres_look_up(session, ids, codes, debit_ids, debit_codes, now=now,
+                                 months=months, scope=scope, key=key,
+                                 request_hash=request_hash)
+    if dialect == "sqlite":
+        return _sqlite_look_up(session, ids, codes, debit_ids, debit_codes, now=now,
+                               months=months, scope=scope, key=key)
+    rows = run(session, _LOOK_UP[dialect], {  # pragma: no cover - only the two databases
         "ids": ids, "codes": codes, "debit_ids": debit_ids, "debit_codes": debit_codes,
         "now": now, "scope": scope, "key": key}).all()
-    head = rows[0]
-    if key is not None and (head.key_id is not None or head.key_claimed):
+    head = rows[0]  # pragma: no cover
+    if key is not None and (head.key_id is not None or head.key_claimed):  # pragma: no cover
         return Lookup({}, [], (head.key_id, head.key_hash))
     expired = sorted(set(_unpack(dialect, head.expired)))[:EXPIRED_HOLDS_PER_WRITE]
-    return Lookup(_account_rows(rows), expired)
+    return Lookup(_account_rows(rows), expired)  # pragma: no cover
+
+
+# --- SQLite: the hot statements at the driver ---------------------------------------------------
+#
+# A SQLite writer holds the database lock from BEGIN IMMEDIATE to its commit, so what a write
+# reads is what it writes on, and the lock's holder is every other writer's bottleneck: the
+# hot path runs prebuilt SQL on the driver's own cursor (no statement compilation, no
+# `expanding` IN lists: JSON arrays through json_each), values converted to the storage
+# format SQLAlchemy's column types use (dates and timestamps as ISO text, booleans as 0/1).
+
+_SQLITE_LOOK_UP = """
+WITH head AS (
+  SELECT
+    (SELECT t.id FROM ledger_transactions AS t
+      WHERE t.idempotency_scope = :scope AND t.idempotency_key = :key) AS key_id,
+    (SELECT t.request_hash FROM ledger_transactions AS t
+      WHERE t.idempotency_scope = :scope AND t.idempotency_key = :key) AS key_hash,
+    EXISTS (SELECT 1 FROM idempotency_records AS r
+             WHERE r.scope = :scope AND r."key" = :key) AS key_claimed,
+    (SELECT json_group_array(h.transaction_id) FROM ledger_pending_holds AS h
+      WHERE h.expires_at <= :now AND EXISTS (
+            SELECT 1 FROM ledger_postings AS p JOIN ledger_accounts AS g ON g.id = p.account_id
+             WHERE p.transaction_id = h.transaction_id AND p.direction = 'debit'
+               AND g.no_overdraft = 1
+               AND (g.id IN (SELECT value FROM json_each(:debit_ids))
+                    OR g.code IN (SELECT value FROM json_each(:debit_codes))))) AS expired,
+    (SELECT json_group_array(m.month) FROM ledger_periods AS m
+      WHERE m.status = 'closed' AND m.month IN (SELECT value FROM json_each(:months)))
+      AS closed,
+    (SELECT e.seq FROM audit_events AS e ORDER BY e.seq DESC LIMIT 1) AS audit_seq,
+    (SELECT e.hash FROM audit_events AS e ORDER BY e.seq DESC LIMIT 1) AS audit_hash
+)
+SELECT a.id, a.code, a.party_id, a.kind, a.no_overdraft, a.asset_id, s.code,
+       b.posted_debits, b.posted_credits, b.pending_debits, b.pending_credits,
+       b.last_effective_date, b.version,
+       head.key_id, head.key_hash, head.key_claimed, head.expired, head.closed,
+       head.audit_seq, head.audit_hash
+  FROM head
+  LEFT JOIN ledger_accounts AS a ON (a.id IN (SELECT value FROM json_each(:ids))
+                                     OR a.code IN (SELECT value FROM json_each(:codes)))
+  LEFT JOIN ledger_assets AS s ON s.id = a.asset_id
+  LEFT JOIN ledger_balances AS b ON b.account_id = a.id
+"""
+
+
+def stamp(value: dt.datetime | None) -> str | None:
+    """SQLite: a UTC timestamp as SQLAlchemy's DateTime stores it (naive UTC ISO text)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _day(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@contextlib.contextmanager
+def _driver_cursor(session: Session) -> Iterator[Any]:
+    """SQLite: a cursor of the driver's own, in the session's transaction; a driver error
+    becomes the exception SQLAlchemy would raise (so the app maps it as usual)."""
+    driver: Any = session.connection().connection.driver_connection  # sqlite3's Connection
+    cursor = driver.cursor()
+    try:
+        yield cursor
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+
+
+def _sqlite_look_up(session: Session, ids: list[int], codes: list[str],
+                    debit_ids: list[int], debit_codes: list[str], *, now: dt.datetime,
+                    months: Iterable[dt.date], scope: str | None, key: str | None) -> Lookup:
+    with _driver_cursor(session) as cursor:
+        rows = cursor.execute(_SQLITE_LOOK_UP, {
+            "ids": json.dumps(ids), "codes": json.dumps(codes),
+            "debit_ids": json.dumps(debit_ids), "debit_codes": json.dumps(debit_codes),
+            "months": json.dumps([m.isoformat() for m in sorted(set(months))]),
+            "now": stamp(now), "scope": scope, "key": key}).fetchall()
+    head = rows[0]
+    if key is not None and (head[13] is not None or head[15]):
+        return Lookup({}, [], (head[13], head[14]))
+    accounts: dict[int | str, AccountRow] = {}
+    locked: dict[int, Totals] = {}
+    for row in rows:
+        if row[0] is None:
+            continue
+        account = AccountRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+        accounts[account.id] = account
+        accounts[account.code] = account
+        if row[7] is not None:
+            locked[account.id] = Totals(row[7], row[8], row[9], row[10], _date(row[11]),
+                                        row[12])
+    expired = sorted(set(json.loads(head[16])))[:EXPIRED_HOLDS_PER_WRITE]
+    return Lookup(accounts, expired, locked=locked,
+                  closed=[dt.date.fromisoformat(m) for m in json.loads(head[17])],
+                  claimed=False, audit_head=(head[18], head[19]) if head[18] else None)
 
 
 def find_by_key(session: Session, scope: str, key: str) -> Found | None:
@@ -468,3 +650,149 @@ class BatchRows:
         bulk_insert(session, POSTINGS, POSTING_COLUMNS, self.postings)
         if self.holds:
             session.execute(_INSERT_HOLD, self.holds)
+
+
+# --- PostgreSQL: a write in one statement -----------------------------------------------------
+
+_WRITE_HEAD = """
+WITH header AS (
+    INSERT INTO ledger_transactions (id, type, phase, effective_date, memo, metadata, author,
+                                     created_at, reverses_id, pending_id, expires_at, batch_id,
+                                     idempotency_scope, idempotency_key, request_hash)
+    VALUES (%s, %s, %s, %s::date, %s, %s::json, %s, %s::timestamptz, %s::bigint, %s::bigint,
+            %s::timestamptz, %s::bigint, %s, %s, %s)
+    ON CONFLICT DO NOTHING RETURNING id
+), postings AS (
+    INSERT INTO ledger_postings (transaction_id, account_id, asset_id, direction, amount,
+                                 effective_date, pending)
+    SELECT header.id, leg.account_id, leg.asset_id, leg.direction, leg.amount, %s::date,
+           %s::boolean
+      FROM header, unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+           WITH ORDINALITY AS leg(account_id, asset_id, direction, amount, n)
+     ORDER BY leg.n
+), hold AS (
+    INSERT INTO ledger_pending_holds (transaction_id, expires_at)
+    SELECT header.id, %s::timestamptz FROM header WHERE %s::boolean
+), balances AS (
+    UPDATE ledger_balances AS b
+       SET posted_debits = v.posted_debits, posted_credits = v.posted_credits,
+           pending_debits = v.pending_debits, pending_credits = v.pending_credits,
+           last_effective_date = v.last_effective_date, version = v.version,
+           updated_at = %s::timestamptz
+      FROM header, unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                          %s::bigint[], %s::date[], %s::bigint[])
+           AS v(account_id, posted_debits, posted_credits, pending_debits, pending_credits,
+                last_effective_date, version)
+     WHERE b.account_id = v.account_id
+)
+"""
+#: the write and the audit append in one round trip: the append reads the header's row, so
+#: it runs (and takes the audit chain's lock) only once the row is in, after every row lock
+_WRITE_AND_AUDIT = _WRITE_HEAD + f"SELECT header.id, {audit.APPEND_CALL} FROM header"
+#: the same without the audit append, for a write that reads between (a back-dated debit)
+_WRITE_ONLY = _WRITE_HEAD + "SELECT header.id, NULL FROM header"
+
+
+def write_transaction(session: Session, actor: Principal, lookup: Lookup,
+                      values: Mapping[str, Any], postings: Callable[[int], list[dict]],
+                      hold: bool, totals: Mapping[int, Totals], now: dt.datetime,
+                      change: Callable[[int], audit.Change] | None) -> int | None:
+    """A write after a look-up that locked its balance rows (`Lookup.locked`): the header
+    (its key claimed), its postings (`postings(tx_id)`), the pending's hold, the changed
+    totals and, with `change`, the audit append of `change(tx_id)`. PostgreSQL: one
+    statement, with the id the look-up reserved and the key it claimed; SQLite: the driver's
+    cursor, the audit event linked to the head the look-up read. None if a unique constraint
+    holds an equal committed row (nothing of the write is then done)."""
+    changed = [(a, t) for a, t in totals.items() if t.changed]
+    metadata = values.get("metadata")
+    stored_metadata = json.dumps(metadata) if metadata is not None else None
+    if dialect_name(session) == "sqlite":
+        return _sqlite_write(session, actor, lookup, values, stored_metadata, postings, hold,
+                             changed, now, change)
+    assert lookup.tx_id is not None
+    tx_id = lookup.tx_id
+    rows = postings(tx_id)
+    params: list[Any] = [
+        tx_id, values["type"], values["phase"], values["effective_date"], values.get("memo"),
+        stored_metadata, values["author"], values["created_at"], values.get("reverses_id"),
+        values.get("pending_id"), values.get("expires_at"), values.get("batch_id"),
+        values.get("idempotency_scope"), values.get("idempotency_key"),
+        values.get("request_hash"),
+        values["effective_date"], values["phase"] == "pending",
+        [r["account_id"] for r in rows], [r["asset_id"] for r in rows],
+        [r["direction"] for r in rows], [r["amount"] for r in rows],
+        values.get("expires_at"), hold,
+        now, [a for a, _ in changed], [t.posted_debits for _, t in changed],
+        [t.posted_credits for _, t in changed], [t.pending_debits for _, t in changed],
+        [t.pending_credits for _, t in changed], [t.last_effective_date for _, t in changed],
+        [t.version + 1 for _, t in changed]]
+    if change is not None:
+        params.extend(audit.append_arguments(session, actor, [change(tx_id)]))
+    row = fetch_one(session, _WRITE_AND_AUDIT if change is not None else _WRITE_ONLY,
+                    tuple(params))
+    return None if row is None else row[0]
+
+
+_SQLITE_HEADER = (
+    "INSERT INTO ledger_transactions (type, phase, effective_date, memo, metadata, author, "
+    "created_at, reverses_id, pending_id, expires_at, batch_id, idempotency_scope, "
+    "idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING")
+_SQLITE_CLAIM = (
+    'INSERT INTO idempotency_records (scope, "key", request_hash, status_code, content_type, '
+    "location, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_SQLITE_POSTINGS = (
+    "INSERT INTO ledger_postings (transaction_id, account_id, asset_id, direction, amount, "
+    "effective_date, pending) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_HOLD = "INSERT INTO ledger_pending_holds (transaction_id, expires_at) VALUES (?, ?)"
+_SQLITE_BALANCES = (
+    "UPDATE ledger_balances SET posted_debits = ?, posted_credits = ?, pending_debits = ?, "
+    "pending_credits = ?, last_effective_date = ?, version = ?, updated_at = ? "
+    "WHERE account_id = ?")
+AUDIT_COLUMNS = ("seq", "occurred_at", "actor", "action", "entity_type", "entity_id", "before",
+                 "after", "request_id", "prev_hash", "hash")
+
+
+def _sqlite_write(session: Session, actor: Principal, lookup: Lookup, values: Mapping[str, Any],
+                  stored_metadata: str | None, postings: Callable[[int], list[dict]],
+                  hold: bool, changed: list[tuple[int, Totals]], now: dt.datetime,
+                  change: Callable[[int], audit.Change] | None) -> int | None:
+    session.flush()  # pending ORM rows go first, as a Core statement would not wait for them
+    with _driver_cursor(session) as cursor:
+        expires_at = stamp(values.get("expires_at"))
+        created = stamp(values["created_at"])
+        cursor.execute(_SQLITE_HEADER, (
+            values["type"], values["phase"], _day(values["effective_date"]),
+            values.get("memo"), stored_metadata, values["author"], created,
+            values.get("reverses_id"), values.get("pending_id"), expires_at,
+            values.get("batch_id"), values.get("idempotency_scope"),
+            values.get("idempotency_key"), values.get("request_hash")))
+        if cursor.rowcount != 1:
+            return None
+        tx_id: int = cursor.lastrowid
+        if values.get("idempotency_key") is not None:
+            claim = idempotency.claim_values(values["idempotency_scope"],
+                                             values["idempotency_key"], values["request_hash"],
+                                             now)
+            cursor.execute(_SQLITE_CLAIM, (
+                claim["scope"], claim["key"], claim["request_hash"], claim["status_code"],
+                claim["content_type"], claim["location"], claim["body"],
+                stamp(claim["created_at"])))
+            if cursor.rowcount != 1:
+                raise IdempotencyKeyReused(idempotency.REUSED)
+        pending = 1 if values["phase"] == "pending" else 0
+        cursor.executemany(_SQLITE_POSTINGS, [
+            (tx_id, r["account_id"], r["asset_id"], r["direction"], r["amount"],
+             _day(r["effective_date"]), pending) for r in postings(tx_id)])
+        if hold:
+            cursor.execute(_SQLITE_HOLD, (tx_id, expires_at))
+        if changed:
+            updated = stamp(now)
+            cursor.executemany(_SQLITE_BALANCES, [
+                (t.posted_debits, t.posted_credits, t.pending_debits, t.pending_credits,
+                 _day(t.last_effective_date), t.version + 1, updated, a) for a, t in changed])
+    if change is not None:
+        rows = audit.chain_rows(session, actor, [change(tx_id)], lookup.audit_head)
+        bulk_insert(session, AUDIT_TABLE, AUDIT_COLUMNS,
+                    storage_rows(session, AUDIT_TABLE, AUDIT_COLUMNS, rows))
+    return tx_id

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ecovalue.auth.policy import Principal, authorize, row_filter
 from ecovalue.db import utcnow
 from ledger.core import errors, posting, replay, rules, store
-from ledger.core.calendar import local_date
+from ledger.core.calendar import local_date, month_of
 from ledger.core.models import LedgerAccount, LedgerAsset, LedgerBatch
 from ledger.core.rules import Prepared, TransactionSpec, valid_id
 from ledger.core.services.accounts import authorize_read, find_account
@@ -63,7 +63,8 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     now = now or utcnow()
     key = spec.idempotency_key if isinstance(spec.idempotency_key, str) else None
     request_hash = spec.request_hash() if spec.idempotency_key is not None else None
-    lookup = posting.look_up(session, actor, [spec], now=now, key=key)
+    lookup = posting.look_up(session, actor, [spec], now=now, key=key,
+                             request_hash=request_hash)
     if lookup.found is not None:
         authorize(actor, action, party=actor.party_id)
         return replay.replayed(session, lookup.found, request_hash, now)
@@ -71,7 +72,7 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     prepared.request_hash = request_hash
     audit_action = "ledger.pending.create" if spec.pending else "ledger.transaction.create"
     tx_id = posting.write(session, actor, prepared, now=now, action=audit_action,
-                          expired=lookup.expired)
+                          expired=lookup.expired, lookup=lookup)
     if tx_id is None:  # a racing request with the same key committed first
         view = replay.replay_if_used(session, actor, key, request_hash, now)
         assert view is not None
@@ -86,10 +87,24 @@ def _original(session: Session, tx_id: int) -> sa.Row:
     return row
 
 
-def _legs_of(session: Session, tx_id: int) -> list[rules.Leg]:
-    legs = store.pending_legs(session, [tx_id]).get(tx_id, [])
-    accounts = store.resolve_accounts(session, {a for a, _, _ in legs})
-    return [(accounts[a], d, amount) for a, d, amount in legs]
+def _legs_and_look_up(session: Session, actor: Principal, tx_id: int, *, mirrored: bool,
+                      effective_date: dt.date | None, key: str | None,
+                      request_hash: str | None, now: dt.datetime
+                      ) -> tuple[list[rules.Leg], store.Lookup]:
+    """The legs of `tx_id` (`mirrored`: debit <-> credit, for a reversal) with the look-up of
+    the follow-up that writes them (`posting.look_up_accounts`: on PostgreSQL the claim of
+    its key and the locks of its balance rows), which also reads their accounts."""
+    stored = store.pending_legs(session, [tx_id]).get(tx_id, [])
+    if mirrored:
+        stored = [(a, "credit" if d == "debit" else "debit", amount) for a, d, amount in stored]
+    lookup = posting.look_up_accounts(
+        session, actor, {a for a, _, _ in stored},
+        {a for a, d, _ in stored if d == "debit"}, now=now, key=key,
+        request_hash=request_hash,
+        months={month_of(effective_date or local_date(now))} if stored else set())
+    if lookup.found is not None:
+        return [], lookup
+    return [(lookup.accounts[a], d, amount) for a, d, amount in stored], lookup
 
 
 def _body(memo: str | None, effective_date: dt.date | None) -> dict:
@@ -127,14 +142,19 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
     spec = TransactionSpec(type="reversal", postings=[], effective_date=effective_date,
                            memo=memo if memo is not None else f"reversal of {tx_id}",
                            metadata={"reverses": tx_id}, idempotency_key=idempotency_key)
+    legs, lookup = _legs_and_look_up(session, actor, tx_id, mirrored=True,
+                                     effective_date=effective_date, key=idempotency_key,
+                                     request_hash=request_hash, now=now)
+    if lookup.found is not None:  # a racing request with the key committed first
+        return replay.replayed(session, lookup.found, request_hash, now)
     prepared = Prepared(
         spec=spec, type=spec.type, reverses_id=tx_id, request_hash=request_hash,
         effective_date=rules.validate_follow_up(spec, today=local_date(now), now=now,
                                                 not_before=original.effective_date),
-        legs=[(acc, "credit" if d == "debit" else "debit", amount)
-              for acc, d, amount in _legs_of(session, tx_id)])
+        legs=legs)
     posting.authorize_entry(actor, [prepared])
-    new_id = posting.write(session, actor, prepared, now=now, action="ledger.transaction.reverse")
+    new_id = posting.write(session, actor, prepared, now=now, action="ledger.transaction.reverse",
+                           lookup=lookup)
     if new_id is None:  # a racing request committed first: its replay, or already reversed
         replayed = replay.replay_if_used(session, actor, idempotency_key, request_hash, now)
         if replayed is None:
@@ -174,7 +194,13 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
                                     f"{expires_at.isoformat()}; "
                                "its reservation is released and it can no longer be "
                                f"{'posted' if op == 'post' else 'voided'}")
-    pending_legs = _legs_of(session, tx_id)
+    pending_legs, lookup = _legs_and_look_up(session, actor, tx_id, mirrored=False,
+                                             effective_date=effective_date
+                                             if phase == "post_pending" else None,
+                                             key=idempotency_key, request_hash=request_hash,
+                                             now=now)
+    if lookup.found is not None:  # pragma: no cover - the hold delete serialised us already
+        return replay.replayed(session, lookup.found, request_hash, now)
     authorize(actor, "ledger.pending.resolve",
               party={acc.party_id for acc, d, _ in pending_legs if d == "debit"})
     spec = TransactionSpec(type=original.type, postings=[], effective_date=effective_date,
@@ -187,7 +213,8 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
         legs=pending_legs if phase == "post_pending" else [],
         release=[(acc.id, d, amount) for acc, d, amount in pending_legs])
     posting.authorize_entry(actor, [prepared])
-    new_id = posting.write(session, actor, prepared, now=now, action=f"ledger.pending.{op}")
+    new_id = posting.write(session, actor, prepared, now=now, action=f"ledger.pending.{op}",
+                           lookup=lookup)
     if new_id is None:  # pragma: no cover - the hold delete above already serialised us
         raise errors.PendingAlreadyResolved(f"pending transfer {tx_id} was already resolved")
     return fresh_view(prepared, new_id, actor.label, now)
@@ -253,7 +280,7 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
     prepared = posting.prepare(actor, specs, lookup, now=now, action=action, enter=enter,
                                batch=True)
     return posting.write_batch(session, actor, prepared, memo=memo, now=now,
-                               expired=lookup.expired)
+                               expired=lookup.expired, lookup=lookup)
 
 
 def get_batch(session: Session, actor: Principal, batch_id: int) -> tuple[LedgerBatch, list[int]]:
