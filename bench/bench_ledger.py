@@ -185,7 +185,7 @@ def start_gunicorn(url: str, port: int, workers: int, tmp: Path, *,
         [str(Path(sys.executable).parent / "gunicorn"), "--pythonpath", str(ROOT / "bench"),
          "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
          "ledger_app:create()"], env=env, cwd=str(ROOT))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # 4 workers boot slowly on a shared machine
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)

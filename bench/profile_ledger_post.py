@@ -34,17 +34,26 @@ from bench_ledger import DATA_KEY, HOLDINGS, make_database, seed  # noqa: E402
 from ecovalue import migrate  # noqa: E402
 from ecovalue.app import create_app  # noqa: E402
 
-#: the parts of a POST named in the report: (label, function-name fragment in pstats' key)
+#: the parts of a POST named in the report: (label, file fragment, function name)
 PARTS = [
-    ("whole request (full_dispatch_request)", "full_dispatch_request"),
-    ("authentication (auth.services.authenticate)", "authenticate"),
-    ("the ledger service (create_transaction)", "create_transaction"),
-    ("  look-up", "look_up"),
-    ("  write", "write"),
-    ("  audit append (audit.record_many)", "record_many"),
-    ("argument parsing (webargs parse)", "_parser"),
-    ("response serialisation (marshmallow dump)", "dump"),
-    ("commit (Session.commit)", "commit"),
+    ("whole request (full_dispatch_request)", "flask/app.py", "full_dispatch_request"),
+    ("input screening (app._screen_request)", "ecovalue/app.py", "_screen_request"),
+    ("  of which json_depth (numpy)", "ecovalue/app.py", "json_depth"),
+    ("authentication (auth.services.authenticate)", "ecovalue/auth/services.py",
+     "authenticate"),
+    ("body parsing (marshmallow Schema.load)", "marshmallow/schema.py", "load"),
+    ("the ledger service (create_transaction)", "ledger/core/services/transactions.py",
+     "create_transaction"),
+    ("  look-up (posting.look_up)", "ledger/core/posting.py", "look_up"),
+    ("  validation (posting.prepare)", "ledger/core/posting.py", "prepare"),
+    ("  write (posting.write)", "ledger/core/posting.py", "write"),
+    ("    audit event content (before: record_many)", "ecovalue/audit/services.py",
+     "record_many"),
+    ("    audit event content (after: _events)", "ecovalue/audit/services.py", "_events"),
+    ("response serialisation (marshmallow Schema.dump)", "marshmallow/schema.py", "dump"),
+    ("commit (Session.commit)", "sqlalchemy/orm/session.py", "commit"),
+    ("SQLAlchemy statement execution (Connection.execute)", "sqlalchemy/engine/base.py",
+     "execute"),
 ]
 
 
@@ -106,19 +115,21 @@ def main() -> None:
             total = stats.total_tt  # type: ignore[attr-defined]
             print(f"profiled: {total / args.requests * 1000:.2f} ms per POST")
             raw = stats.stats  # type: ignore[attr-defined]
-            for label, fragment in PARTS:
-                cumulative = sum(ct for (_file, _line, name), (_cc, _nc, _tt, ct, _callers)
-                                 in raw.items() if name == fragment)
-                calls = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _callers)
-                            in raw.items() if name == fragment)
-                print(f"  {label:<46} {cumulative / args.requests * 1000:6.2f} ms   "
+            for label, fragment, function in PARTS:
+                found = [(nc, ct) for (file, _line, name), (_cc, nc, _tt, ct, _callers)
+                         in raw.items() if name == function and fragment in file]
+                cumulative = sum(ct for _, ct in found)
+                calls = sum(nc for nc, _ in found)
+                print(f"  {label:<52} {cumulative / args.requests * 1000:6.2f} ms   "
                       f"({calls / args.requests:.1f} calls per POST)")
-            executes = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
-                           if re.search(r"'(execute|executemany)' of '(sqlite3|psycopg)", name)
-                           or name in ("_execute_send", "_executemany_gen_pipeline",
-                                       "_executemany_gen_no_pipeline"))
-            print(f"  driver executions per POST (cursor.execute/executemany): "
-                  f"{executes / args.requests:.1f}")
+            sqlite_calls = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _c)
+                               in raw.items()
+                               if re.search(r"'(execute|executemany)' of 'sqlite3", name))
+            waits = sum(nc for (file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
+                        if name == "wait" and "psycopg/connection.py" in file)
+            print(f"  sqlite3 execute/executemany calls per POST: "
+                  f"{sqlite_calls / args.requests:.1f}; psycopg waits for the server per "
+                  f"POST: {waits / args.requests:.1f}")
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
             print(out.getvalue())
