@@ -222,7 +222,7 @@ def get_party(party_id):
 
 @blp.route("/parties/<int:party_id>", methods=["PATCH"])
 @blp.authenticated
-@blp.doc(parameters=[IF_MATCH])
+@blp.headers(IF_MATCH)
 @blp.arguments(schemas.PartyUpdateSchema)
 @blp.response(200, schemas.PartySchema, headers=_ETAG_HEADER)
 @blp.alt_response(404, response="NOT_FOUND")
@@ -315,7 +315,7 @@ def get_product(product_id):
 
 @blp.route("/products/<int:product_id>", methods=["PATCH"])
 @blp.authenticated
-@blp.doc(parameters=[IF_MATCH])
+@blp.headers(IF_MATCH)
 @blp.arguments(schemas.ProductUpdateSchema)
 @blp.response(200, schemas.ProductSchema, headers=_ETAG_HEADER)
 @blp.alt_response(404, response="NOT_FOUND")
@@ -345,7 +345,7 @@ def _transition_view(name: str, rule: lifecycle.Transition) -> None:
     decorated = blp.alt_response(404, response="NOT_FOUND")(decorated)
     decorated = blp.response(200, schemas.ProductSchema, headers=_ETAG_HEADER)(decorated)
     decorated = blp.arguments(schemas.TransitionSchema, required=False)(decorated)
-    decorated = blp.doc(parameters=[IF_MATCH])(decorated)
+    decorated = blp.headers(IF_MATCH)(decorated)
     decorated = blp.authenticated(decorated)
     blp.route(f"/products/<int:product_id>/{name}", methods=["POST"],
               endpoint=f"{name}_product")(decorated)

@@ -3,6 +3,7 @@ schema, pagination and file downloads. Routes stay thin: parse, call one service
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
@@ -72,6 +73,20 @@ class Integer(ma.fields.Integer):
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
+
+
+class AwareDateTime(ma.fields.AwareDateTime):
+    """marshmallow's AwareDateTime, but an instant that has no UTC form (0001-01-01T00:00+00:01
+    is before year 1 in UTC) is refused instead of overflowing wherever it is compared or
+    stored. Every input schema with a timestamp uses this one."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise self.make_error("invalid", input=value, obj_type="datetime") from None
+        return parsed
 
 
 #: the most characters a free-form JSON field (attributes, metadata) may take, serialised
@@ -178,7 +193,29 @@ def _add_doc(wrapper: Callable, wrapped: Callable, **doc: Any) -> None:
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest Blueprint plus `authenticated` and `idempotent`."""
+    """flask-smorest Blueprint plus `authenticated`, `idempotent` and `headers`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_headers_doc)
+
+    def headers(self, *parameters: dict[str, Any]) -> Callable:
+        """Document request headers a view reads (`If-Match`), beside the parameters that
+        `arguments` generates. (flask-smorest's `doc(parameters=[...])` would *replace* the
+        generated list, so an operation's query parameters would vanish from the document.)"""
+
+        def decorator(func: Callable) -> Callable:
+            func._apidoc = deepcopy(getattr(func, "_apidoc", {}))  # type: ignore[attr-defined]
+            func._apidoc.setdefault("headers", []).extend(parameters)  # type: ignore[attr-defined]
+            return func
+
+        return decorator
+
+    @staticmethod
+    def _prepare_headers_doc(doc: dict[str, Any], doc_info: dict[str, Any],
+                             **_kwargs: Any) -> dict[str, Any]:
+        doc.setdefault("parameters", []).extend(deepcopy(doc_info.get("headers", [])))
+        return doc
 
     def authenticated(self, func: Callable) -> Callable:
         """The route needs a bearer token (role and scope are checked by the service)."""
@@ -215,13 +252,13 @@ class Blueprint(flask_smorest.Blueprint):
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return run(lambda: func(*args, **kwargs))
 
-        _add_doc(wrapper, func, parameters=[{
+        wrapper = self.headers({
             "in": "header", "name": "Idempotency-Key", "required": False,
             "description": "client-chosen unique key (1-200 printable ASCII characters); "
                            "retrying with the same key and body replays the first response",
             "schema": {"type": "string", "minLength": 1, "maxLength": 200,
                        "pattern": "^[\\x21-\\x7e]+$"},
-        }])
+        })(wrapper)
         return self.alt_response(409, response="CONFLICT")(wrapper)
 
 

@@ -60,7 +60,7 @@ import valuation.api
 import valuation.cli
 import valuation.demo
 import valuation.models
-from ecovalue import __version__, errors, protect
+from ecovalue import __version__, declared, errors, protect
 from ecovalue import cli as shell_cli
 from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
@@ -353,6 +353,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     })
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    declared.refuse_undeclared(app, api.spec.to_dict)
 
     @app.get("/")
     def index() -> Any:

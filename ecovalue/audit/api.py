@@ -6,6 +6,7 @@ import marshmallow as ma
 from flask import current_app
 
 from ecovalue.api import (
+    AwareDateTime,
     Blueprint,
     Integer,
     PageQuerySchema,
@@ -41,8 +42,8 @@ class AuditQuerySchema(PageQuerySchema):
         "description": "exact action, or a prefix ending with '.' (e.g. `catalog.product.`)"})
     entity_type = ma.fields.String(validate=ma.validate.Length(max=60))
     entity_id = ma.fields.String(validate=ma.validate.Length(max=100))
-    since = ma.fields.AwareDateTime()
-    until = ma.fields.AwareDateTime()
+    since = AwareDateTime()
+    until = AwareDateTime()
 
 
 class ChainReportSchema(ma.Schema):
@@ -57,7 +58,7 @@ class CheckpointSchema(ma.Schema):
                             metadata={"description": "the last event covered"})
     hash = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
                             metadata={"description": "that event's hash"})
-    signed_at = ma.fields.AwareDateTime(required=True)
+    signed_at = AwareDateTime(required=True)
     signature = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
                                  metadata={"description": "HMAC-SHA256 under the audit key"})
 

@@ -131,3 +131,15 @@ def test_cli_checkpoint_and_verify_against(cli, database, system, tmp_path):
     assert cli("audit", "verify").exit_code == 0
     broken = cli("audit", "verify", "--against", str(kept))
     assert broken.exit_code == 1 and "truncated" in broken.output
+
+
+@pytest.mark.parametrize("signed_at", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_a_checkpoint_signed_at_an_instant_with_no_utc_form_is_a_422(client, tokens, problem,
+                                                                      signed_at):
+    """Found by schemathesis: year 1 at +00:01 is before year 1 in UTC; it was a 500."""
+    checkpoint = {"seq": 0, "hash": "d0" * 32, "signature": "d0" * 32, "signed_at": signed_at}
+    body = problem(client.post("/audit/verify", json={"checkpoints": [checkpoint]},
+                               headers=tokens.auditor), 422)
+    assert body["errors"][0]["field"].endswith("signed_at")
+    problem(client.get(f"/audit?since={signed_at.replace('+', '%2B')}", headers=tokens.auditor),
+            422)
