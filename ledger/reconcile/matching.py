@@ -1,0 +1,576 @@
+"""The matching engine (pure: pandas in, pandas out; no database, no Flask).
+
+A bank or treasury statement's lines are matched against the ledger's movements of the
+account they mirror, by an ordered list of rules that an officer can reorder and tune (the
+rules are data: `DEFAULT_RULES`, checked by `validate_rules`). Every rule works on whole
+columns at once (merges, sorts, `merge_asof`), never line by line, so a million lines
+against a million payments is a matter of seconds.
+
+Both sides are signed from the account's point of view, in integer fen: a bank credit (money
+in) is positive, as is a ledger credit of the (credit-normal) account; a payment out is
+negative on both sides. A match always pairs equal sums exactly; nothing is rounded.
+
+Rule kinds, in the default order:
+
+- `reference`: the statement line names the ledger transaction: its id (a `transaction_id`
+  column, or `EV-123` in the reference or memo, see `transaction_pattern`) or the payment's
+  reference, with the same amount and dates at most `window_days` apart. One line to one
+  payment; the only kind whose matches are *certain* (confidence 1.0) and, when the rule says
+  `auto_confirm`, confirmed without an officer. Further lines with the same key and amount
+  than the ledger has payments are `duplicate`.
+- `counterparty`: same amount, the same counterparty once names are normalised
+  (`normalize_names`: full-width forms, spaces, case, brackets, 有限公司/有限责任公司/股份有限公司
+  and Co., Ltd. variants, word order), dates at most `window_days` apart: proposed.
+- `amount_date`: same amount, dates at most `window_days` apart, nearest date first: proposed.
+- `split`: several lines that together pay one ledger payment (same reference, or same
+  counterparty and date), or one line that pays several payments (same reference, or same
+  counterparty and date on the ledger side), sums equal, dates within `window_days`: proposed.
+
+A line whose reference or transaction id is known to the ledger is matched only through that
+key (by `reference` or `split`), never to another payment by amount or name. What no rule
+pairs is classified at the end: a line and a payment that share a key but not the amount
+(`amount_mismatch`), or the amount but not the date window (`outside_window`); lines that
+repeat another line in every field (`duplicate`); the rest `only_in_statement` and
+`only_in_ledger`.
+
+The result (`MatchResult`) is two frames: `groups` (one row per finding: category, rule,
+confidence, certain) and `members` (group, side `line`/`item`, id).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: the kinds of rule the engine knows, and the parameters each takes (with their defaults)
+RULE_KINDS: dict[str, dict[str, Any]] = {
+    "reference": {"window_days": 5, "keys": ["transaction_id", "reference"],
+                  "confidence": 1.0, "auto_confirm": True},
+    "counterparty": {"window_days": 7, "confidence": 0.85},
+    "amount_date": {"window_days": 3, "confidence": 0.7},
+    "split": {"window_days": 3, "max_parts": 20, "confidence": 0.9},
+}
+
+#: the rules a new installation starts with, in order
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"name": "reference", "kind": "reference", "enabled": True, **RULE_KINDS["reference"]},
+    {"name": "counterparty", "kind": "counterparty", "enabled": True,
+     **RULE_KINDS["counterparty"]},
+    {"name": "amount_date", "kind": "amount_date", "enabled": True,
+     **RULE_KINDS["amount_date"]},
+    {"name": "split", "kind": "split", "enabled": True, **RULE_KINDS["split"]},
+]
+
+#: a ledger transaction id written in a reference or memo: EV-123, ev 123, EV123
+TRANSACTION_PATTERN = r"(?<![A-Za-z0-9])[Ee][Vv][-\s]?(\d{1,18})(?!\d)"
+
+CATEGORIES = ("matched", "amount_mismatch", "outside_window", "duplicate",
+              "only_in_statement", "only_in_ledger")
+#: categories that leave something unexplained until an officer decides
+DISCREPANCIES = CATEGORIES[1:]
+
+MAX_WINDOW_DAYS = 366
+MAX_PARTS = 1000
+_KEYS = ("transaction_id", "reference")
+_COMMON = {"name", "kind", "enabled"}
+
+#: legal-form words that vary between how a payer writes its name and how a bank does
+_LEGAL_FORMS = re.compile(
+    r"股份有限公司|有限责任公司|有限公司|责任公司|集团公司|总公司|分公司|公司"
+    r"|\bco\b\.?,?\s*\bltd\b\.?|\bcompany\s+limited\b|\blimited\b|\bltd\b\.?|\binc\b\.?"
+    r"|\bcorp\b\.?|\bcorporation\b")
+_BRACKETS = re.compile(r"[()\[\]{}【】〔〕《》<>]")
+_SEPARATORS = re.compile(r"[\s,.;:·・、，。；：'\"/\\_&\-]+")
+
+
+# --- rules as data ---------------------------------------------------------------------------
+
+
+def validate_rules(rules: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(rules with every parameter filled in, errors): each error names `rules.<i>.<field>`.
+    Rules run in list order; names are unique; parameters are those of the rule's kind."""
+    errors: list[dict[str, str]] = []
+
+    def err(field: str, message: str) -> None:
+        errors.append({"location": "json", "field": field, "message": message})
+
+    if not isinstance(rules, list) or not rules:
+        err("rules", "a non-empty list of rules")
+        return [], errors
+    if len(rules) > 50:
+        err("rules", "at most 50 rules")
+        return [], errors
+    out, names = [], set()
+    for i, rule in enumerate(rules):
+        at = f"rules.{i}"
+        if not isinstance(rule, dict):
+            err(at, "a rule is an object")
+            continue
+        kind = rule.get("kind")
+        if kind not in RULE_KINDS:
+            err(f"{at}.kind", f"one of {', '.join(RULE_KINDS)}")
+            continue
+        name = rule.get("name", kind)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            err(f"{at}.name", "a lowercase name: a letter, then up to 39 of a-z 0-9 _")
+        elif name in names:
+            err(f"{at}.name", f"{name!r} is used by an earlier rule")
+        names.add(name)
+        filled: dict[str, Any] = {"name": name, "kind": kind, "enabled": True,
+                                  **copy.deepcopy(RULE_KINDS[kind])}
+        for field in rule:
+            if field not in _COMMON and field not in RULE_KINDS[kind]:
+                err(f"{at}.{field}", f"not a parameter of a {kind} rule")
+        for field, value in rule.items():
+            if field in ("name", "kind"):
+                continue
+            filled[field] = value
+        _check_parameters(filled, at, err)
+        out.append(filled)
+    return (out, []) if not errors else ([], errors)
+
+
+def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
+    if not isinstance(rule["enabled"], bool):
+        err(f"{at}.enabled", "true or false")
+    window = rule.get("window_days")
+    if type(window) is not int or not 0 <= window <= MAX_WINDOW_DAYS:
+        err(f"{at}.window_days", f"a whole number of days, 0 to {MAX_WINDOW_DAYS}")
+    confidence = rule.get("confidence")
+    if type(confidence) not in (int, float) or not 0 < confidence <= 1:
+        err(f"{at}.confidence", "a number above 0 and at most 1")
+    elif rule["kind"] != "reference" and confidence >= 1:
+        err(f"{at}.confidence", "below 1: only a reference match is certain")
+    if rule["kind"] == "reference":
+        keys = rule.get("keys")
+        if not isinstance(keys, list) or not keys or any(k not in _KEYS for k in keys) \
+                or len(set(keys)) != len(keys):
+            err(f"{at}.keys", f"a non-empty list of distinct keys from {', '.join(_KEYS)}")
+        if not isinstance(rule.get("auto_confirm"), bool):
+            err(f"{at}.auto_confirm", "true or false")
+    if rule["kind"] == "split":
+        parts = rule.get("max_parts")
+        if type(parts) is not int or not 2 <= parts <= MAX_PARTS:
+            err(f"{at}.max_parts", f"a whole number, 2 to {MAX_PARTS}")
+
+
+# --- normalisation (vectorised, on the distinct values only) ---------------------------------
+
+
+def _on_distinct(values: pd.Series, transform: Any) -> pd.Series:
+    """`transform` (Series of distinct non-null values -> Series) applied once per distinct
+    value and spread back: names and references repeat, so this is much cheaper."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return pd.Series([None] * len(values), index=values.index, dtype=object)
+    done = transform(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+    done = np.where(pd.isna(done), None, done)
+    out = np.append(done, None)[codes]  # code -1 (missing) takes the appended None
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _names(uniques: pd.Series) -> pd.Series:
+    text = uniques.astype(str).str.normalize("NFKC").str.casefold()
+    text = text.str.replace(_BRACKETS, " ", regex=True)
+    text = text.str.replace(_LEGAL_FORMS, " ", regex=True)
+    text = text.str.replace(_SEPARATORS, " ", regex=True).str.strip()
+    keys = text.str.split().map(lambda words: " ".join(sorted(words)) or None)
+    return keys
+
+
+def normalize_names(names: pd.Series) -> pd.Series:
+    """A comparison key per counterparty name: full-width forms as ASCII (NFKC), case folded,
+    brackets, punctuation, spaces and legal-form words (有限公司, 有限责任公司, 股份有限公司,
+    公司, Co., Ltd. ...) removed, the remaining words in sorted order (so that a reordered
+    name compares equal). Missing or empty names are None."""
+    return _on_distinct(names, _names)
+
+
+def _references(uniques: pd.Series) -> pd.Series:
+    text = uniques.astype(str).str.normalize("NFKC").str.upper()
+    text = text.str.replace(r"\s+", "", regex=True)
+    return text.where(text != "", None)
+
+
+def normalize_references(references: pd.Series) -> pd.Series:
+    """References compared without case, spaces or full-width forms; empty ones are None."""
+    return _on_distinct(references, _references)
+
+
+def transaction_ids(*texts: pd.Series, pattern: str = TRANSACTION_PATTERN) -> pd.Series:
+    """The ledger transaction id written in the first of `texts` that has one (`EV-123`)."""
+    found = pd.Series(pd.NA, index=texts[0].index, dtype="Int64")
+    for text in texts:
+        extracted = _on_distinct(text, lambda u: u.astype(str).str.normalize("NFKC")
+                                 .str.extract(pattern, expand=False))
+        number = pd.to_numeric(extracted, errors="coerce").astype("Int64")
+        found = found.fillna(number)
+    return found
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MatchResult:
+    """`groups`: group, category, rule, confidence, certain, gap_days, difference_fen (lines
+    minus payments), related (for a duplicate: the line or payment it repeats). `members`:
+    group, side (`line` or `item`), id (line id or ledger transaction id)."""
+
+    groups: pd.DataFrame
+    members: pd.DataFrame
+
+    def findings(self) -> set[tuple[str, str | None, frozenset[int], frozenset[int]]]:
+        """(category, rule, line ids, transaction ids) of every group: what tests compare."""
+        lines = self.members[self.members.side == "line"].groupby("group")["id"].apply(frozenset)
+        items = self.members[self.members.side == "item"].groupby("group")["id"].apply(frozenset)
+        out = set()
+        for row in self.groups.itertuples():
+            rule = row.rule if isinstance(row.rule, str) else None
+            out.add((row.category, rule, lines.get(row.group, frozenset()),
+                     items.get(row.group, frozenset())))
+        return out
+
+
+class _Book:
+    """The two sides as the rules see them, and the groups found so far."""
+
+    def __init__(self, lines: pd.DataFrame, items: pd.DataFrame, pattern: str) -> None:
+        self.lines = _prepare(lines, "line_id", "value_date", pattern, with_memo=True)
+        self.items = _prepare(items, "transaction_id", "effective_date", pattern,
+                              with_memo=False)
+        self.line_open = np.ones(len(self.lines), dtype=bool)
+        self.item_open = np.ones(len(self.items), dtype=bool)
+        self._groups: list[pd.DataFrame] = []
+        self._members: list[pd.DataFrame] = []
+        self._next = 0
+        known_tx = self.lines["tx"].isin(self.items["tx"].dropna()) & self.lines["tx"].notna()
+        known_ref = self.lines["ref"].isin(self.items["ref"].dropna()) & self.lines["ref"].notna()
+        #: lines whose key names a ledger payment: matched only through that key
+        self.keyed = (known_tx | known_ref).to_numpy()
+
+    def open_lines(self, *, unkeyed: bool = False) -> pd.DataFrame:
+        mask = self.line_open & ~self.keyed if unkeyed else self.line_open
+        return self.lines[mask]
+
+    def open_items(self) -> pd.DataFrame:
+        return self.items[self.item_open]
+
+    def add(self, category: str, rule: str | None, *, line_groups: pd.DataFrame,
+            item_groups: pd.DataFrame, info: pd.DataFrame, close: bool = True) -> None:
+        """Record groups: `info` has one row per new group (column `g`, local numbering, and
+        confidence, certain, gap_days, difference_fen, related); `line_groups` and
+        `item_groups` map local group -> row position (`pos`) on each side."""
+        if info.empty:
+            return
+        offset = self._next
+        self._next += int(info["g"].max()) + 1
+        groups = pd.DataFrame({
+            "group": info["g"].to_numpy() + offset, "category": category, "rule": rule,
+            "confidence": info.get("confidence", pd.Series(np.nan, index=info.index)).to_numpy(),
+            "certain": info.get("certain", pd.Series(False, index=info.index)).to_numpy(),
+            "gap_days": info.get("gap_days", pd.Series(0, index=info.index)).to_numpy(),
+            "difference_fen": info.get("difference_fen",
+                                       pd.Series(0, index=info.index)).to_numpy(),
+            "related": info.get("related", pd.Series(pd.NA, index=info.index)).to_numpy(),
+        })
+        self._groups.append(groups)
+        for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
+                                          ("item", item_groups, self.items, self.item_open)):
+            if frame.empty:
+                continue
+            positions = frame["pos"].to_numpy()
+            self._members.append(pd.DataFrame({
+                "group": frame["g"].to_numpy() + offset, "side": side,
+                "id": table["id"].to_numpy()[positions]}))
+            if close:
+                open_[positions] = False
+
+    def result(self) -> MatchResult:
+        groups = pd.concat(self._groups, ignore_index=True) if self._groups else pd.DataFrame(
+            columns=["group", "category", "rule", "confidence", "certain", "gap_days",
+                     "difference_fen", "related"])
+        members = pd.concat(self._members, ignore_index=True) if self._members else \
+            pd.DataFrame(columns=["group", "side", "id"])
+        groups = groups.sort_values("group", kind="stable").reset_index(drop=True)
+        members = members.sort_values(["group", "side", "id"], kind="stable") \
+            .reset_index(drop=True)
+        groups["group"] = groups["group"].astype("int64")
+        members["group"] = members["group"].astype("int64")
+        members["id"] = members["id"].astype("int64")
+        return MatchResult(groups, members)
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def _prepare(frame: pd.DataFrame, id_column: str, date_column: str, pattern: str, *,
+             with_memo: bool) -> pd.DataFrame:
+    def column(name: str) -> pd.Series:
+        if name in frame:
+            return frame[name].astype(object).where(frame[name].notna(), None)
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+    reference = column("reference")
+    out = pd.DataFrame({
+        "id": frame[id_column].to_numpy(dtype=np.int64),
+        "pos": np.arange(len(frame), dtype=np.int64),
+        "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
+        "amount": frame["amount_fen"].to_numpy(dtype=np.int64),
+        "ref": normalize_references(reference).to_numpy(dtype=object),
+        "name": normalize_names(column("counterparty")).to_numpy(dtype=object),
+    })
+    if with_memo:  # a statement line: the ledger id it names (a column, or EV-n in its text)
+        stated = pd.to_numeric(column("transaction_id"), errors="coerce").astype("Int64")
+        written = transaction_ids(reference, column("memo"), pattern=pattern)
+        tx = stated.fillna(written)
+        out["tx"] = tx.to_numpy(dtype="float64")  # NaN where none; ids fit a float exactly
+    else:  # a ledger payment: its own id
+        out["tx"] = out["id"].astype("float64")
+    out["memo"] = column("memo").to_numpy(dtype=object) if with_memo else None
+    return out
+
+
+def _rank(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """`frame` sorted by `by`, day and id, with `k`: the row's rank among those equal in `by`."""
+    ordered = frame.sort_values([*by, "day", "id"], kind="stable")
+    return ordered.assign(k=ordered.groupby(by, sort=False).cumcount())
+
+
+def _confidence(base: float, gap: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(base - 0.02 * gap, 0.05, 0.99 if base < 1 else 1.0), 2)
+
+
+def _pairs_info(pairs: pd.DataFrame, confidence: np.ndarray, certain: Any) -> tuple[
+        pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    n = len(pairs)
+    g = np.arange(n, dtype=np.int64)
+    info = pd.DataFrame({"g": g, "confidence": confidence, "certain": certain,
+                         "gap_days": pairs["gap"].to_numpy(),
+                         "difference_fen": (pairs["amount_l"] - pairs["amount_i"]).to_numpy()})
+    return (pd.DataFrame({"g": g, "pos": pairs["pos_l"].to_numpy()}),
+            pd.DataFrame({"g": g, "pos": pairs["pos_i"].to_numpy()}), info)
+
+
+def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
+    window = rule["window_days"]
+    for key in rule["keys"]:
+        column = "tx" if key == "transaction_id" else "ref"
+        lines = book.open_lines()
+        lines = lines[lines[column].notna()]
+        items = book.open_items()
+        items = items[items[column].notna()]
+        if lines.empty or items.empty:
+            continue
+        by = [column, "amount"]
+        ranked_lines, ranked_items = _rank(lines, by), _rank(items, by)
+        pairs = ranked_lines.merge(ranked_items, on=[*by, "k"], suffixes=("_l", "_i"))
+        pairs["amount_l"] = pairs["amount_i"] = pairs["amount"]
+        pairs["gap"] = (pairs["day_l"] - pairs["day_i"]).abs()
+        within = pairs[pairs["gap"] <= window]
+        certain = bool(rule["auto_confirm"]) & (np.asarray(rule["confidence"]) >= 1)
+        line_groups, item_groups, info = _pairs_info(
+            within, np.full(len(within), float(rule["confidence"])), certain)
+        book.add("matched", rule["name"], line_groups=line_groups, item_groups=item_groups,
+                 info=info)
+        # lines beyond the payments of their key and amount repeat a matched line
+        counts = ranked_items.groupby(by).size().rename("n").reset_index()
+        extra = ranked_lines.merge(counts, on=by)
+        extra = extra[extra["k"] >= extra["n"]]
+        matched = within[[*by, "id_i"]].drop_duplicates(by)
+        extra = extra.merge(matched, on=by)
+        extra = extra[book.line_open[extra["pos"].to_numpy()]]
+        if not extra.empty:
+            g = np.arange(len(extra), dtype=np.int64)
+            book.add("duplicate", rule["name"],
+                     line_groups=pd.DataFrame({"g": g, "pos": extra["pos"].to_numpy()}),
+                     item_groups=pd.DataFrame(columns=["g", "pos"]),
+                     info=pd.DataFrame({"g": g, "related": extra["id_i"].to_numpy()}))
+
+
+def _nearest(lines: pd.DataFrame, items: pd.DataFrame, by: list[str], window: int,
+             rounds: int = 4) -> pd.DataFrame:
+    """One-to-one pairs equal in `by` with dates at most `window` days apart, nearest first
+    (`merge_asof` per round; a payment claimed by two lines goes to the nearer, and the other
+    line tries again next round). Columns: pos_l, pos_i, amount_l, amount_i, gap."""
+    found = []
+    lines = lines.dropna(subset=by)
+    items = items.dropna(subset=by)
+    for _ in range(rounds):
+        if lines.empty or items.empty:
+            break
+        left = lines.sort_values("day", kind="stable")
+        right = items[[*by, "day", "pos"]].sort_values("day", kind="stable")
+        right = right.assign(day_i=right["day"])
+        joined = pd.merge_asof(left, right, on="day", by=by, tolerance=window,
+                               direction="nearest", suffixes=("_l", "_i"))
+        joined = joined[joined["pos_i"].notna()]
+        if joined.empty:
+            break
+        joined = joined.assign(pos_i=joined["pos_i"].astype(np.int64),
+                               gap=(joined["day"] - joined["day_i"]).abs().astype(np.int64))
+        joined = joined.sort_values(["gap", "id"], kind="stable") \
+            .drop_duplicates("pos_i", keep="first")
+        amount = joined["amount"].to_numpy()
+        found.append(pd.DataFrame({"pos_l": joined["pos_l"].to_numpy(),
+                                   "pos_i": joined["pos_i"].to_numpy(),
+                                   "amount_l": amount, "amount_i": amount,
+                                   "gap": joined["gap"].to_numpy()}))
+        lines = lines[~lines["pos"].isin(joined["pos_l"])]
+        items = items[~items["pos"].isin(joined["pos_i"])]
+    if not found:
+        return pd.DataFrame(columns=["pos_l", "pos_i", "amount_l", "amount_i", "gap"],
+                            dtype=np.int64)
+    return pd.concat(found, ignore_index=True)
+
+
+def _proximity_rule(book: _Book, rule: dict[str, Any], by: list[str]) -> None:
+    lines = book.open_lines(unkeyed=True)[["pos", "id", "day", *by]]
+    items = book.open_items()[["pos", "day", *by]]
+    pairs = _nearest(lines, items, by, rule["window_days"])
+    line_groups, item_groups, info = _pairs_info(
+        pairs, _confidence(float(rule["confidence"]), pairs["gap"].to_numpy()), False)
+    book.add("matched", rule["name"], line_groups=line_groups, item_groups=item_groups,
+             info=info)
+
+
+def _split_rule(book: _Book, rule: dict[str, Any]) -> None:
+    """Many lines -> one payment, then one line -> many payments: grouped by reference, then
+    by counterparty and date; a group's sum must equal the one side's amount exactly."""
+    window, parts = rule["window_days"], rule["max_parts"]
+    for many_side in ("line", "item"):
+        for key in (["ref"], ["name", "day"]):
+            lines = book.open_lines() if key == ["ref"] else book.open_lines(unkeyed=True)
+            items = book.open_items()
+            many, one = (lines, items) if many_side == "line" else (items, lines)
+            many = many.dropna(subset=key)
+            one = one.dropna(subset=[key[0]])
+            if many.empty or one.empty:
+                continue
+            sizes = many.groupby(key)["pos"].transform("size")
+            many = many[(sizes >= 2) & (sizes <= parts)]
+            if many.empty:
+                continue
+            sums = many.groupby(key, sort=False).agg(
+                amount=("amount", "sum"), first=("day", "min"), last=("day", "max"),
+                head=("id", "min")).reset_index()
+            sums["g"] = np.arange(len(sums), dtype=np.int64)
+            on = [key[0], "amount"]
+            candidates = sums[[*on, "g", "first", "last", "head"]].merge(
+                one[[*on, "pos", "day", "id"]], on=on)
+            gap = np.maximum((candidates["last"] - candidates["day"]).abs(),
+                             (candidates["first"] - candidates["day"]).abs())
+            candidates = candidates.assign(gap=gap)
+            candidates = candidates[candidates["gap"] <= window]
+            candidates = candidates.sort_values(["gap", "head", "id"], kind="stable")
+            chosen = candidates.drop_duplicates("g").drop_duplicates("pos")
+            if chosen.empty:
+                continue
+            new_g = np.arange(len(chosen), dtype=np.int64)
+            renumber = pd.DataFrame({"g": chosen["g"].to_numpy(), "g_new": new_g})
+            members = many.merge(sums[[*key, "g"]], on=key).merge(renumber, on="g")
+            many_groups = pd.DataFrame({"g": members["g_new"].to_numpy(),
+                                        "pos": members["pos"].to_numpy()})
+            one_groups = pd.DataFrame({"g": new_g, "pos": chosen["pos"].to_numpy()})
+            info = pd.DataFrame({
+                "g": new_g,
+                "confidence": _confidence(float(rule["confidence"]), chosen["gap"].to_numpy()),
+                "certain": False, "gap_days": chosen["gap"].to_numpy(), "difference_fen": 0})
+            line_groups, item_groups = (many_groups, one_groups) if many_side == "line" \
+                else (one_groups, many_groups)
+            book.add("matched", rule["name"], line_groups=line_groups,
+                     item_groups=item_groups, info=info)
+
+
+def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
+    """Name what no rule matched: key pairs that differ (amount or date), repeated lines, and
+    what is only on one side."""
+    windows = [r["window_days"] for r in rules if r["kind"] == "reference" and r["enabled"]]
+    window = max(windows) if windows else RULE_KINDS["reference"]["window_days"]
+    for column in ("tx", "ref"):
+        lines = book.open_lines()
+        items = book.open_items()
+        lines = lines[lines[column].notna()]
+        items = items[items[column].notna()]
+        if lines.empty or items.empty:
+            continue
+        lines = lines[lines.groupby(column)["pos"].transform("size") == 1]
+        items = items[items.groupby(column)["pos"].transform("size") == 1]
+        pairs = lines.merge(items, on=column, suffixes=("_l", "_i"))
+        if pairs.empty:
+            continue
+        pairs["gap"] = (pairs["day_l"] - pairs["day_i"]).abs()
+        for category, mask in (
+                ("amount_mismatch", pairs["amount_l"] != pairs["amount_i"]),
+                ("outside_window", (pairs["amount_l"] == pairs["amount_i"])
+                 & (pairs["gap"] > window))):
+            chosen = pairs[mask]
+            line_groups, item_groups, info = _pairs_info(
+                chosen, np.full(len(chosen), np.nan), False)
+            book.add(category, None, line_groups=line_groups, item_groups=item_groups,
+                     info=info)
+    # a line equal in every field to an earlier line (matched or not) repeats it
+    lines = book.lines.assign(open=book.line_open)
+    fields = ["day", "amount", "ref", "name", "memo"]
+    keyed = lines[fields].astype(object).where(lines[fields].notna(), "\x00")
+    ordered = lines.assign(**{f"_{f}": keyed[f] for f in fields})
+    ordered = ordered.sort_values(["day", "id"], kind="stable")
+    by = [f"_{f}" for f in fields]
+    ordered = ordered.assign(k=ordered.groupby(by, sort=False).cumcount(),
+                             first=ordered.groupby(by, sort=False)["id"].transform("first"))
+    repeats = ordered[(ordered["k"] > 0) & ordered["open"]]
+    if not repeats.empty:
+        g = np.arange(len(repeats), dtype=np.int64)
+        book.add("duplicate", None,
+                 line_groups=pd.DataFrame({"g": g, "pos": repeats["pos"].to_numpy()}),
+                 item_groups=pd.DataFrame(columns=["g", "pos"]),
+                 info=pd.DataFrame({"g": g, "related": repeats["first"].to_numpy()}))
+    for side, frame in (("line", book.open_lines()), ("item", book.open_items())):
+        g = np.arange(len(frame), dtype=np.int64)
+        groups = pd.DataFrame({"g": g, "pos": frame["pos"].to_numpy()})
+        empty = pd.DataFrame(columns=["g", "pos"])
+        book.add("only_in_statement" if side == "line" else "only_in_ledger", None,
+                 line_groups=groups if side == "line" else empty,
+                 item_groups=groups if side == "item" else empty,
+                 info=pd.DataFrame({"g": g, "difference_fen": frame["amount"].to_numpy()
+                                    * (1 if side == "line" else -1)}))
+
+
+def match(lines: pd.DataFrame, items: pd.DataFrame,
+          rules: Iterable[dict[str, Any]] | None = None) -> MatchResult:
+    """Match statement `lines` (line_id, value_date, amount_fen, and optionally reference,
+    transaction_id, counterparty, memo) against ledger `items` (transaction_id,
+    effective_date, amount_fen, and optionally reference, counterparty) with `rules` (default
+    `DEFAULT_RULES`; validated). Every line and every item ends in exactly one group, except
+    that a `duplicate` line names the payment or line it repeats in `related`."""
+    checked, errors = validate_rules(list(rules) if rules is not None else DEFAULT_RULES)
+    if errors:
+        raise ValueError(f"invalid rules: {errors}")
+    pattern = TRANSACTION_PATTERN
+    book = _Book(lines, items, pattern)
+    for rule in checked:
+        if not rule["enabled"]:
+            continue
+        if rule["kind"] == "reference":
+            _reference_rule(book, rule)
+        elif rule["kind"] == "counterparty":
+            _proximity_rule(book, rule, ["amount", "name"])
+        elif rule["kind"] == "amount_date":
+            _proximity_rule(book, rule, ["amount"])
+        else:
+            _split_rule(book, rule)
+    _classify_rest(book, checked)
+    return book.result()
+
+
+def summary(result: MatchResult) -> dict[str, int]:
+    """Groups per category."""
+    counts = result.groups["category"].value_counts()
+    return {category: int(counts.get(category, 0)) for category in CATEGORIES}
