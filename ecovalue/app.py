@@ -56,6 +56,11 @@ import ledger.pilot.cli
 import ledger.pilot.demo
 import ledger.pilot.models
 import ledger.pilot.services
+import ledger.reconcile.api
+import ledger.reconcile.cli
+import ledger.reconcile.console
+import ledger.reconcile.demo
+import ledger.reconcile.models
 import valuation.api
 import valuation.cli
 import valuation.demo
@@ -79,21 +84,27 @@ from ecovalue.logging import configure_logging
 #: every module that defines models; Alembic's autogenerate and `alembic check` see these
 MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
                  catalog.models, valuation.models, ledger.core.models, ledger.carbon.models,
-                 ledger.pilot.models, ledger.compensation.models)
+                 ledger.pilot.models, ledger.compensation.models,
+                 ledger.reconcile.models)
 
 #: every flask-smorest Blueprint, in the order they appear in the docs
 BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
               catalog.api.blp, valuation.api.blp, ledger.core.api.blp, ledger.carbon.api.blp,
-              ledger.pilot.api.blp, ledger.compensation.api.blp)
+              ledger.pilot.api.blp, ledger.compensation.api.blp,
+              ledger.reconcile.api.blp)
 
 #: the command groups of `ecovalue`: the shell's, then each package's
 CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
                 shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli,
-                ledger.carbon.cli.cli, ledger.pilot.cli.cli, ledger.compensation.cli.cli)
+                ledger.carbon.cli.cli, ledger.pilot.cli.cli, ledger.compensation.cli.cli,
+                ledger.reconcile.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
 DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
-                ledger.carbon.demo.load, ledger.pilot.demo.load, ledger.compensation.demo.load)
+                ledger.carbon.demo.load, ledger.pilot.demo.load, ledger.compensation.demo.load,
+                ledger.reconcile.demo.load)
+#: server-rendered pages (plain Flask blueprints, outside the OpenAPI document)
+PAGE_BLUEPRINTS = (ledger.reconcile.console.bp,)
 #: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
 LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify,
                         ledger.compensation.services.settlements.verify)
@@ -353,6 +364,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     })
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    for page_blueprint in PAGE_BLUEPRINTS:
+        app.register_blueprint(page_blueprint)
     declared.refuse_undeclared(app, api.spec.to_dict)
 
     @app.get("/")

@@ -154,6 +154,17 @@ POLICY: dict[str, dict[Role, Scope]] = {
     # approval posts the payments (value may enter from a payer's treasury account); the
     # preparer of a settlement never approves it (checked by the service)
     "compensation.settlement.approve": {A: ANY, F: ANY},
+    # reconciliation (finance bureau): sign-off is finance's alone, by someone other than
+    # the run's preparer (checked by the service)
+    "reconcile.read": {A: ANY, F: ANY, U: ANY},
+    "reconcile.mapping.write": {A: ANY, F: ANY},
+    "reconcile.rules.write": {A: ANY, F: ANY},
+    "reconcile.statement.import": {A: ANY, F: ANY},
+    "reconcile.run.create": {A: ANY, F: ANY},
+    "reconcile.run.decide": {A: ANY, F: ANY},
+    "reconcile.run.signoff": {F: ANY},
+    "reconcile.period.close": {A: ANY, F: ANY},
+    "reconcile.report.read": {A: ANY, F: ANY, U: ANY},
 }
 
 

@@ -140,10 +140,12 @@ def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
     if not isinstance(rule["enabled"], bool):
         err(f"{at}.enabled", "true or false")
     window = rule.get("window_days")
-    if type(window) is not int or not 0 <= window <= MAX_WINDOW_DAYS:
+    if not isinstance(window, int) or isinstance(window, bool) \
+            or not 0 <= window <= MAX_WINDOW_DAYS:
         err(f"{at}.window_days", f"a whole number of days, 0 to {MAX_WINDOW_DAYS}")
     confidence = rule.get("confidence")
-    if type(confidence) not in (int, float) or not 0 < confidence <= 1:
+    if not isinstance(confidence, int | float) or isinstance(confidence, bool) \
+            or not 0 < confidence <= 1:
         err(f"{at}.confidence", "a number above 0 and at most 1")
     elif rule["kind"] != "reference" and confidence >= 1:
         err(f"{at}.confidence", "below 1: only a reference match is certain")
@@ -156,7 +158,7 @@ def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
             err(f"{at}.auto_confirm", "true or false")
     if rule["kind"] == "split":
         parts = rule.get("max_parts")
-        if type(parts) is not int or not 2 <= parts <= MAX_PARTS:
+        if not isinstance(parts, int) or isinstance(parts, bool) or not 2 <= parts <= MAX_PARTS:
             err(f"{at}.max_parts", f"a whole number, 2 to {MAX_PARTS}")
 
 
@@ -171,7 +173,7 @@ def _on_distinct(values: pd.Series, transform: Any) -> pd.Series:
         return pd.Series([None] * len(values), index=values.index, dtype=object)
     done = transform(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
     done = np.where(pd.isna(done), None, done)
-    out = np.append(done, None)[codes]  # code -1 (missing) takes the appended None
+    out = np.append(done, np.array([None], dtype=object))[codes]  # -1 (missing): None
     return pd.Series(out, index=values.index, dtype=object)
 
 
@@ -180,15 +182,24 @@ def _names(uniques: pd.Series) -> pd.Series:
     text = text.str.replace(_BRACKETS, " ", regex=True)
     text = text.str.replace(_LEGAL_FORMS, " ", regex=True)
     text = text.str.replace(_SEPARATORS, " ", regex=True).str.strip()
-    keys = text.str.split().map(lambda words: " ".join(sorted(words)) or None)
-    return keys
+    return text.str.split().map(_name_key)
+
+
+def _name_key(words: list[str]) -> str | None:
+    """Latin words in sorted order, then the other characters (Chinese) in sorted order: a
+    space inside a Chinese name means nothing (州 财政局 is 州财政局), and the parts of a name
+    may come in either order (电力 兴义 is 兴义电力)."""
+    latin = sorted(w for w in words if w.isascii())
+    chinese = "".join(sorted("".join(w for w in words if not w.isascii())))
+    key = " ".join(latin) + ("|" + chinese if chinese else "")
+    return key or None
 
 
 def normalize_names(names: pd.Series) -> pd.Series:
     """A comparison key per counterparty name: full-width forms as ASCII (NFKC), case folded,
     brackets, punctuation, spaces and legal-form words (有限公司, 有限责任公司, 股份有限公司,
-    公司, Co., Ltd. ...) removed, the remaining words in sorted order (so that a reordered
-    name compares equal). Missing or empty names are None."""
+    公司, Co., Ltd. ...) removed, Latin words and Chinese characters each in sorted order (so
+    that a reordered or re-spaced name compares equal). Missing or empty names are None."""
     return _on_distinct(names, _names)
 
 

@@ -37,8 +37,10 @@ Finding = tuple[str, str | None, frozenset[int], frozenset[int]]
 class Simulation:
     seed: int
     period: dt.date  #: first day of the month
-    items: pd.DataFrame  #: ledger payments: transaction_id, effective_date, amount_fen, reference, counterparty
-    lines: pd.DataFrame  #: statement lines: line_id, value_date, amount_fen, reference, counterparty, memo
+    #: ledger payments: transaction_id, effective_date, amount_fen, reference, counterparty
+    items: pd.DataFrame
+    #: statement lines: line_id, value_date, amount_fen, reference, counterparty, memo
+    lines: pd.DataFrame
     expected: set[Finding]  #: every group the reconciliation must report
     injected: set[Finding]  #: the expected findings that are not a plain reference match
     opening_balance_fen: int

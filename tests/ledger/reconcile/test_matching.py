@@ -35,13 +35,17 @@ def found(result):
 
 
 def test_names_normalise_width_spacing_legal_forms_and_word_order():
-    names = pd.Series(["兴义 电力有限责任公司", "电力　兴义有限公司", "ＸＩＮＧＹＩ Power Co., Ltd.",
-                       "power xingyi", "（贵州）兴义电力股份有限公司", "贵州 兴义电力", None, "  "])
+    names = pd.Series(["兴义 电力有限责任公司", "电力　兴义有限公司",
+                       "ＸＩＮＧＹＩ Power Co., Ltd.", "power xingyi",
+                       "（贵州）兴义电力股份有限公司", "贵州 兴义电力", None, "  ",
+                       "州 财政局", "州财政局", "兴义水务有限公司"])
     keys = matching.normalize_names(names).tolist()
-    assert keys[0] == keys[1] == "兴义 电力"
+    assert keys[0] == keys[1] == "|义兴力电"  # Chinese characters in code-point order
     assert keys[2] == keys[3] == "power xingyi"
-    assert keys[4] == keys[5] == "兴义电力 贵州"
+    assert keys[4] == keys[5] != keys[0]
     assert keys[6] is None and keys[7] is None
+    assert keys[8] == keys[9]
+    assert keys[10] != keys[0]
 
 
 def test_transaction_ids_from_reference_or_memo():
@@ -115,7 +119,8 @@ def test_split_both_ways():
 
 def test_only_on_one_side_and_repeated_lines():
     result = matching.match(
-        lines((1, day(2), -15_00, None, "银行", "手续费"), (2, day(2), -15_00, None, "银行", "手续费")),
+        lines((1, day(2), -15_00, None, "银行", "手续费"),
+              (2, day(2), -15_00, None, "银行", "手续费")),
         items((10, day(2), 70_00, "R", "丙")))
     assert found(result) == {("only_in_statement", None, frozenset({1}), frozenset()),
                              ("duplicate", None, frozenset({2}), frozenset()),

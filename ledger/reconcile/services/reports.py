@@ -1,0 +1,179 @@
+"""Period reports of the finance bureau: one section per topic, each a table with Chinese and
+English column names, exported as XLSX (one sheet per topic, through the shell's export
+writer) or a printable HTML page.
+
+Sections: fund balances (every CNY fund account: opening, money in, money out, closing),
+compensation paid and received (ledger transactions of a `compensation*` type), distributions
+to villages and households (`payout*`, `distribution*`, `dividend*`, `sharing*`), carbon
+credits issued, retired and traded (the registry's batches, retirements and transfers), and
+the month's reconciliations. Amounts are integer fen; yuan columns are for reading only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ecovalue import clock, spreadsheet
+from ecovalue.auth import Principal, authorize
+from ledger import core as ledger
+from ledger.carbon.models import CarbonBatch, CarbonEvent, CarbonRetirement
+from ledger.reconcile.models import ReconcileRun
+from ledger.reconcile.statement_file import month_end
+
+COMPENSATION_TYPES = ("compensation",)
+DISTRIBUTION_TYPES = ("payout", "distribution", "dividend", "sharing")
+MAX_TRANSACTIONS = 50_000
+
+
+@dataclasses.dataclass
+class Section:
+    key: str
+    title_zh: str
+    title_en: str
+    columns: list[tuple[str, str]]  #: (Chinese, English)
+    rows: list[list[Any]]
+    note: str | None = None
+
+    @property
+    def sheet_title(self) -> str:
+        return f"{self.title_zh} {self.title_en}"[:31]
+
+
+@dataclasses.dataclass
+class Report:
+    period: dt.date
+    generated_at: dt.datetime
+    generated_by: str
+    sections: list[Section]
+
+
+def yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def _fund_balances(session: Session, actor: Principal, first: dt.date,
+                   last: dt.date) -> Section:
+    accounts = list(session.scalars(ledger.list_accounts(session, actor, asset="CNY",
+                                                         kind="fund")))
+    rows = []
+    for account in accounts:
+        stmt = ledger.statement(session, actor, account.code, date_from=first, date_to=last)
+        rows.append([account.code, account.name, stmt.opening_balance, stmt.total_credits,
+                     stmt.total_debits, stmt.closing_balance, yuan(stmt.closing_balance)])
+    return Section("funds", "资金余额", "Fund balances", [
+        ("账户", "account"), ("名称", "name"), ("期初余额(分)", "opening_fen"),
+        ("收入(分)", "money_in_fen"), ("支出(分)", "money_out_fen"),
+        ("期末余额(分)", "closing_fen"), ("期末余额(元)", "closing_yuan")], rows)
+
+
+def _transactions(session: Session, actor: Principal, first: dt.date, last: dt.date,
+                  prefixes: tuple[str, ...]) -> list[list[Any]]:
+    ids = list(session.scalars(ledger.list_transactions(session, actor, date_from=first,
+                                                        date_to=last, asset="CNY")
+                               .limit(MAX_TRANSACTIONS)))
+    rows = []
+    for view in sorted(ledger.load_views(session, ids), key=lambda v: v.id):
+        if view.phase not in ("posted", "post_pending"):  # a reservation moved nothing yet
+            continue
+        if not view.type.startswith(prefixes):
+            continue
+        payers = sorted({p.account_code for p in view.postings if p.direction == "debit"})
+        payees = sorted({p.account_code for p in view.postings if p.direction == "credit"})
+        amount = sum(p.amount for p in view.postings if p.direction == "debit")
+        agreement = (view.metadata or {}).get("agreement") if isinstance(view.metadata, dict) \
+            else None
+        rows.append([view.id, view.effective_date, view.type, ", ".join(payers),
+                     ", ".join(payees), amount, yuan(amount),
+                     agreement if isinstance(agreement, str) else None, view.memo])
+    return rows
+
+
+_TX_COLUMNS = [("交易号", "transaction"), ("日期", "date"), ("类型", "type"),
+               ("付款账户", "paid_by"), ("收款账户", "paid_to"), ("金额(分)", "amount_fen"),
+               ("金额(元)", "amount_yuan"), ("协议", "agreement"), ("摘要", "memo")]
+
+
+def _carbon(session: Session, first: dt.date, last: dt.date) -> Section:
+    rows: list[list[Any]] = []
+    for batch in session.scalars(sa.select(CarbonBatch).where(
+            CarbonBatch.issued_on >= first, CarbonBatch.issued_on <= last)
+            .order_by(CarbonBatch.id)):
+        rows.append(["签发 issued", batch.issued_on, batch.asset_code, batch.vintage_year,
+                     batch.quantity_t, batch.serial_block, f"buffer {batch.buffer_t} t"])
+    for retirement in session.scalars(sa.select(CarbonRetirement).where(
+            CarbonRetirement.retired_on >= first, CarbonRetirement.retired_on <= last)
+            .order_by(CarbonRetirement.id)):
+        rows.append(["注销 retired", retirement.retired_on, retirement.certificate_number,
+                     retirement.vintage_year, retirement.quantity_t,
+                     retirement.beneficiary_name, retirement.purpose])
+    for event in session.scalars(sa.select(CarbonEvent).where(
+            CarbonEvent.kind == "transfer", CarbonEvent.effective_date >= first,
+            CarbonEvent.effective_date <= last).order_by(CarbonEvent.id)):
+        rows.append(["转让 traded", event.effective_date, f"batch {event.batch_id}", None,
+                     event.quantity_t, f"ledger transaction {event.ledger_transaction_id}",
+                     None])
+    return Section("carbon", "碳汇", "Carbon credits", [
+        ("事项", "event"), ("日期", "date"), ("批次/证书", "batch_or_certificate"),
+        ("年份", "vintage_year"), ("数量(tCO2e)", "quantity_tco2e"), ("说明", "detail"),
+        ("备注", "note")], rows)
+
+
+def _reconciliations(session: Session, period: dt.date) -> Section:
+    rows = [[run.id, run.account_code, run.status, run.prepared_by, run.signed_off_by,
+             run.statement_closing_fen, run.ledger_closing_fen]
+            for run in session.scalars(sa.select(ReconcileRun).where(
+                ReconcileRun.period == period, ReconcileRun.status != "superseded")
+                .order_by(ReconcileRun.id))]
+    return Section("reconciliations", "对账", "Reconciliations", [
+        ("对账号", "run"), ("账户", "account"), ("状态", "status"), ("编制人", "prepared_by"),
+        ("签核人", "signed_off_by"), ("银行期末余额(分)", "statement_closing_fen"),
+        ("账本期末余额(分)", "ledger_closing_fen")], rows)
+
+
+def build_report(session: Session, actor: Principal, period: dt.date) -> Report:
+    authorize(actor, "reconcile.report.read")
+    first = period.replace(day=1)
+    last = min(month_end(first), clock.local_today())
+    if last < first:
+        last = first  # a month that has not begun: empty sections
+        sections_last = first - dt.timedelta(days=1)
+    else:
+        sections_last = last
+    compensation = _transactions(session, actor, first, sections_last, COMPENSATION_TYPES)
+    distributions = _transactions(session, actor, first, sections_last, DISTRIBUTION_TYPES)
+    sections = [
+        _fund_balances(session, actor, first, last),
+        Section("compensation", "生态补偿", "Compensation", _TX_COLUMNS, compensation,
+                note="ledger transactions of a compensation type, paid and received"),
+        Section("distributions", "分配", "Distributions", _TX_COLUMNS, distributions,
+                note="payouts and dividends to villages and households"),
+        _carbon(session, first, sections_last),
+        _reconciliations(session, first),
+    ]
+    return Report(first, clock.utcnow(), actor.label, sections)
+
+
+def report_xlsx(report: Report) -> bytes:
+    """One sheet per topic: a Chinese header row, an English one, then the rows."""
+    sheets: dict[str, list[list[Any]]] = {}
+    for section in report.sections:
+        sheets[section.sheet_title] = [[zh for zh, _ in section.columns],
+                                       [en for _, en in section.columns], *section.rows]
+    return spreadsheet.write_xlsx(sheets)
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    return {
+        "period": report.period.isoformat()[:7], "generated_at": report.generated_at,
+        "generated_by": report.generated_by,
+        "sections": [{"key": s.key, "title_zh": s.title_zh, "title_en": s.title_en,
+                      "columns": [en for _, en in s.columns],
+                      "rows": [dict(zip((en for _, en in s.columns), row)) for row in s.rows],
+                      "note": s.note} for s in report.sections],
+    }
