@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint test-sqlite test-postgres fuzz bench install clean
+.PHONY: run test lint test-sqlite test-postgres fuzz bench install clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test-sqlite: $(VENV)/.installed-test
+## make chromium: Debian's chromium and chromium-driver for the console's browser tests,
+## installed only when missing (like scripts/pg.sh does for postgresql).
+chromium:
+	scripts/chromium.sh
+
+test-sqlite: $(VENV)/.installed-test chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: $(VENV)/.installed-test
+test-postgres: $(VENV)/.installed-test chromium
 	scripts/with-postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 ## make fuzz: schemathesis at depth (tests/api/test_openapi_fuzz_full.py): 100 examples per

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -165,24 +166,29 @@ def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
 # --- normalisation (vectorised, on the distinct values only) ---------------------------------
 
 
-def _on_distinct(values: pd.Series, transform: Any) -> pd.Series:
-    """`transform` (Series of distinct non-null values -> Series) applied once per distinct
-    value and spread back: names and references repeat, so this is much cheaper."""
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array; code -1 where the value is missing."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if len(uniques) == 0:
-        return pd.Series([None] * len(values), index=values.index, dtype=object)
-    done = transform(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
-    done = np.where(pd.isna(done), None, done)
-    out = np.append(done, np.array([None], dtype=object))[codes]  # -1 (missing): None
-    return pd.Series(out, index=values.index, dtype=object)
+    return codes, np.asarray(uniques, dtype=object)
 
 
-def _names(uniques: pd.Series) -> pd.Series:
-    text = uniques.astype(str).str.normalize("NFKC").str.casefold()
-    text = text.str.replace(_BRACKETS, " ", regex=True)
-    text = text.str.replace(_LEGAL_FORMS, " ", regex=True)
-    text = text.str.replace(_SEPARATORS, " ", regex=True).str.strip()
-    return text.str.split().map(_name_key)
+def _spread(codes: np.ndarray, per_distinct: list[Any]) -> np.ndarray:
+    """The per-distinct results back on every row (None where the value was missing)."""
+    return np.array([*per_distinct, None], dtype=object)[codes]
+
+
+def _reference_key(value: Any) -> str | None:
+    text = str(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = "".join(text.split()).upper()
+    return text or None
+
+
+def _name_key_of(value: Any) -> str | None:
+    text = unicodedata.normalize("NFKC", str(value)).casefold()
+    text = _SEPARATORS.sub(" ", _LEGAL_FORMS.sub(" ", _BRACKETS.sub(" ", text)))
+    return _name_key(text.split())
 
 
 def _name_key(words: list[str]) -> str | None:
@@ -195,33 +201,39 @@ def _name_key(words: list[str]) -> str | None:
     return key or None
 
 
+def _transaction_of(value: Any, pattern: re.Pattern[str]) -> int | None:
+    text = str(value)
+    found = pattern.search(text if text.isascii() else unicodedata.normalize("NFKC", text))
+    return int(found[1]) if found else None
+
+
+def _mapped(values: pd.Series, function: Any) -> pd.Series:
+    codes, uniques = _distinct(values.to_numpy(dtype=object))
+    return pd.Series(_spread(codes, [function(u) for u in uniques]), index=values.index,
+                     dtype=object)
+
+
 def normalize_names(names: pd.Series) -> pd.Series:
     """A comparison key per counterparty name: full-width forms as ASCII (NFKC), case folded,
     brackets, punctuation, spaces and legal-form words (有限公司, 有限责任公司, 股份有限公司,
     公司, Co., Ltd. ...) removed, Latin words and Chinese characters each in sorted order (so
     that a reordered or re-spaced name compares equal). Missing or empty names are None."""
-    return _on_distinct(names, _names)
-
-
-def _references(uniques: pd.Series) -> pd.Series:
-    text = uniques.astype(str).str.normalize("NFKC").str.upper()
-    text = text.str.replace(r"\s+", "", regex=True)
-    return text.where(text != "", None)
+    return _mapped(names, _name_key_of)
 
 
 def normalize_references(references: pd.Series) -> pd.Series:
     """References compared without case, spaces or full-width forms; empty ones are None."""
-    return _on_distinct(references, _references)
+    return _mapped(references, _reference_key)
 
 
 def transaction_ids(*texts: pd.Series, pattern: str = TRANSACTION_PATTERN) -> pd.Series:
     """The ledger transaction id written in the first of `texts` that has one (`EV-123`)."""
+    compiled = re.compile(pattern)
     found = pd.Series(pd.NA, index=texts[0].index, dtype="Int64")
     for text in texts:
-        extracted = _on_distinct(text, lambda u: u.astype(str).str.normalize("NFKC")
-                                 .str.extract(pattern, expand=False))
-        number = pd.to_numeric(extracted, errors="coerce").astype("Int64")
-        found = found.fillna(number)
+        number = _mapped(text, lambda u: _transaction_of(u, compiled))
+        found = found.fillna(pd.Series(pd.array(number.tolist(), dtype="Int64"),
+                                       index=found.index))
     return found
 
 
@@ -253,18 +265,17 @@ class _Book:
     """The two sides as the rules see them, and the groups found so far."""
 
     def __init__(self, lines: pd.DataFrame, items: pd.DataFrame, pattern: str) -> None:
-        self.lines = _prepare(lines, "line_id", "value_date", pattern, with_memo=True)
-        self.items = _prepare(items, "transaction_id", "effective_date", pattern,
-                              with_memo=False)
+        self.lines, self.items = _prepare(lines, items, re.compile(pattern))
         self.line_open = np.ones(len(self.lines), dtype=bool)
         self.item_open = np.ones(len(self.items), dtype=bool)
         self._groups: list[pd.DataFrame] = []
         self._members: list[pd.DataFrame] = []
         self._next = 0
-        known_tx = self.lines["tx"].isin(self.items["tx"].dropna()) & self.lines["tx"].notna()
-        known_ref = self.lines["ref"].isin(self.items["ref"].dropna()) & self.lines["ref"].notna()
+        line_tx, line_ref = self.lines["tx"].to_numpy(), self.lines["ref"].to_numpy()
+        known_tx = (line_tx >= 0) & np.isin(line_tx, self.items["tx"].to_numpy())
+        known_ref = (line_ref >= 0) & np.isin(line_ref, self.items["ref"].to_numpy())
         #: lines whose key names a ledger payment: matched only through that key
-        self.keyed = (known_tx | known_ref).to_numpy()
+        self.keyed = known_tx | known_ref
 
     def open_lines(self, *, unkeyed: bool = False) -> pd.DataFrame:
         mask = self.line_open & ~self.keyed if unkeyed else self.line_open
@@ -322,31 +333,56 @@ def _days(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
-def _prepare(frame: pd.DataFrame, id_column: str, date_column: str, pattern: str, *,
-             with_memo: bool) -> pd.DataFrame:
-    def column(name: str) -> pd.Series:
-        if name in frame:
-            return frame[name].astype(object).where(frame[name].notna(), None)
-        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name in frame:
+        values = frame[name].to_numpy(dtype=object)
+        return np.where(pd.isna(values), None, values)
+    return np.full(len(frame), None, dtype=object)
 
-    reference = column("reference")
-    out = pd.DataFrame({
-        "id": frame[id_column].to_numpy(dtype=np.int64),
-        "pos": np.arange(len(frame), dtype=np.int64),
-        "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
-        "amount": frame["amount_fen"].to_numpy(dtype=np.int64),
-        "ref": normalize_references(reference).to_numpy(dtype=object),
-        "name": normalize_names(column("counterparty")).to_numpy(dtype=object),
-    })
-    if with_memo:  # a statement line: the ledger id it names (a column, or EV-n in its text)
-        stated = pd.to_numeric(column("transaction_id"), errors="coerce").astype("Int64")
-        written = transaction_ids(reference, column("memo"), pattern=pattern)
-        tx = stated.fillna(written)
-        out["tx"] = tx.to_numpy(dtype="float64")  # NaN where none; ids fit a float exactly
-    else:  # a ledger payment: its own id
-        out["tx"] = out["id"].astype("float64")
-    out["memo"] = column("memo").to_numpy(dtype=object) if with_memo else None
-    return out
+
+def _shared_codes(left: np.ndarray, right: np.ndarray,
+                  key: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer codes of `key(value)` on both sides, equal where the keys are equal; -1 where
+    the value is missing or its key is None. Also the distinct raw values' codes (`raw`) so
+    that a caller can compute more per distinct value. The key is computed once per distinct
+    value: names and references repeat, and the rules then compare integers only."""
+    raw, uniques = _distinct(np.concatenate([left, right]))
+    keys = np.array([key(u) for u in uniques] + [None], dtype=object)
+    key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
+    codes = key_codes.astype(np.int64)[raw]
+    return codes[:len(left)], codes[len(left):], raw
+
+
+def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
+             pattern: re.Pattern[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both sides as integer columns: id, pos, day, amount, ref, name, tx (and memo for lines);
+    references and names coded jointly, so equal keys have equal codes on both sides."""
+    sides = []
+    for frame, id_column, date_column in ((lines, "line_id", "value_date"),
+                                          (items, "transaction_id", "effective_date")):
+        sides.append(pd.DataFrame({
+            "id": frame[id_column].to_numpy(dtype=np.int64),
+            "pos": np.arange(len(frame), dtype=np.int64),
+            "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
+            "amount": frame["amount_fen"].to_numpy(dtype=np.int64)}))
+    left, right = sides
+    line_refs, item_refs = _column(lines, "reference"), _column(items, "reference")
+    left["ref"], right["ref"], _ = _shared_codes(line_refs, item_refs, _reference_key)
+    left["name"], right["name"], _ = _shared_codes(
+        _column(lines, "counterparty"), _column(items, "counterparty"), _name_key_of)
+    # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
+    stated = pd.to_numeric(pd.Series(_column(lines, "transaction_id")), errors="coerce")
+    tx = stated.fillna(-1).to_numpy(dtype=np.int64)
+    memos = _column(lines, "memo")
+    memo_codes, memo_uniques = _distinct(memos)
+    for codes, uniques in (_distinct(line_refs), (memo_codes, memo_uniques)):
+        written = np.array([_transaction_of(u, pattern) or -1 for u in uniques] + [-1],
+                           dtype=np.int64)[codes]
+        tx = np.where(tx >= 0, tx, written)
+    left["tx"] = tx
+    left["memo"] = memo_codes.astype(np.int64)
+    right["tx"] = right["id"]
+    return left, right
 
 
 def _rank(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -375,9 +411,9 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
     for key in rule["keys"]:
         column = "tx" if key == "transaction_id" else "ref"
         lines = book.open_lines()
-        lines = lines[lines[column].notna()]
+        lines = lines[lines[column] >= 0]
         items = book.open_items()
-        items = items[items[column].notna()]
+        items = items[items[column] >= 0]
         if lines.empty or items.empty:
             continue
         by = [column, "amount"]
@@ -412,8 +448,10 @@ def _nearest(lines: pd.DataFrame, items: pd.DataFrame, by: list[str], window: in
     (`merge_asof` per round; a payment claimed by two lines goes to the nearer, and the other
     line tries again next round). Columns: pos_l, pos_i, amount_l, amount_i, gap."""
     found = []
-    lines = lines.dropna(subset=by)
-    items = items.dropna(subset=by)
+    keys = [c for c in by if c != "amount"]  # coded keys: -1 is missing
+    if keys:
+        lines = lines[(lines[keys] >= 0).all(axis=1)]
+        items = items[(items[keys] >= 0).all(axis=1)]
     for _ in range(rounds):
         if lines.empty or items.empty:
             break
@@ -461,8 +499,8 @@ def _split_rule(book: _Book, rule: dict[str, Any]) -> None:
             lines = book.open_lines() if key == ["ref"] else book.open_lines(unkeyed=True)
             items = book.open_items()
             many, one = (lines, items) if many_side == "line" else (items, lines)
-            many = many.dropna(subset=key)
-            one = one.dropna(subset=[key[0]])
+            many = many[many[key[0]] >= 0]
+            one = one[one[key[0]] >= 0]
             if many.empty or one.empty:
                 continue
             sizes = many.groupby(key)["pos"].transform("size")
@@ -508,8 +546,8 @@ def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
     for column in ("tx", "ref"):
         lines = book.open_lines()
         items = book.open_items()
-        lines = lines[lines[column].notna()]
-        items = items[items[column].notna()]
+        lines = lines[lines[column] >= 0]
+        items = items[items[column] >= 0]
         if lines.empty or items.empty:
             continue
         lines = lines[lines.groupby(column)["pos"].transform("size") == 1]
@@ -528,14 +566,10 @@ def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
             book.add(category, None, line_groups=line_groups, item_groups=item_groups,
                      info=info)
     # a line equal in every field to an earlier line (matched or not) repeats it
-    lines = book.lines.assign(open=book.line_open)
-    fields = ["day", "amount", "ref", "name", "memo"]
-    keyed = lines[fields].astype(object).where(lines[fields].notna(), "\x00")
-    ordered = lines.assign(**{f"_{f}": keyed[f] for f in fields})
-    ordered = ordered.sort_values(["day", "id"], kind="stable")
-    by = [f"_{f}" for f in fields]
-    ordered = ordered.assign(k=ordered.groupby(by, sort=False).cumcount(),
-                             first=ordered.groupby(by, sort=False)["id"].transform("first"))
+    ordered = book.lines.assign(open=book.line_open).sort_values(["day", "id"], kind="stable")
+    by = ["day", "amount", "ref", "name", "memo"]  # integers; -1 (missing) equals itself
+    grouped = ordered.groupby(by, sort=False)
+    ordered = ordered.assign(k=grouped.cumcount(), first=grouped["id"].transform("first"))
     repeats = ordered[(ordered["k"] > 0) & ordered["open"]]
     if not repeats.empty:
         g = np.arange(len(repeats), dtype=np.int64)

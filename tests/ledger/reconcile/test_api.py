@@ -78,7 +78,8 @@ def test_the_flow_over_http(client, tokens, database, world, problem):
     html = client.get("/reconcile/reports/2024-03/html", headers=tokens.auditor)
     assert "资金余额" in html.get_data(as_text=True)
     data = client.get("/reconcile/reports/2024-03", headers=finance).get_json()
-    assert [s["key"] for s in data["sections"]][0] == "funds"
+    assert [s["key"] for s in data["sections"]] == ["funds", "compensation", "distributions",
+                                                    "carbon", "reconciliations"]
 
 
 @MONTH_OVER
