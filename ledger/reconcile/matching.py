@@ -341,16 +341,23 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _shared_codes(left: np.ndarray, right: np.ndarray,
-                  key: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  key: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integer codes of `key(value)` on both sides, equal where the keys are equal; -1 where
-    the value is missing or its key is None. Also the distinct raw values' codes (`raw`) so
-    that a caller can compute more per distinct value. The key is computed once per distinct
-    value: names and references repeat, and the rules then compare integers only."""
+    the value is missing or its key is None; and, for more work per distinct value, the raw
+    values' codes on the left side and the distinct keys. The key is computed once per
+    distinct value (names and references repeat), and the rules then compare integers."""
     raw, uniques = _distinct(np.concatenate([left, right]))
     keys = np.array([key(u) for u in uniques] + [None], dtype=object)
     key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
     codes = key_codes.astype(np.int64)[raw]
-    return codes[:len(left)], codes[len(left):], raw
+    return codes[:len(left)], codes[len(left):], raw[:len(left)], keys
+
+
+def _written_ids(keys: np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
+    """Per distinct normalised text: the ledger id it names (EV-n), or -1."""
+    return np.array([_transaction_of(k, pattern) or -1
+                     if isinstance(k, str) and "EV" in k.upper() else -1 for k in keys],
+                    dtype=np.int64)
 
 
 def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
@@ -366,19 +373,17 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
             "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
             "amount": frame["amount_fen"].to_numpy(dtype=np.int64)}))
     left, right = sides
-    line_refs, item_refs = _column(lines, "reference"), _column(items, "reference")
-    left["ref"], right["ref"], _ = _shared_codes(line_refs, item_refs, _reference_key)
-    left["name"], right["name"], _ = _shared_codes(
+    left["ref"], right["ref"], raw_refs, ref_keys = _shared_codes(
+        _column(lines, "reference"), _column(items, "reference"), _reference_key)
+    left["name"], right["name"], _, _ = _shared_codes(
         _column(lines, "counterparty"), _column(items, "counterparty"), _name_key_of)
     # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
     stated = pd.to_numeric(pd.Series(_column(lines, "transaction_id")), errors="coerce")
     tx = stated.fillna(-1).to_numpy(dtype=np.int64)
-    memos = _column(lines, "memo")
-    memo_codes, memo_uniques = _distinct(memos)
-    for codes, uniques in (_distinct(line_refs), (memo_codes, memo_uniques)):
-        written = np.array([_transaction_of(u, pattern) or -1 for u in uniques] + [-1],
-                           dtype=np.int64)[codes]
-        tx = np.where(tx >= 0, tx, written)
+    tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern)[raw_refs])
+    memo_codes, memo_uniques = _distinct(_column(lines, "memo"))
+    memo_ids = _written_ids(np.append(memo_uniques, None), pattern)
+    tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
     left["tx"] = tx
     left["memo"] = memo_codes.astype(np.int64)
     right["tx"] = right["id"]
