@@ -12,6 +12,8 @@ echo; echo "== ledger, SQLite =="
 $py bench/bench_ledger.py
 echo; echo "== carbon registry, SQLite =="
 $py bench/bench_registry.py
+echo; echo "== reconciliation matching (1,000,000 lines x 1,000,000 payments) =="
+$py bench/bench_reconcile.py
 export ECOVALUE_PG_DURABLE=1
 scripts/with-postgres.sh bash -c '
   echo; echo "== catalog import, PostgreSQL =="
