@@ -178,17 +178,32 @@ def _spread(codes: np.ndarray, per_distinct: list[Any]) -> np.ndarray:
 
 
 def _reference_key(value: Any) -> str | None:
-    text = str(value)
+    text = value if isinstance(value, str) else str(value)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    text = "".join(text.split()).upper()
-    return text or None
+    if " " in text or "\t" in text or "\n" in text:
+        text = "".join(text.split())
+    return text.upper() or None
+
+
+#: the Chinese legal forms, longest first (有限公司 inside 股份有限公司 goes with it)
+_CHINESE_FORMS = ("股份有限公司", "有限责任公司", "有限公司", "责任公司", "集团公司", "总公司",
+                  "分公司", "公司")
+_LATIN = re.compile(r"[a-z]")
 
 
 def _name_key_of(value: Any) -> str | None:
-    text = unicodedata.normalize("NFKC", str(value)).casefold()
-    text = _SEPARATORS.sub(" ", _LEGAL_FORMS.sub(" ", _BRACKETS.sub(" ", text)))
-    return _name_key(text.split())
+    text = value if isinstance(value, str) else str(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    for form in _CHINESE_FORMS:
+        if form in text:
+            text = text.replace(form, " ")
+    text = _BRACKETS.sub(" ", text)
+    if _LATIN.search(text):
+        text = _LEGAL_FORMS.sub(" ", text)
+    return _name_key(_SEPARATORS.sub(" ", text).split())
 
 
 def _name_key(words: list[str]) -> str | None:
@@ -353,10 +368,15 @@ def _shared_codes(left: np.ndarray, right: np.ndarray,
     return codes[:len(left)], codes[len(left):], raw[:len(left)], keys
 
 
-def _written_ids(keys: np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
-    """Per distinct normalised text: the ledger id it names (EV-n), or -1."""
-    return np.array([_transaction_of(k, pattern) or -1
-                     if isinstance(k, str) and "EV" in k.upper() else -1 for k in keys],
+def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
+                 upper: bool = False) -> np.ndarray:
+    """Per distinct text: the ledger id it names (EV-n), or -1 (`upper`: already in upper
+    case, as normalised references are)."""
+    def has_ev(text: str) -> bool:
+        return "EV" in text if upper else ("EV" in text.upper() or "ＥＶ" in text.upper())
+
+    return np.array([(_transaction_of(t, pattern) or -1)
+                     if isinstance(t, str) and has_ev(t) else -1 for t in texts],
                     dtype=np.int64)
 
 
@@ -380,7 +400,7 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
     # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
     stated = pd.to_numeric(pd.Series(_column(lines, "transaction_id")), errors="coerce")
     tx = stated.fillna(-1).to_numpy(dtype=np.int64)
-    tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern)[raw_refs])
+    tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern, upper=True)[raw_refs])
     memo_codes, memo_uniques = _distinct(_column(lines, "memo"))
     memo_ids = _written_ids(np.append(memo_uniques, None), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
@@ -391,9 +411,18 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
 
 
 def _rank(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """`frame` sorted by `by`, day and id, with `k`: the row's rank among those equal in `by`."""
-    ordered = frame.sort_values([*by, "day", "id"], kind="stable")
-    return ordered.assign(k=ordered.groupby(by, sort=False).cumcount())
+    """`frame` sorted by `by`, day and id, with `k`: the row's rank among those equal in `by`
+    (numpy: one lexsort of integer columns, ranks from where the keys change)."""
+    columns = [frame[c].to_numpy() for c in by]
+    order = np.lexsort((frame["id"].to_numpy(), frame["day"].to_numpy(), *reversed(columns)))
+    n = len(order)
+    change = np.ones(n, dtype=bool)
+    if n > 1:
+        sorted_keys = [c[order] for c in columns]
+        change[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
+    index = np.arange(n)
+    starts = np.maximum.accumulate(np.where(change, index, 0)) if n else index
+    return frame.iloc[order].assign(k=index - starts)
 
 
 def _confidence(base: float, gap: np.ndarray) -> np.ndarray:

@@ -176,8 +176,21 @@ def _text(value: Any, field: str) -> str | None:
 
 
 def month_end(period: dt.date) -> dt.date:
-    following = dt.date(period.year + (period.month == 12), period.month % 12 + 1, 1)
-    return following - dt.timedelta(days=1)
+    if period.month == 12:  # also for December 9999, whose next month does not exist
+        return period.replace(day=31)
+    return period.replace(month=period.month + 1, day=1) - dt.timedelta(days=1)
+
+
+EARLIEST_PERIOD = dt.date(1990, 1, 1)
+
+
+def period_problem(period: dt.date, today: dt.date) -> str | None:
+    """Why a month cannot be reconciled: before 1990, or not begun yet."""
+    if period < EARLIEST_PERIOD:
+        return "a month from 1990-01 on"
+    if period > today.replace(day=1):
+        return "a month that has begun (not in the future)"
+    return None
 
 
 def _fingerprint(parts: Sequence[Any]) -> str:

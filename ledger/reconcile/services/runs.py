@@ -36,7 +36,7 @@ from ledger.reconcile.models import (
     ReconcileStatement,
 )
 from ledger.reconcile.services.statements import find_statement
-from ledger.reconcile.statement_file import month_end
+from ledger.reconcile.statement_file import month_end, period_problem
 
 RULE_SET = "default"
 MAX_REASON = 1000
@@ -190,6 +190,9 @@ def create_run(session: Session, actor: Principal, *, account: str, period: dt.d
     now = now or utcnow()
     authorize(actor, "reconcile.run.create")
     period = period.replace(day=1)
+    problem = period_problem(period, clock.local_today())
+    if problem:
+        raise _invalid("period", problem)
     target = ledger.get_account(session, actor, account)
     statement = find_statement(session, target.code, period)
     if statement is None:

@@ -15,7 +15,7 @@ import hashlib
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ecovalue import audit
+from ecovalue import audit, clock
 from ecovalue.auth import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
@@ -146,6 +146,10 @@ def import_statement(session: Session, actor: Principal, data: bytes, filename: 
     now = now or utcnow()
     authorize(actor, "reconcile.statement.import")
     period = period.replace(day=1)
+    problem = statement_file.period_problem(period, clock.local_today())
+    if problem:
+        raise ValidationFailed(f"period: {problem}", errors=[
+            {"location": "query", "field": "period", "message": problem}])
     target = ledger.get_account(session, actor, account)
     if ledger.get_asset(session, actor, "CNY").id != target.asset_id:
         raise _invalid("account", "a statement reconciles a CNY account")

@@ -89,6 +89,9 @@ def test_bad_input_is_problem_json(client, tokens, world, problem):
                    "statement-rejected")
     assert body["errors"][0]["code"] == "encoding"
     problem(upload(client, finance, csv_bytes(ROWS), period="2024-13"), 422)
+    problem(upload(client, finance, csv_bytes(ROWS), period="2999-01"), 422)  # not begun
+    problem(upload(client, finance, csv_bytes(ROWS), period="0001-01"), 422)
+    assert client.get("/reconcile/reports/9999-12", headers=finance).status_code == 200
     problem(upload(client, finance, csv_bytes(ROWS), account="NOPE"), 404)
     problem(upload(client, finance, csv_bytes(ROWS), bank_code="NOBANK"), 404)
     problem(upload(client, tokens.auditor, csv_bytes(ROWS)), 403)
