@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.reconcile import matching  # noqa: E402  (after the sys.path set-up)
+from ledger.reconcile import matching
 
 PLACES = np.array(["兴义", "册亨", "望谟", "安龙", "贞丰", "普安", "晴隆", "兴仁"])
 TRADES = np.array(["电力", "林业", "碳汇服务", "水务", "建设", "农业开发", "生态旅游", "茶业"])

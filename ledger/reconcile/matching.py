@@ -350,8 +350,8 @@ def _days(values: pd.Series) -> np.ndarray:
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name in frame:
-        values = frame[name].to_numpy(dtype=object)
-        return np.where(pd.isna(values), None, values)
+        column = frame[name].astype(object)
+        return column.where(column.notna(), None).to_numpy(dtype=object)
     return np.full(len(frame), None, dtype=object)
 
 
@@ -402,7 +402,7 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
     tx = stated.fillna(-1).to_numpy(dtype=np.int64)
     tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern, upper=True)[raw_refs])
     memo_codes, memo_uniques = _distinct(_column(lines, "memo"))
-    memo_ids = _written_ids(np.append(memo_uniques, None), pattern)
+    memo_ids = _written_ids(np.array([*memo_uniques, None], dtype=object), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
     left["tx"] = tx
     left["memo"] = memo_codes.astype(np.int64)
