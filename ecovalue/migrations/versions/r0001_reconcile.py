@@ -1,7 +1,7 @@
 """Reconciliation: bank column mappings, rule sets, statements, imports, lines, runs, items.
 
 Revision ID: r0001_reconcile
-Revises: k0001_carbon
+Revises: b0001_compensation
 Create Date: 2026-12-01 23:17:43.199669
 """
 
@@ -14,7 +14,7 @@ import ecovalue.db
 
 
 revision: str = 'r0001_reconcile'
-down_revision: str | Sequence[str] | None = 'k0001_carbon'
+down_revision: str | Sequence[str] | None = 'b0001_compensation'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
