@@ -76,6 +76,10 @@ def test_file_verify_obligation_settle_certificate(client, tokens, pilot):
     certificate = client.get(settled["settlements"][0]["certificate_url"])
     assert certificate.status_code == 200
     assert settled["settlements"][0]["certificate_number"] in certificate.get_data(as_text=True)
+    public = client.get("/carbon/public/retirements?purpose=thermal_power_pilot"
+                        "&compliance_year=2025").get_json()["items"]
+    assert [(r["reason"], r["quantity_t"]) for r in public] == \
+        [(f"pilot obligation {obligation['code']}", 400)]
     status = client.get("/pilot/compliance?year=2025", headers=plant)
     assert status.status_code == 200, status.get_json()
     status = status.get_json()
