@@ -37,6 +37,10 @@ METHODS = ("combustion", "generation")
 FACTOR_STATUSES = ("published", "to-confirm")
 #: the largest quantity a line may state (far above any plant's year, below overflow)
 MAX_QUANTITY = Decimal("1e12")
+#: the most a report may total (1 Gt: far above any plant's year), tCO2
+MAX_TOTAL_TCO2 = 10**9
+#: the most significant digits, and the largest exponent either way, a number may have
+MAX_DIGITS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +115,8 @@ class FactorTable:
 
 def parse_decimal(value: Any) -> Decimal | None:
     """A number as written (text, int or Decimal; a float by its shortest repr), or None
-    when it is not a finite number. Never goes through binary floating point arithmetic."""
+    when it is not a finite number of at most MAX_DIGITS digits and an exponent within
+    +-MAX_DIGITS. Never goes through binary floating point arithmetic."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, float):
@@ -122,7 +127,15 @@ def parse_decimal(value: Any) -> Decimal | None:
         number = Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
         return None
-    return number if number.is_finite() else None
+    if not number.is_finite():
+        return None
+    # a bounded size: 1e-999999999 is a valid decimal whose exact fraction would not fit in
+    # memory, and no plant measures to more than a few dozen digits
+    _sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if len(digits) > MAX_DIGITS or not -MAX_DIGITS <= exponent <= MAX_DIGITS:
+        return None
+    return number
 
 
 def round_half_up(value: Fraction) -> int:
@@ -193,7 +206,8 @@ def _quantity(raw: Any, field: str, line: int, errors: list[LineError], *,
         return None
     number = parse_decimal(raw)
     if number is None:
-        errors.append(LineError(line, field, f"not a number: {str(raw)[:40]!r}"))
+        errors.append(LineError(line, field, f"not a number (or more than {MAX_DIGITS} "
+                                             f"digits): {str(raw)[:40]!r}"))
         return None
     if number < 0:
         errors.append(LineError(line, field, "must not be negative"))
@@ -309,6 +323,10 @@ def compute(method: str, lines: Sequence[Mapping[str, Any]], table: FactorTable,
     if errors:
         return Computation([], errors, Fraction(0), 0)
     total = sum((r.tco2 for r in results), Fraction(0))
+    if total > MAX_TOTAL_TCO2:
+        return Computation([], [LineError(numbers[0] if numbers else 0, "lines",
+                                          f"the report totals more than {MAX_TOTAL_TCO2:,} "
+                                          "tCO2; check the units")], Fraction(0), 0)
     return Computation(results, [], total, round_half_up(total))
 
 

@@ -104,7 +104,7 @@ class PilotRuleIn(StrictSchema):
                        metadata={"description": "share of verified emissions to compensate, "
                                                 "basis points (50 = 0.5 %)"})
     fee_fen_per_tco2 = Integer(required=True, strict=True,
-                               validate=validate.Range(min=1, max=10**12),
+                               validate=validate.Range(min=1, max=10**9),
                                metadata={"description": "compensation fee, fen per tCO2 "
                                                         "(6000 = 60.00 yuan/t)"})
     eligible_region_code = fields.String(required=True, validate=validate.Regexp(

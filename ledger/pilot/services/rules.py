@@ -21,6 +21,9 @@ from ledger.pilot import errors
 from ledger.pilot.models import PilotObligation, PilotRule
 from ledger.pilot.services.common import now_and_today, valid_year
 
+#: the highest fee a rule may set (10,000,000.00 yuan per tonne): with at most 10^9 t owed,
+#: every payment fits the ledger's 64-bit amounts
+MAX_FEE_FEN_PER_TCO2 = 10**9
 RULE_FIELDS = ("share_bp", "fee_fen_per_tco2", "eligible_region_code", "eligible_methodologies",
                "vintage_from", "vintage_to", "report_deadline", "settlement_deadline",
                "fund_account_code", "note")
@@ -42,7 +45,7 @@ def _check(session: Session, actor: Principal, year: int, values: dict[str, Any]
     if not _int(share) or not 0 <= share <= 10_000:
         bad("share_bp", "basis points of verified emissions, 0-10,000 (100 bp = 1 %)")
     fee: Any = values.get("fee_fen_per_tco2")
-    if not _int(fee) or not 0 < fee <= 10**12:
+    if not _int(fee) or not 0 < fee <= MAX_FEE_FEN_PER_TCO2:
         bad("fee_fen_per_tco2", "a positive whole number of fen per tCO2")
     region = values.get("eligible_region_code")
     if not isinstance(region, str) or session.get(Region, region) is None:

@@ -67,8 +67,10 @@ def test_floats_are_read_as_written():
     # 0.1 + 0.2 in binary floating point is 0.30000000000000004; read as written it is 0.3
     assert emissions.parse_decimal(0.1) + emissions.parse_decimal(0.2) == D("0.3")
     assert emissions.parse_decimal("1,200,000.5") == D("1200000.5")
-    for bad in ("NaN", "inf", "abc", True, None, [1]):
+    for bad in ("NaN", "inf", "abc", True, None, [1], "1e-999999999", "1e999999999",
+                "1" * 31):
         assert emissions.parse_decimal(bad) is None
+    assert emissions.parse_decimal("0.000000000000000000000000000001") == D("1e-30")
 
 
 def test_generation_uses_the_latest_factor_not_after_the_year(table):
@@ -102,6 +104,9 @@ def test_every_bad_line_is_reported(table):
     assert found[(5, "oxidation_rate")] == "at most 1"
     assert "not a number" in found[(6, "consumption")]
     assert result.lines == [] and result.total_tco2 == 0  # nothing computed at all
+    huge = emissions.compute("combustion", [{"fuel": "raw_coal", "consumption": "1e12"}],
+                             table, 2025)
+    assert "more than 1,000,000,000 tCO2" in huge.errors[0].message
     wrong_unit = emissions.compute("generation", [
         {"generation_mwh": "5", "factor": "coal_oxidation_rate"}], table, 2025)
     assert "not tCO2/MWh" in wrong_unit.errors[0].message
