@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 
-from ecovalue.api import Blueprint, current_actor, page_of, paginate
+from ecovalue.api import XLSX_MIMETYPE, Blueprint, current_actor, file_response, page_of, paginate
 from ecovalue.db import current_session
 from ledger.compensation import schemas
 from ledger.compensation.models import CompensationAssessment
@@ -172,6 +172,16 @@ def put_in_force(code: str, version: int) -> Any:
                                                    version))
 
 
+@blp.route("/agreements/<string:code>/terminate", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.response(200, schemas.AgreementSchema)
+@errors(404, 409)
+def terminate(code: str) -> Any:
+    """End the version in force: no further period can be settled."""
+    return agreements.view(agreements.terminate(current_session(), current_actor(), code))
+
+
 # --- monitored values ----------------------------------------------------------------------
 
 
@@ -284,6 +294,22 @@ def get_settlement(settlement_id: int) -> Any:
     session = current_session()
     return settlements.view(session, settlements.get_settlement(session, current_actor(),
                                                                 settlement_id))
+
+
+@blp.route("/settlements/<int:settlement_id>/statement")
+@blp.authenticated
+@blp.arguments(schemas.StatementQuerySchema, location="query")
+@blp.doc(responses={"200": {"description": "CSV (UTF-8 with BOM) or XLSX", "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+@errors(404)
+def export_statement(query: dict, settlement_id: int) -> Any:
+    """A settlement's statement as a spreadsheet: conditions, each party's position, the
+    payments (Chinese headers with English)."""
+    fmt = query["format"]
+    data = settlements.export_statement(current_session(), current_actor(), settlement_id, fmt)
+    return file_response(data, f"settlement-{settlement_id}.{fmt}",
+                         "text/csv" if fmt == "csv" else XLSX_MIMETYPE)
 
 
 @blp.route("/settlements/<int:settlement_id>/approve", methods=["POST"])

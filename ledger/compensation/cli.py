@@ -124,6 +124,15 @@ def agreement_activate(code: str, version: int) -> None:
         _show(agreements.put_in_force(session, operator(), code, version))
 
 
+@agreement_group.command("terminate")
+@click.argument("code")
+@with_appcontext
+def agreement_terminate(code: str) -> None:
+    """End the version in force (no further period is settled)."""
+    with unit_of_work() as session:
+        _show(agreements.terminate(session, operator(), code))
+
+
 @agreement_group.command("show")
 @click.argument("code")
 @click.option("--version", type=int, help="default: the version in force, else the latest")
@@ -218,6 +227,20 @@ def settlement_show(settlement_id: int) -> None:
     with unit_of_work() as session:
         _show_settlement(session, settlements.get_settlement(session, operator(),
                                                              settlement_id))
+
+
+@settlement_group.command("export")
+@click.argument("settlement_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="a .xlsx or .csv file")
+@with_appcontext
+def settlement_export(settlement_id: int, output: Path) -> None:
+    """Write a settlement's statement to a spreadsheet."""
+    fmt = "csv" if output.suffix.lower() == ".csv" else "xlsx"
+    with unit_of_work() as session:
+        data = settlements.export_statement(session, operator(), settlement_id, fmt)
+    output.write_bytes(data)
+    click.echo(f"settlement #{settlement_id}: statement written to {output}")
 
 
 @settlement_group.command("approve")

@@ -324,3 +324,8 @@ class SettlementQuerySchema(PageQuerySchema, InputSchema):
     agreement = fields.String(load_default=None, validate=_CODE)
     period = fields.String(load_default=None, validate=validate.Length(max=7))
     status = fields.String(load_default=None, validate=validate.OneOf(SETTLEMENT_STATUSES))
+
+
+class StatementQuerySchema(InputSchema):
+    format = fields.String(load_default="xlsx", validate=validate.OneOf(["csv", "xlsx"]),
+                           metadata={"description": "csv (UTF-8 with BOM) or xlsx"})

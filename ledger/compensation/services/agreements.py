@@ -202,6 +202,19 @@ def put_in_force(session: Session, actor: Principal, code: str,
     return agreement
 
 
+def terminate(session: Session, actor: Principal, code: str) -> CompensationAgreement:
+    """End the version in force: no period of it can be settled any more (settlements already
+    prepared can still be approved or rejected)."""
+    authorize(actor, "compensation.agreement.activate")
+    agreement = in_force(session, actor, code)
+    before = _snapshot(agreement)
+    agreement.status, agreement.in_force_code, agreement.ended_at = "terminated", None, utcnow()
+    session.flush()
+    audit.record(session, actor, "compensation.agreement.terminate", "compensation_agreement",
+                 agreement.id, before=before, after=_snapshot(agreement))
+    return agreement
+
+
 def in_force(session: Session, actor: Principal, code: str) -> CompensationAgreement:
     """The version of `code` in force."""
     authorize(actor, "compensation.read")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.services import parties
-from ecovalue import audit
+from ecovalue import audit, spreadsheet
 from ecovalue.auth import Principal, authorize
 from ecovalue.clock import utcnow
 from ecovalue.errors import ValidationFailed
@@ -288,6 +288,54 @@ def view(session: Session, settlement: CompensationSettlement) -> dict[str, Any]
         "decided_at": settlement.decided_at, "decided_by": settlement.decided_by,
         "decision_note": settlement.decision_note,
     }
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def statement_tables(session: Session, settlement: CompensationSettlement
+                     ) -> dict[str, list[list[Any]]]:
+    """The statement as tables (Chinese headers, English alongside), for CSV and XLSX."""
+    statement = settlement.statement
+    head = [["结算 Settlement", settlement.id, "协议 Agreement", settlement.agreement_code,
+             "版本 Version", statement["agreement"]["version"], "期间 Period",
+             settlement.period, "状态 Status", settlement.status, "金额(分) Amount (fen)",
+             settlement.amount_fen]]
+    conditions = [["条件 Condition", "断面 Section", "指标 Indicator", "目标 Target",
+                   "比较 Comparison", "监测值 Value", "达标 Met", "监测记录 Assessment id"]] + [
+        [e["condition"], e["section"], e["indicator"], e["target"], e["comparison"],
+         e["value"], "是 yes" if e["met"] else "否 no", e["assessment_id"]]
+        for e in statement["evaluations"]]
+    positions = [["参与方 Party", "主体 Party id", "名称 Name", "行政区划 Region",
+                  "出资(分) Contribution (fen)", "分配(分) Allocation (fen)",
+                  "扣减(分) Withheld (fen)", "调入(分) Received (fen)",
+                  "应得(分) Receives (fen)", "净额(分) Net (fen)", "净额(元) Net (yuan)"]] + [
+        [p["party"], p["party_id"], p["name_zh"], p["region_code"], p["contribution_fen"],
+         p["allocation_fen"], p["withheld_fen"], p["received_fen"], p["receives_fen"],
+         p["net_fen"], _yuan(p["net_fen"])] for p in statement["positions"]]
+    paid = [["序号 Seq", "付款方 Payer", "收款方 Payee", "付款账户 From account",
+             "收款账户 To account", "金额(分) Amount (fen)", "金额(元) Amount (yuan)",
+             "状态 Status", "账务交易 Ledger tx", "处理交易 Resolution tx"]] + [
+        [p.seq, p.payer_key, p.payee_key, p.from_account, p.to_account, p.amount_fen,
+         _yuan(p.amount_fen), p.status, p.pending_tx_id, p.resolution_tx_id]
+        for p in payments(session, settlement.id)]
+    return {"结算 Settlement": head, "条件 Conditions": conditions, "各方 Positions": positions,
+            "支付 Payments": paid}
+
+
+def export_statement(session: Session, actor: Principal, settlement_id: int,
+                     fmt: str) -> bytes:
+    """A settlement's statement as XLSX (one sheet per table) or CSV (the tables one after
+    another, a blank row between), through the shell's formula-safe writer."""
+    tables = statement_tables(session, get_settlement(session, actor, settlement_id))
+    if fmt == "xlsx":
+        return spreadsheet.write_xlsx(tables)
+    rows: list[list[Any]] = []
+    for table in tables.values():
+        rows += [*table, []]
+    return spreadsheet.write_csv(rows)
 
 
 def verify(session: Session, actor: Principal) -> list[str]:

@@ -177,3 +177,35 @@ def test_import_gbk_csv_and_xlsx(client, tokens, agreement, problem):
     page = client.get("/compensation/assessments?section=LIANYUXI&period=2019",
                       headers=tokens.finance).get_json()
     assert [v["source"] for v in page["items"]] == ["省生态环境厅月报"]
+
+
+def test_statement_exports_as_xlsx_and_csv(client, tokens, agreement, problem):
+    _values(client, tokens, "2019", "II", "II")
+    settlement = client.post(f"/compensation/agreements/{agreement}/settlements",
+                             json={"period": "2019"}, headers=tokens.finance).get_json()
+    url = f"/compensation/settlements/{settlement['id']}/statement"
+    xlsx = client.get(url, headers=tokens.auditor)
+    assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
+    workbook = openpyxl.load_workbook(io.BytesIO(xlsx.data))
+    assert workbook.sheetnames == ["结算 Settlement", "条件 Conditions", "各方 Positions",
+                                   "支付 Payments"]
+    paid = list(workbook["支付 Payments"].iter_rows(values_only=True))
+    assert paid[1][1:3] == ("xingyi", "wangmo") and paid[1][5] == 20 * M
+    assert paid[1][6] == "20000000.00"
+    csv = client.get(f"{url}?format=csv", headers=tokens.auditor)
+    assert csv.mimetype == "text/csv"
+    text = csv.data.decode("utf-8-sig")
+    assert "净额(分) Net (fen)" in text and "COMP-CHISHUI-2018-WANGMO" in text
+    problem(client.get(f"{url}?format=pdf", headers=tokens.auditor), 422)
+    problem(client.get("/compensation/settlements/99/statement", headers=tokens.auditor), 404)
+
+
+def test_a_terminated_agreement_settles_no_more(client, tokens, agreement, problem):
+    ended = client.post(f"/compensation/agreements/{agreement}/terminate", headers=tokens.admin)
+    assert ended.status_code == 200 and ended.get_json()["status"] == "terminated"
+    _values(client, tokens, "2020", "II", "II")
+    problem(client.post(f"/compensation/agreements/{agreement}/settlements",
+                        json={"period": "2020"}, headers=tokens.finance), 409,
+            "compensation-no-agreement-in-force")
+    problem(client.post(f"/compensation/agreements/{agreement}/terminate",
+                        headers=tokens.admin), 409)
