@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.services import parties
@@ -150,8 +151,15 @@ def prepare(session: Session, actor: Principal, code: str, period: str) -> tuple
         payments_total_fen=sum(t.amount_fen for t in result.transfers),
         statement=_statement(agreement, period, instalment.payment_fen, result, used, names),
         prepared_at=now, prepared_by=actor.label)
-    session.add(settlement)
-    session.flush()
+    try:
+        with session.begin_nested():  # a racing preparation of the period may commit first
+            session.add(settlement)
+            session.flush()
+    except IntegrityError:
+        raced = _live(session, code, period)
+        if raced is None:
+            raise
+        return raced, False
     for seq, transfer in enumerate(result.transfers, start=1):
         payer, payee = party_rows[transfer.payer], party_rows[transfer.payee]
         from_account = _pay_from(session, actor, payer)

@@ -209,3 +209,24 @@ def test_a_terminated_agreement_settles_no_more(client, tokens, agreement, probl
             "compensation-no-agreement-in-force")
     problem(client.post(f"/compensation/agreements/{agreement}/terminate",
                         headers=tokens.admin), 409)
+
+
+def test_a_party_name_that_looks_like_a_formula_is_exported_as_text(client, tokens, database,
+                                                                    agreement, pilot):
+    import sqlalchemy as sa
+
+    from catalog.models import Party
+
+    with database.unit_of_work() as s:
+        s.execute(sa.update(Party).where(Party.id == pilot.parties["wangmo"])
+                  .values(name_zh='=HYPERLINK("http://evil.example","x")'))
+    _values(client, tokens, "2019", "II", "II")
+    settlement = client.post(f"/compensation/agreements/{agreement}/settlements",
+                             json={"period": "2019"}, headers=tokens.finance).get_json()
+    url = f"/compensation/settlements/{settlement['id']}/statement"
+    text = client.get(f"{url}?format=csv", headers=tokens.auditor).data.decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+    workbook = openpyxl.load_workbook(io.BytesIO(client.get(url, headers=tokens.auditor).data))
+    names = [row[2] for row in workbook["各方 Positions"].iter_rows(values_only=True)]
+    assert names[1] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert all(c.data_type != "f" for row in workbook["各方 Positions"].iter_rows() for c in row)
