@@ -27,7 +27,7 @@ def test_racing_preparations_settle_once(database, pilot):
             with database.unit_of_work() as s:
                 settlement, created = settlements.prepare(s, PREPARER, code, "2019")
                 results.append((settlement.id, created))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=prepare) for _ in range(4)]
