@@ -6,6 +6,9 @@
     ecovalue valuation compare BASE_RUN OTHER_RUN
     ecovalue valuation publish RUN_ID | reproduce RUN_ID | asset-value RUN_ID
     ecovalue valuation reference | price-books | indicators
+    ecovalue valuation price-book create|fill|publish|show VERSION ...
+    ecovalue valuation indicator add FILE.json|.yaml|.xlsx
+    ecovalue valuation detail RUN_ID          # every result row: quantity, unit, price, value
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +128,16 @@ def print_run(session: Any, run_id: int, unit: str) -> None:
 @click.option("--title", help="label of the run")
 @click.option("--unit", type=UNITS, default="万元", show_default=True, help="display unit")
 @click.option("--publish", is_flag=True, help="publish the run")
+@click.option("--output-value-basis", type=click.Choice(["gross", "net"]), default="gross",
+              show_default=True, help="whether reported output values (P-AGR, P-FOR ...) are "
+              "gross or net (value added) output values: recorded with the run")
 @with_appcontext
 def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
                 grid_files: tuple[Path, ...], set_ids: tuple[int, ...], price_book: str | None,
                 base_year: int | None, enable: tuple[str, ...], disable: tuple[str, ...],
                 allow_double_count: tuple[str, ...], gdp: str | None, area: str | None,
-                population: str | None, title: str | None, unit: str, publish: bool) -> None:
+                population: str | None, title: str | None, unit: str, publish: bool,
+                output_value_basis: str) -> None:
     """Value a region's quantities for a year and print the result table."""
     if not (quantity_files or grid_files or set_ids):
         raise click.UsageError("give --quantities FILE (or --grid FILE, --quantity-set ID)")
@@ -160,7 +168,8 @@ def run_command(region_code: str, year: int, quantity_files: tuple[Path, ...],
             session, actor, region_code=region_code, year=year, quantity_set_ids=ids,
             price_book_version=price_book, base_year=base_year,
             options={"enable": list(enable), "disable": list(disable),
-                     "allow_double_count": list(allow_double_count)},
+                     "allow_double_count": list(allow_double_count),
+                     "output_value_basis": output_value_basis},
             context=context, title=title)
         if publish:
             runs.publish_run(session, actor, run.id)
@@ -382,3 +391,224 @@ def indicators_command() -> None:
             click.echo(f"{item['code']:<8} {item['category']:<13} {item['name_zh']:<8} "
                        f"{item['name_en']:<40} {'|'.join(item['quantity_units']):<12} "
                        f"{', '.join(flags)}")
+
+
+# --- price books, custom indicators, run detail (what an analyst does, without HTTP) ----------
+
+#: price-book spreadsheet columns (English or Chinese headers)
+PRICE_COLUMNS = {
+    "parameter": ("参数", "参数名", "parameter_name"),
+    "value": ("数值", "价格", "值"),
+    "unit": ("单位",),
+    "price_year": ("价格年份", "价格年", "年份"),
+    "index_series": ("价格指数", "指数", "index"),
+    "confirmation": ("确认", "确认状态"),
+    "source": ("来源", "数据来源"),
+}
+
+
+def _cell(value: Any) -> Any:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def price_entries_from_file(path: Path) -> list[Mapping[str, Any]]:
+    """The entries of a price-book spreadsheet (CSV UTF-8/GBK or XLSX): one parameter a row;
+    `name.item` for a per-item parameter (`agri_price.茶叶`)."""
+    from ecovalue import spreadsheet
+
+    sheet = spreadsheet.read_spreadsheet(path.read_bytes(), PRICE_COLUMNS,
+                                         required=["parameter", "value", "unit"])
+    problems = [f"row {e.row}: {e.message}" for e in sheet.errors]
+    problems += [f"missing column {name}" for name in sheet.missing]
+    entries: list[Mapping[str, Any]] = []
+    for number, row in sheet.rows():
+        parameter = str(_cell(row.get("parameter")) or "").strip()
+        try:
+            value = float(str(row.get("value")).replace(",", ""))
+        except (TypeError, ValueError):
+            problems.append(f"row {number}: {row.get('value')!r} is not a number")
+            continue
+        year = _cell(row.get("price_year"))
+        try:
+            price_year = None if year is None else int(float(str(year)))
+        except ValueError:
+            problems.append(f"row {number}: {year!r} is not a year")
+            continue
+        entries.append({
+            "parameter": parameter, "value": value, "unit": str(row.get("unit") or "").strip(),
+            "price_year": price_year,
+            "index_series": _cell(row.get("index_series")),
+            "confirmation": _cell(row.get("confirmation")) or "to-confirm",
+            "source": str(_cell(row.get("source")) or "")[:500]})
+    if problems:
+        raise click.ClickException(f"{path.name}: " + "; ".join(problems))
+    return entries
+
+
+@cli.group("price-book")
+def price_book_group() -> None:
+    """A price book: create a draft, fill it from a spreadsheet, publish it, show it."""
+
+
+@price_book_group.command("create")
+@click.argument("version")
+@click.option("--title", required=True, help="what the book is for, e.g. '望谟县 2024 核算价格'")
+@click.option("--based-on", help="copy the entries of a book (e.g. default)")
+@click.option("--note")
+@with_appcontext
+def price_book_create_command(version: str, title: str, based_on: str | None,
+                              note: str | None) -> None:
+    """Create a draft price book, empty or copied from another."""
+    with unit_of_work() as session:
+        book = prices.create_book(session, operator(), version=version, title=title,
+                                  based_on=based_on, note=note)
+        click.echo(f"price book {book.version}: draft, {len(book.entries)} entries")
+
+
+@price_book_group.command("fill")
+@click.argument("version")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def price_book_fill_command(version: str, file: Path) -> None:
+    """Add or replace a draft's entries from a spreadsheet with the columns parameter (参数),
+    value (数值), unit (单位), price_year (价格年份), index_series (价格指数), confirmation
+    (确认: to-confirm / confirmed), source (来源). All rows are checked; none is written if
+    one is wrong."""
+    entries = price_entries_from_file(file)
+    with unit_of_work() as session:
+        book = prices.upsert_entries(session, operator(), version, entries)
+        click.echo(f"price book {book.version}: {len(entries)} entries from {file.name}, "
+                   f"{len(book.entries)} in all")
+
+
+@price_book_group.command("publish")
+@click.argument("version")
+@with_appcontext
+def price_book_publish_command(version: str) -> None:
+    """Publish a draft: from then on it never changes and runs may use it."""
+    with unit_of_work() as session:
+        book = prices.publish_book(session, operator(), version)
+        click.echo(f"price book {book.version}: published")
+
+
+@price_book_group.command("show")
+@click.argument("version")
+@with_appcontext
+def price_book_show_command(version: str) -> None:
+    """Every entry of a book: parameter, value, unit, price year, index series, confirmation."""
+    with unit_of_work() as session:
+        book = prices.get_book(session, operator(), version)
+        click.echo(f"price book {book.version} ({book.status}): {book.title}")
+        for entry in sorted(book.entries, key=lambda e: e.parameter):
+            click.echo(f"  {entry.parameter:<32} {entry.value:>14,.4f} {entry.unit:<12} "
+                       f"{entry.price_year or '':<5} {entry.index_series or '-':<12} "
+                       f"{entry.confirmation}")
+
+
+#: custom-indicator spreadsheet columns: one row per value term, the indicator's fields on
+#: its first row (rows of one code are one indicator)
+INDICATOR_COLUMNS = {
+    "code": ("代码", "指标代码"), "category": ("类别",), "name_zh": ("指标名称", "名称"),
+    "name_en": ("英文名称",), "quantity_units": ("实物量单位", "单位"),
+    "items": ("项目", "子项"), "term": ("值项", "term_name"), "formula": ("公式", "价值公式"),
+    "parameters": ("参数", "参数单位"), "money_quantity": (), "note": ("备注",),
+}
+
+
+def indicator_definitions_from_file(path: Path) -> list[dict[str, Any]]:
+    """Custom indicator definitions from JSON or YAML (one object or a list, in the shape of
+    `POST /valuation/indicators`) or from a spreadsheet (INDICATOR_COLUMNS; `parameters` as
+    `name[item]=yuan/t; other=1:coefficient`; lists separated by `|`)."""
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".yaml", ".yml"):
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml  # type: ignore[import-untyped]
+
+            data = yaml.safe_load(text)
+        return data if isinstance(data, list) else [data]
+    from ecovalue import spreadsheet
+
+    sheet = spreadsheet.read_spreadsheet(path.read_bytes(), INDICATOR_COLUMNS,
+                                         required=["code", "formula"])
+    if sheet.missing or sheet.errors:
+        raise click.ClickException(f"{path.name}: missing columns {sheet.missing} "
+                                   f"{[e.message for e in sheet.errors]}")
+    definitions: dict[str, dict[str, Any]] = {}
+    for _number, row in sheet.rows():
+        code = str(row["code"]).strip()
+        definition = definitions.setdefault(code, {"code": code, "terms": [],
+                                                   "parameters": {}})
+        for field in ("category", "name_zh", "name_en", "note"):
+            if _cell(row.get(field)) is not None:
+                definition[field] = str(row[field]).strip()
+        if _cell(row.get("quantity_units")) is not None:
+            definition["quantity_units"] = [u.strip() for u in
+                                            str(row["quantity_units"]).split("|")]
+        if _cell(row.get("items")) is not None:
+            items = str(row["items"]).strip()
+            definition["items"] = None if items == "*" else [i.strip()
+                                                             for i in items.split("|")]
+        if _cell(row.get("money_quantity")) is not None:
+            definition["money_quantity"] = str(row["money_quantity"]).strip().lower() in (
+                "true", "1", "yes", "是")
+        term = str(_cell(row.get("term")) or f"term{len(definition['terms']) + 1}")
+        definition["terms"].append({"name": term, "formula": str(row["formula"]).strip()})
+        for part in re.split(r"[;；]", str(_cell(row.get("parameters")) or "")):
+            if "=" not in part:
+                continue
+            name, spec = (p.strip() for p in part.split("=", 1))
+            unit, _, kind = spec.partition(":")
+            definition["parameters"][name] = {"unit": unit.strip(),
+                                              "kind": kind.strip() or "price"}
+    return list(definitions.values())
+
+
+@cli.group("indicator")
+def indicator_group() -> None:
+    """Custom indicators (admins): added as data, checked like the built-in ones."""
+
+
+@indicator_group.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def indicator_add_command(file: Path) -> None:
+    """Add the custom indicator(s) of a JSON, YAML, CSV or XLSX file (all or none)."""
+    definitions = indicator_definitions_from_file(file)
+    with unit_of_work() as session:
+        for data in definitions:
+            created = indicators.create_custom_indicator(session, operator(), data)
+            click.echo(f"indicator {created['code']} {created['name_zh']}: "
+                       f"{'; '.join(t['formula'] for t in created['terms'])}")
+
+
+@cli.command("detail")
+@click.argument("run_id", type=int)
+@click.option("--unit", type=UNITS, default="元", show_default=True)
+@with_appcontext
+def detail_command(run_id: int, unit: str) -> None:
+    """Every result row of a run -- indicator, sub-item or item, region, ecosystem type --
+    with its quantity, unit, unit price and value (current and constant prices)."""
+    with unit_of_work() as session:
+        view = reporting.run_view(session, operator(), run_id)
+        run = runs.get_run(session, operator(), run_id)
+        click.echo(f"run {run.id}: region {run.region_code} | year {run.year} | price book "
+                   f"{run.price_book.version} | output values "
+                   f"{run.options.get('output_value_basis', 'gross')}")
+        header = (f"{'indicator':<9} {'item':<14} {'region':<12} {'ecosystem':<11} "
+                  f"{'quantity':>18} {'unit':<8} {'unit price':>14} "
+                  f"{'current ' + unit:>18} {'constant ' + unit:>18}")
+        click.echo(header)
+        click.echo("-" * len(header))
+        for row in view.results.itertuples(index=False):
+            price = "-" if row.unit_price != row.unit_price else f"{row.unit_price:,.4f}"
+            click.echo(f"{row.indicator_code:<9} {str(row.item or '-')[:14]:<14} "
+                       f"{row.region_code:<12} {row.ecosystem_type:<11} "
+                       f"{row.quantity:>18,.4f} {str(row.quantity_unit)[:8]:<8} {price:>14} "
+                       f"{_fmt(row.value_current, unit):>18} "
+                       f"{_fmt(row.value_constant, unit):>18}")
+        click.echo("-" * len(header))
+        click.echo(f"{'GEP':<76} {_fmt(run.gep_current, unit):>18} "
+                   f"{_fmt(run.gep_constant, unit):>18}")

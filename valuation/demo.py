@@ -98,6 +98,21 @@ def demo_rows(year: int) -> list[dict[str, Any]]:
     return rows
 
 
+#: the sub-items the upload template lists on its second sheet (read by nobody: a reference)
+SUB_ITEM_TEMPLATE = (
+    ("R-SOIL", "sediment", "减少泥沙淤积", "t (soil) or m3 (silt)",
+     "t: Q x sediment_share / soil_bulk_density x dredging_cost; m3: Q x dredging_cost"),
+    ("R-SOIL", "nitrogen", "减少氮面源污染", "t (N)", "Q x nitrogen_price"),
+    ("R-SOIL", "phosphorus", "减少磷面源污染", "t (P)", "Q x phosphorus_price"),
+    ("R-FLOOD", "lake", "湖泊", "m3", "Q x reservoir_cost"),
+    ("R-FLOOD", "reservoir", "水库", "m3 (0.35 x capacity)", "Q x reservoir_cost"),
+    ("R-FLOOD", "marsh", "沼泽", "m3 (0.3 m x area)", "Q x reservoir_cost"),
+    ("R-CLIM", "transpiration", "植被蒸腾", "kWh", "Q x electricity_price"),
+    ("R-CLIM", "evaporation", "水面蒸发", "kWh", "Q x electricity_price"),
+    ("R-CARB", "", "", "tCO2 or tC (x 44/12 exactly)", "Q x carbon_price (per tCO2 or tC)"),
+)
+
+
 def demo_workbook(year: int = 2024) -> bytes:
     """The DEMO rows as the XLSX a county would upload (also a template for new users)."""
     from openpyxl import Workbook
@@ -110,6 +125,11 @@ def demo_workbook(year: int = 2024) -> bytes:
     sheet.append(columns)
     for row in demo_rows(year):
         sheet.append([row[c] for c in columns])
+    # the national method's sub-items: each its own row (item), never beside the whole
+    reference = workbook.create_sheet("sub-items (子项)")
+    reference.append(["indicator", "item", "项目 (accepted too)", "unit", "valued as"])
+    for sub_item in SUB_ITEM_TEMPLATE:
+        reference.append(list(sub_item))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

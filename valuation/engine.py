@@ -239,7 +239,8 @@ def _data_warnings(inputs: RunInputs, valuation: formulas.Valuation,
             warnings.append(f"{price['parameter']} is a {price['price_year']} price used in "
                             f"{inputs.year} without index adjustment (no index series in the "
                             "price book)")
-    if not results.empty and results["quantity_unit"].eq("yuan").any():
+    if not results.empty and results["quantity_unit"].eq("yuan").any() and \
+            inputs.base_year != inputs.year:  # values in yuan are deflated: the index is used
         years_used.setdefault(inputs.options.deflator_series, set()).update(
             {inputs.year, inputs.base_year})
     unconfirmed = []

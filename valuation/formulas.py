@@ -300,7 +300,13 @@ def value_quantities(
             term_names: list[str] = []
             param_names: list[str] = []
             missing_terms: list[tuple[str, str]] = []
-            for term in definition.terms:
+            terms = definition.terms_for(item, unit)
+            if not terms:
+                leave_unvalued(f"{code} has no value term for "
+                               + (f"sub-item {item} " if item else "")
+                               + f"in {unit}")
+                continue
+            for term in terms:
                 formula = term.parsed
                 resolved: dict[str, AdjustedPrice] = {}
                 problem = None
@@ -344,9 +350,8 @@ def value_quantities(
                     used_prices[key] = adjusted.to_dict()
                     param_names.append(key)
             for term_name, reason in missing_terms:
-                label = (f"term {term_name} not valued: " if len(definition.terms) > 1
-                         else "") + reason
-                leave_unvalued(label, term_name if len(definition.terms) > 1 else None)
+                label = (f"term {term_name} not valued: " if len(terms) > 1 else "") + reason
+                leave_unvalued(label, term_name if len(terms) > 1 else None)
             if not any_term:
                 continue
             valued_terms = [term_names] * n

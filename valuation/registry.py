@@ -49,6 +49,9 @@ ECOSYSTEM_ALIASES = {
     "shrub": "shrubland", "cropland": "farmland", "water": "wetland",
 }
 
+#: indicators whose items are the national method's sub-items (not an open product list)
+SUB_ITEM_INDICATORS = ("R-SOIL", "R-FLOOD", "R-CLIM")
+
 #: the placeholder for "the canonical unit of the quantity row" in a parameter's unit
 Q_PLACEHOLDER = "{Q}"
 
@@ -76,10 +79,37 @@ class ParameterSpec:
 class Term:
     name: str
     formula: str
+    #: the sub-item whose rows this term values ("" = rows without a sub-item of their own:
+    #: every item of an open vocabulary, and rows with no item)
+    item: str = ""
+    #: the canonical quantity unit it applies to ("" = every accepted unit)
+    unit: str = ""
 
     @property
     def parsed(self) -> Formula:
         return expressions.parse(self.formula)
+
+    def to_dict(self) -> dict[str, str]:
+        data = {"name": self.name, "formula": self.formula}
+        if self.item:
+            data["item"] = self.item
+        if self.unit:
+            data["unit"] = self.unit
+        return data
+
+
+#: Chinese names of the national method's sub-items (items that have terms of their own, or
+#: that split an indicator by source), accepted in quantity tables beside the codes
+SUB_ITEM_ALIASES = {
+    "减少泥沙淤积": "sediment", "泥沙淤积": "sediment", "减少泥沙": "sediment", "泥沙": "sediment",
+    "减少氮面源污染": "nitrogen", "减少氮": "nitrogen", "氮": "nitrogen", "N": "nitrogen",
+    "减少磷面源污染": "phosphorus", "减少磷": "phosphorus", "磷": "phosphorus",
+    "P": "phosphorus",
+    "湖泊": "lake", "湖泊调蓄": "lake", "水库": "reservoir", "水库调蓄": "reservoir",
+    "沼泽": "marsh", "沼泽调蓄": "marsh",
+    "植被蒸腾": "transpiration", "蒸腾": "transpiration", "植被蒸腾降温增湿": "transpiration",
+    "水面蒸发": "evaporation", "蒸发": "evaporation", "水面蒸发降温增湿": "evaporation",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +147,25 @@ class IndicatorDef:
                 return candidate
         return None
 
+    @property
+    def sub_items(self) -> tuple[str, ...]:
+        """The items that are sub-items of the national method (R-SOIL: sediment, nitrogen,
+        phosphorus; R-FLOOD: lake, reservoir, marsh; R-CLIM: transpiration, evaporation):
+        each is its own result row, they sum to the indicator, and giving both the indicator
+        and its sub-items for one region and ecosystem type counts twice."""
+        return self.items if self.items and self.code in SUB_ITEM_INDICATORS else ()
+
+    def terms_for(self, item: str, unit: str) -> tuple[Term, ...]:
+        """The terms that value rows of `item` in canonical `unit`: the item's own terms
+        where it has some, else the general ones; each only for its unit if it names one."""
+        own = [t for t in self.terms if t.item and t.item == item]
+        chosen = own if own else [t for t in self.terms if not t.item]
+        return tuple(t for t in chosen if not t.unit or t.unit == unit)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["parameters"] = {k: v.to_dict() for k, v in sorted(self.parameters.items())}
-        data["terms"] = [dataclasses.asdict(t) for t in self.terms]
+        data["terms"] = [t.to_dict() for t in self.terms]
         data["quantity_units"] = list(self.quantity_units)
         data["items"] = None if self.items is None else list(self.items)
         data["double_counts_with"] = list(self.double_counts_with)
@@ -166,7 +211,9 @@ def builtin_indicators() -> dict[str, IndicatorDef]:
     rules = {row["code"]: row for row in _read_csv("indicator_rules.csv")}
     terms: dict[str, list[Term]] = {}
     for row in _read_csv("indicator_terms.csv"):
-        terms.setdefault(row["code"], []).append(Term(row["term"], row["formula"]))
+        terms.setdefault(row["code"], []).append(Term(row["term"], row["formula"],
+                                                      row.get("item") or "",
+                                                      row.get("unit") or ""))
     specs = builtin_parameters()
     registry: dict[str, IndicatorDef] = {}
     for row in _read_csv("gep_indicators.csv"):
@@ -272,7 +319,13 @@ def check_definition(definition: IndicatorDef,
             continue
         if formula.item_parameters and definition.items == ():
             bad(field, "name[item] needs an item vocabulary (items)")
+        if term.item and (definition.items is None or term.item not in definition.items):
+            bad(field, f"item {term.item!r} is not one of the indicator's items")
+        if term.unit and term.unit not in definition.quantity_units:
+            bad(field, f"unit {term.unit!r} is not one of the indicator's quantity units")
         for unit in definition.quantity_units:
+            if term.unit and unit != term.unit:
+                continue
             dims = {expressions.QUANTITY: parse_unit(unit).without_per_year()}
             for name, spec in definition.parameters.items():
                 dims[name] = parse_unit(substitute_q(spec.unit, unit)).dimension

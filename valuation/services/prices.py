@@ -254,8 +254,13 @@ def check_entries(session: Session, entries: Iterable[Mapping[str, Any]]) -> lis
             except (formulas.PriceProblem, UnitError):
                 continue
         if not fits:
+            hint = ""
+            if any("tCO2" in t or "tC" in t for t in targets) and \
+                    parse_unit(entry["unit"]).dimension == parse_unit("yuan/t").dimension:
+                hint = (" (a carbon price is per tonne of carbon or of CO2: write 元/tC or "
+                        "元/tCO2; a price per tC is converted exactly with 12/44)")
             bad("unit", f"unit {entry['unit']!r} does not fit; expected "
-                        f"{' or '.join(targets) or spec.unit}")
+                        f"{' or '.join(targets) or spec.unit}{hint}")
         year = entry.get("price_year")
         index = entry.get("index_series")
         if spec.kind == "price":

@@ -31,6 +31,7 @@ from ecovalue.db import INT64_MAX, bulk_insert_records
 from ecovalue.units import MONEY, UnitError, conversion_factor, dimension_name, parse_unit
 from valuation import grid, registry, tables
 from valuation.errors import GridInvalid, QuantitiesInvalid, QuantitySetNotFound
+from valuation.formulas import CARBON_TO_CO2
 from valuation.models import QuantityRow, QuantitySet
 from valuation.registry import IndicatorDef
 from valuation.services.indicators import current_registry
@@ -162,6 +163,7 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
             if definition.items == ():
                 bad("item", f"{definition.code} has no items; leave the item empty")
             elif definition.items is not None:
+                item = registry.SUB_ITEM_ALIASES.get(item, item)
                 match = next((i for i in definition.items if i.lower() == item.lower()), None)
                 if match is None:
                     bad("item", f"item {item!r} is not one of {', '.join(definition.items)}")
@@ -209,14 +211,22 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
                                         f"not from an amount in {unit_text}")
                     else:
                         canonical_unit = definition.canonical_unit(unit_text)
-                        if canonical_unit is None:
+                        if canonical_unit is None and "tCO2" in definition.quantity_units and \
+                                unit.without_per_year() == parse_unit("tC").without_per_year():
+                            # carbon given as carbon mass: tCO2 = tC x 44/12, exactly
+                            factor = conversion_factor(unit_text, "tC", annual=True)
+                            exact = value * factor * CARBON_TO_CO2
+                            canonical_unit = "tCO2"
+                            quantity = exact.numerator / exact.denominator
+                        elif canonical_unit is None:
                             bad("unit", f"unit {unit_text} ({dimension_name(unit)}) does not "
                                         f"fit {definition.code}, which expects "
                                         f"{' or '.join(definition.quantity_units)}")
                     if canonical_unit is not None:
-                        factor = conversion_factor(unit_text, canonical_unit, annual=True)
-                        exact = value * factor
-                        quantity = exact.numerator / exact.denominator
+                        if quantity is None:
+                            factor = conversion_factor(unit_text, canonical_unit, annual=True)
+                            exact = value * factor
+                            quantity = exact.numerator / exact.denominator
                         if quantity < 0 and (origin == "outside" or not
                                              definition.allow_negative):
                             bad("quantity", f"a negative quantity is impossible for "
@@ -244,7 +254,30 @@ def check_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], *, scope: str, yea
             continue
         first_seen[key] = number
         clean.append(row)
+    problems.extend(_double_counted_sub_items(clean, definitions, row_label))
     return clean, problems
+
+
+def _double_counted_sub_items(rows: Sequence[CleanRow], definitions: Mapping[str, IndicatorDef],
+                              row_label: str) -> list[dict[str, Any]]:
+    """Rows giving an indicator as a whole (no item) beside its sub-items (R-SOIL sediment,
+    R-FLOOD lake ...) for the same region, ecosystem type and origin: the same value twice."""
+    whole: dict[tuple, int] = {}
+    parts: dict[tuple, list[int]] = {}
+    for row in rows:
+        definition = definitions.get(row.indicator_code)
+        if definition is None or not definition.sub_items:
+            continue
+        key = (row.region_code, row.indicator_code, row.ecosystem_type, row.origin)
+        if row.item:
+            parts.setdefault(key, []).append(row.source_row)
+        else:
+            whole[key] = row.source_row
+    return [{"row": number, "column": "item", "message":
+             f"{row_label} {number}: {key[1]} is given as a whole and by its sub-items "
+             f"({row_label}s {', '.join(map(str, parts[key]))}) for region {key[0]}, "
+             f"{key[2]}: that counts it twice; give the sub-items or the whole"}
+            for key, number in whole.items() if key in parts]
 
 
 def content_hash(rows: Iterable[CleanRow]) -> str:
