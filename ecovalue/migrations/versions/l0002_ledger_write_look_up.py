@@ -24,7 +24,7 @@ that use what it returns (validation, the guard, closed periods) stay in Python
 Core statements of the store on the same cases.
 
 Revision ID: l0002_ledger_write_look_up
-Revises: k0001_carbon
+Revises: r0001_reconcile
 """
 
 from collections.abc import Sequence
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "l0002_ledger_write_look_up"
-down_revision: str | Sequence[str] | None = "k0001_carbon"
+down_revision: str | Sequence[str] | None = "r0001_reconcile"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
