@@ -3,7 +3,9 @@ English column names, exported as XLSX (one sheet per topic, through the shell's
 writer) or a printable HTML page.
 
 Sections: fund balances (every CNY fund account: opening, money in, money out, closing),
-compensation paid and received (ledger transactions of a `compensation*` type), distributions
+compensation paid and received by agreement (ledger transactions of a `compensation*` type,
+e.g. the compensation package's settlements, and the thermal-power pilot's `pilot.fee`; the
+agreement or obligation comes from the transaction's metadata), distributions
 to villages and households (`payout*`, `distribution*`, `dividend*`, `sharing*`), carbon
 credits issued, retired and traded (the registry's batches, retirements and transfers), and
 the month's reconciliations. Amounts are integer fen; yuan columns are for reading only.
@@ -25,7 +27,9 @@ from ledger.carbon.models import CarbonBatch, CarbonEvent, CarbonRetirement
 from ledger.reconcile.models import ReconcileRun
 from ledger.reconcile.statement_file import month_end
 
-COMPENSATION_TYPES = ("compensation",)
+#: compensation settlements (`compensation.settlement`, by agreement) and the thermal-power
+#: pilot's fees into the forest fund (`pilot.fee`, by obligation)
+COMPENSATION_TYPES = ("compensation", "pilot.fee")
 DISTRIBUTION_TYPES = ("payout", "distribution", "dividend", "sharing")
 MAX_TRANSACTIONS = 50_000
 
@@ -77,26 +81,32 @@ def _transactions(session: Session, actor: Principal, first: dt.date, last: dt.d
     ids = list(session.scalars(ledger.list_transactions(session, actor, date_from=first,
                                                         date_to=last, asset="CNY")
                                .limit(MAX_TRANSACTIONS)))
+    views = [v for v in sorted(ledger.load_views(session, ids), key=lambda v: v.id)
+             if v.phase in ("posted", "post_pending")  # a reservation moved nothing yet
+             and v.type.startswith(prefixes)]
+    # a posted reservation carries its agreement on the reservation it resolves
+    originals = {v.id: v for v in ledger.load_views(
+        session, sorted({v.pending_id for v in views if v.pending_id is not None}))}
     rows = []
-    for view in sorted(ledger.load_views(session, ids), key=lambda v: v.id):
-        if view.phase not in ("posted", "post_pending"):  # a reservation moved nothing yet
-            continue
-        if not view.type.startswith(prefixes):
-            continue
+    for view in views:
+        source = originals.get(view.pending_id, view) if view.pending_id else view
+        metadata = source.metadata if isinstance(source.metadata, dict) else {}
+        agreement = metadata.get("agreement") or metadata.get("obligation")
         payers = sorted({p.account_code for p in view.postings if p.direction == "debit"})
         payees = sorted({p.account_code for p in view.postings if p.direction == "credit"})
         amount = sum(p.amount for p in view.postings if p.direction == "debit")
-        agreement = (view.metadata or {}).get("agreement") if isinstance(view.metadata, dict) \
-            else None
         rows.append([view.id, view.effective_date, view.type, ", ".join(payers),
                      ", ".join(payees), amount, yuan(amount),
-                     agreement if isinstance(agreement, str) else None, view.memo])
+                     agreement if isinstance(agreement, str) else None,
+                     source.memo if view.memo is None else view.memo])
+    rows.sort(key=lambda r: (r[7] or "", r[1], r[0]))  # by agreement, then date
     return rows
 
 
 _TX_COLUMNS = [("交易号", "transaction"), ("日期", "date"), ("类型", "type"),
                ("付款账户", "paid_by"), ("收款账户", "paid_to"), ("金额(分)", "amount_fen"),
-               ("金额(元)", "amount_yuan"), ("协议", "agreement"), ("摘要", "memo")]
+               ("金额(元)", "amount_yuan"), ("协议/义务", "agreement_or_obligation"),
+               ("摘要", "memo")]
 
 
 def _carbon(session: Session, first: dt.date, last: dt.date) -> Section:

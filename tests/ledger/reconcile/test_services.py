@@ -344,3 +344,31 @@ def test_simulated_month_through_the_database(database, world, seed):
                 for c, r, ls, ts in sim.expected}
     assert found == expected, f"seed {seed}: replay with simulate.simulate({seed})"
     assert summary.balanced
+
+
+def test_compensation_section_by_agreement_from_posted_reservations(database, world):
+    """A settlement's payment is a reservation (with the agreement in its metadata) that finance
+    posts later: the report shows the posted payment under its agreement; an unposted one and
+    other types are not compensation."""
+    from ecovalue.auth import system_principal
+    actor = system_principal("test")
+    with database.unit_of_work() as s:
+        reserved = ledger.post(s, actor, ledger.TransactionSpec(
+            type="compensation.settlement", pending=True, effective_date=day(5),
+            memo="CHISHUI 2024-03", metadata={"agreement": "CHISHUI-2018"},
+            postings=[ledger.PostingSpec("BANK", "CNY", "debit", 300_00),
+                      ledger.PostingSpec("FUND", "CNY", "credit", 300_00)])).id
+        ledger.post(s, actor, ledger.TransactionSpec(
+            type="compensation.settlement", pending=True, effective_date=day(6),
+            metadata={"agreement": "OTHER"},
+            postings=[ledger.PostingSpec("BANK", "CNY", "debit", 7_00),
+                      ledger.PostingSpec("FUND", "CNY", "credit", 7_00)]))
+        posted = ledger.post_pending(s, actor, reserved, effective_date=day(7)).id
+        fee = pay(s, "BANK", "FUND", 50_00, day(8), type_="pilot.fee")
+        pay(s, "BANK", "FUND", 1_00, day(9), type_="deposit")
+    with database.session(write=False) as s:
+        report = reports.build_report(s, SIGNER, PERIOD)
+    rows = next(sec for sec in report.sections if sec.key == "compensation").rows
+    assert [(r[0], r[5], r[7]) for r in rows] == [(fee, 50_00, None),
+                                                  (posted, 300_00, "CHISHUI-2018")]
+    assert rows[1][8] == "CHISHUI 2024-03"
