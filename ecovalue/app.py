@@ -61,6 +61,11 @@ import ledger.reconcile.cli
 import ledger.reconcile.console
 import ledger.reconcile.demo
 import ledger.reconcile.models
+import ledger.sharing.api
+import ledger.sharing.cli
+import ledger.sharing.demo
+import ledger.sharing.models
+import ledger.sharing.services
 import valuation.api
 import valuation.cli
 import valuation.demo
@@ -85,29 +90,30 @@ from ecovalue.logging import configure_logging
 MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
                  catalog.models, valuation.models, ledger.core.models, ledger.carbon.models,
                  ledger.pilot.models, ledger.compensation.models,
-                 ledger.reconcile.models)
+                 ledger.reconcile.models, ledger.sharing.models)
 
 #: every flask-smorest Blueprint, in the order they appear in the docs
 BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
               catalog.api.blp, valuation.api.blp, ledger.core.api.blp, ledger.carbon.api.blp,
               ledger.pilot.api.blp, ledger.compensation.api.blp,
-              ledger.reconcile.api.blp)
+              ledger.reconcile.api.blp, ledger.sharing.api.blp)
 
 #: the command groups of `ecovalue`: the shell's, then each package's
 CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
                 shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli,
                 ledger.carbon.cli.cli, ledger.pilot.cli.cli, ledger.compensation.cli.cli,
-                ledger.reconcile.cli.cli)
+                ledger.reconcile.cli.cli, ledger.sharing.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
 DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
                 ledger.carbon.demo.load, ledger.pilot.demo.load, ledger.compensation.demo.load,
-                ledger.reconcile.demo.load)
+                ledger.reconcile.demo.load, ledger.sharing.demo.load)
 #: server-rendered pages (plain Flask blueprints, outside the OpenAPI document)
 PAGE_BLUEPRINTS = (ledger.reconcile.console.bp,)
 #: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
 LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify,
-                        ledger.compensation.services.settlements.verify)
+                        ledger.compensation.services.settlements.verify,
+                        ledger.sharing.services.verify)
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"

@@ -165,6 +165,22 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "reconcile.run.signoff": {F: ANY},
     "reconcile.period.close": {A: ANY, F: ANY},
     "reconcile.report.read": {A: ANY, F: ANY, U: ANY},
+    # benefit sharing (aggregate traceability is public: no check)
+    "sharing.read": dict(_READERS),  # register (masked), rules, runs, statements
+    "sharing.register.write": {A: ANY, R: COUNTY},
+    # the CNY accounts of collectives and households, opened by the register (which checked
+    # the county already) and by runs
+    "sharing.account.open": {A: ANY, R: ANY, F: ANY},
+    "sharing.rule.write": {A: ANY, F: ANY},
+    "sharing.fund.write": {A: ANY, F: ANY},
+    "sharing.programme.write": {A: ANY, F: ANY},
+    "sharing.run.prepare": {A: ANY, R: COUNTY, F: ANY},
+    "sharing.run.approve": {A: ANY, F: ANY},  # never the preparer (four eyes)
+    "sharing.run.cancel": {A: ANY, F: ANY},
+    # the one file with whole bank account numbers: the finance bureau only, audited
+    "sharing.payment_file.download": {F: ANY},
+    "sharing.purchase.create": {A: ANY, F: ANY, T: PARTY},  # a buyer pays from its account
+    "sharing.trace.read": {A: ANY, F: ANY, U: ANY, T: PARTY},  # a plant: its own payments
 }
 
 

@@ -18,7 +18,8 @@ never commits, so a sibling's own rows and the ledger's postings commit or roll 
 The contract for the floors above is `post` (one transaction, or a pending one with
 `pending=True`), `post_batch`, `post_pending` / `void_pending`, `reverse_transaction`,
 `ensure_account` / `create_account`, `create_asset` / `get_asset`, and the reads
-`account_balance`, `party_balances`, `statement`, `get_transaction`; the routes and the CLI
+`account_balance`, `party_balances`, `statement`, `account_inflows` (the credits of an
+account with who paid them, for tracing pooled money), `get_transaction`; the routes and the CLI
 use the same names for the rest (periods, assertions, listings, `verify`).
 
 `action` is the policy action (in `ecovalue.auth.policy.POLICY`) the caller is authorized
@@ -36,11 +37,13 @@ from ledger.core.errors import (
 from ledger.core.rules import PostingSpec, TransactionSpec, account_ref
 from ledger.core.services import (
     BalanceView,
+    Inflow,
     PostingView,
     Statement,
     StatementLine,
     TransactionView,
     account_balance,
+    account_inflows,
     assert_balance,
     close_period,
     create_account,
@@ -73,9 +76,10 @@ from ledger.core.services import (
 from ledger.core.services import create_transaction as post
 
 __all__ = [
-    "AccountNotOwned", "AlreadyReversed", "BalanceView", "InsufficientBalance",
+    "AccountNotOwned", "AlreadyReversed", "BalanceView", "Inflow", "InsufficientBalance",
     "PendingAlreadyResolved", "PendingExpired", "PeriodClosed", "PostingSpec", "PostingView",
     "Statement", "StatementLine", "TransactionSpec", "TransactionView", "account_balance",
+    "account_inflows",
     "account_ref", "assert_balance", "close_period", "create_account", "create_asset",
     "create_transaction", "ensure_account", "expire_pendings", "find_account", "get_account",
     "get_asset", "get_batch", "get_transaction", "list_accounts", "list_assertions", "list_assets",

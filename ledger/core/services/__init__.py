@@ -18,9 +18,11 @@ from ledger.core.services.accounts import (
 )
 from ledger.core.services.balances import (
     BalanceView,
+    Inflow,
     Statement,
     StatementLine,
     account_balance,
+    account_inflows,
     assert_balance,
     list_assertions,
     party_balances,
@@ -48,8 +50,9 @@ from ledger.core.services.transactions import (
 from ledger.core.views import PostingView, TransactionView, load_views
 
 __all__ = [
-    "BalanceView", "PostingSpec", "PostingView", "Statement", "StatementLine",
-    "TransactionSpec", "TransactionView", "account_balance", "assert_balance", "close_period",
+    "BalanceView", "Inflow", "PostingSpec", "PostingView", "Statement", "StatementLine",
+    "TransactionSpec", "TransactionView", "account_balance", "account_inflows",
+    "assert_balance", "close_period",
     "create_account", "create_asset", "create_transaction", "ensure_account",
     "expire_pendings", "find_account", "get_account", "get_asset", "get_batch",
     "get_transaction", "list_accounts", "list_assertions", "list_assets", "list_periods",

@@ -359,3 +359,74 @@ def _audit_mismatches(session: Session) -> list[str]:
             problems.append(f"batch {batch_id}: transactions or postings differ from the "
                             "digest in its audit event")
     return problems
+
+
+# --- inflows (for the floors above that trace pooled money) ----------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Inflow:
+    """One posted credit of an account: the transaction that brought value in, how much,
+    and the accounts it debited (who paid: code and owner party). `reversed_by_id` is set
+    when the transaction was reversed since."""
+
+    transaction_id: int
+    effective_date: dt.date
+    type: str
+    memo: str | None
+    amount: int
+    payers: tuple[tuple[str, int], ...]
+    reversed_by_id: int | None
+
+
+MAX_INFLOWS = 100_000
+
+
+def account_inflows(session: Session, actor: Principal, ref: int | str, *,
+                    date_from: dt.date | None = None, date_to: dt.date | None = None,
+                    transaction_ids: Iterable[int] | None = None) -> list[Inflow]:
+    """The posted credits of an account (optionally between two effective dates, inclusive,
+    or only those of `transaction_ids`), oldest first, each with the accounts its
+    transaction debited. Reversals (whose credits return value, not bring it in) are left
+    out; an inflow that was reversed carries `reversed_by_id`. At most MAX_INFLOWS."""
+    account = get_account(session, actor, ref)
+    credit = sa.and_(LedgerPosting.account_id == account.id, LedgerPosting.pending.is_(False),
+                     LedgerPosting.direction == "credit", TX.c.type != "reversal")
+    if date_from is not None:
+        credit = sa.and_(credit, LedgerPosting.effective_date >= date_from)
+    if date_to is not None:
+        credit = sa.and_(credit, LedgerPosting.effective_date <= date_to)
+    if transaction_ids is not None:
+        ids = [i for i in transaction_ids if valid_id(i)]
+        credit = sa.and_(credit, LedgerPosting.transaction_id.in_(ids))
+    rows: Sequence[Sequence[Any]] = session.execute(
+        sa.select(LedgerPosting.transaction_id, LedgerPosting.effective_date, TX.c.type,
+                  TX.c.memo, sa.func.sum(LedgerPosting.amount))
+        .join(TX, TX.c.id == LedgerPosting.transaction_id).where(credit)
+        .group_by(LedgerPosting.transaction_id, LedgerPosting.effective_date, TX.c.type,
+                  TX.c.memo)
+        .order_by(LedgerPosting.effective_date, LedgerPosting.transaction_id)
+        .limit(MAX_INFLOWS + 1)).all()
+    if len(rows) > MAX_INFLOWS:
+        raise ValidationFailed(f"more than {MAX_INFLOWS} inflows: ask for a shorter range",
+                               errors=[{"location": "query", "field": "date_from",
+                                        "message": "range too long"}])
+    tx_ids = [int(r[0]) for r in rows]
+    payers: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    reversed_by: dict[int, int] = {}
+    for start in range(0, len(tx_ids), 10_000):
+        chunk = tx_ids[start:start + 10_000]
+        for tx_id, code, party_id in session.execute(
+                sa.select(LedgerPosting.transaction_id, LedgerAccount.code,
+                          LedgerAccount.party_id)
+                .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+                .where(LedgerPosting.transaction_id.in_(chunk),
+                       LedgerPosting.direction == "debit")
+                .order_by(LedgerPosting.id)):
+            payers[int(tx_id)].append((code, int(party_id)))
+        reversals: Iterable[Sequence[Any]] = session.execute(
+            sa.select(TX.c.id, TX.c.reverses_id).where(TX.c.reverses_id.in_(chunk)))
+        reversed_by.update({int(o): int(r) for r, o in reversals})
+    return [Inflow(int(tx_id), day, tx_type, memo, int(amount), tuple(payers.get(int(tx_id), ())),
+                   reversed_by.get(int(tx_id)))
+            for tx_id, day, tx_type, memo, amount in rows]

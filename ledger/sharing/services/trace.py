@@ -1,0 +1,337 @@
+"""Where every fen went: traceability of pooled money, as a documented rule.
+
+A fund pools the payments of many plants, agreements and carbon sales, and pays many
+households; which yuan went where is therefore a rule, not a fact. The rule:
+
+1. **Inflows.** The inflows of a fund are the posted credits of its ledger account
+   (`ledger.core.account_inflows`), oldest first (effective date, then transaction id);
+   reversals are not inflows, and an inflow that was reversed is left out from then on.
+2. **Window and attribution.** When a distribution is paid, its amount is attributed to the
+   inflows effective from the run's `window_from` (default: the fund's first inflow) to the
+   payment date, pro rata to what each of them still has unattributed to earlier
+   distributions, by largest remainder to the fen (ties: the older inflow). This is fixed
+   in `sharing_run_sources` at payment and never recomputed.
+3. **Within a distribution.** Each recipient line's amount is attributed to the run's
+   sources by `allocation.attribution_matrix`: every cell is the exact pro-rata
+   `line x source / run amount` rounded down or up, rows summing exactly to the line,
+   columns exactly to the source's part.
+
+So for a payment into a fund, the recipients' parts plus what is still undistributed sum
+exactly to the payment; for a household's receipt, its sources sum exactly to the receipt.
+A single-tree purchase is paid straight to the households: its source is the buyer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from catalog.models import Party
+from ecovalue.auth import Principal, authorize
+from ledger import core
+from ledger.sharing import allocation, errors
+from ledger.sharing.models import SharingFund, SharingRun, SharingRunLine, SharingRunSource
+from ledger.sharing.services.register import READER
+
+
+def unattributed(session: Session, fund: SharingFund, *, window_from: dt.date | None,
+                 date_to: dt.date) -> tuple[list[core.Inflow], np.ndarray]:
+    """The fund's inflows in the window (not reversed), and what each still has unattributed."""
+    inflows = [i for i in core.account_inflows(session, READER, fund.account_code,
+                                               date_from=window_from, date_to=date_to)
+               if i.reversed_by_id is None]
+    used = dict(session.execute(
+        sa.select(SharingRunSource.inflow_transaction_id, sa.func.sum(SharingRunSource.amount_fen))
+        .where(SharingRunSource.fund_id == fund.id)
+        .group_by(SharingRunSource.inflow_transaction_id)).all())
+    remaining = np.array([max(i.amount - int(used.get(i.transaction_id, 0)), 0)
+                          for i in inflows], dtype=np.int64)
+    return inflows, remaining
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """A part of a payment that reached a recipient (or a source that funded a receipt)."""
+
+    run_id: int
+    reference: str
+    paid_on: dt.date | None
+    line_no: int
+    kind: str
+    party_id: int | None
+    name_zh: str | None
+    village_party_id: int | None
+    account_code: str
+    amount_fen: int
+
+
+def _run_matrix(session: Session, run: SharingRun) -> tuple[list[sa.Row], list[int],
+                                                           np.ndarray]:
+    """A paid distribution's paying lines, its sources (inflow ids) and the attribution
+    matrix (lines x sources)."""
+    lines = list(session.execute(
+        sa.select(SharingRunLine.line_no, SharingRunLine.kind, SharingRunLine.party_id,
+                  SharingRunLine.village_party_id, SharingRunLine.account_code,
+                  SharingRunLine.amount_fen)
+        .where(SharingRunLine.run_id == run.id, SharingRunLine.amount_fen > 0)
+        .order_by(SharingRunLine.line_no)).all())
+    sources = session.execute(
+        sa.select(SharingRunSource.inflow_transaction_id, SharingRunSource.amount_fen)
+        .where(SharingRunSource.run_id == run.id)
+        .order_by(SharingRunSource.inflow_transaction_id)).all()
+    matrix = allocation.attribution_matrix(
+        np.array([ln.amount_fen for ln in lines], dtype=np.int64),
+        np.array([s[1] for s in sources], dtype=np.int64))
+    return lines, [int(s[0]) for s in sources], matrix
+
+
+def _names(session: Session, ids: set[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    ordered = sorted(i for i in ids if i is not None)
+    for start in range(0, len(ordered), 10_000):
+        out.update(session.execute(sa.select(Party.id, Party.name_zh).where(
+            Party.id.in_(ordered[start:start + 10_000]))).all())
+    return out
+
+
+def _inflow(session: Session, transaction_id: int) -> tuple[SharingFund, core.Inflow] | None:
+    for fund in session.scalars(sa.select(SharingFund).order_by(SharingFund.id)):
+        found = core.account_inflows(session, READER, fund.account_code,
+                                     transaction_ids=[transaction_id])
+        if found:
+            return fund, found[0]
+    return None
+
+
+def trace_payment(session: Session, actor: Principal | None, transaction_id: int, *,
+                  detail: bool) -> dict[str, Any]:
+    """Where the fen of a payment went: a payment into a sharing fund (a plant's fee, a
+    carbon sale, an instalment) or a single-tree purchase, identified by its ledger
+    transaction. In aggregate (public): per village, what its collective and its households
+    received, plus named accounts and what is still undistributed in the fund. In detail
+    (role-scoped, `sharing.trace.read`; a trader for its own payments): every recipient.
+    The parts sum exactly to the payment."""
+    if not isinstance(transaction_id, int) or not 0 < transaction_id < 2**63:
+        raise errors.InflowNotFound(f"no payment {transaction_id}")
+    purchase_line = session.execute(
+        sa.select(SharingRunLine.run_id).join(SharingRun, SharingRun.id == SharingRunLine.run_id)
+        .where(SharingRunLine.transaction_id == transaction_id,
+               SharingRun.kind == "single_tree").limit(1)).first()
+    receipts: list[Receipt] = []
+    if purchase_line is not None:
+        run = session.get(SharingRun, purchase_line[0])
+        assert run is not None
+        payers = [run.buyer_party_id] if run.buyer_party_id else []
+        if detail:
+            authorize(actor, "sharing.trace.read", party=payers)
+        amount = run.amount_fen
+        kind, fund_code, paid_on = "single_tree", None, run.paid_on
+        for bought in session.execute(sa.select(SharingRunLine).where(
+                SharingRunLine.run_id == run.id, SharingRunLine.amount_fen > 0)
+                .order_by(SharingRunLine.line_no)).scalars():
+            receipts.append(Receipt(run.id, run.reference, run.paid_on, bought.line_no,
+                                    bought.kind, bought.party_id, None, bought.village_party_id,
+                                    bought.account_code, bought.amount_fen))
+        undistributed = 0
+        memo = run.memo
+        payer_accounts = [run.payer_account_code]
+    else:
+        found = _inflow(session, transaction_id)
+        if found is None:
+            raise errors.InflowNotFound(f"transaction {transaction_id} paid nothing into a "
+                                        "sharing fund and is no single-tree purchase")
+        fund, inflow = found
+        payers = sorted({party for _, party in inflow.payers})
+        if detail:
+            authorize(actor, "sharing.trace.read", party=payers)
+        amount, kind, fund_code, paid_on = inflow.amount, "fund_inflow", fund.account_code, \
+            inflow.effective_date
+        memo = inflow.memo
+        payer_accounts = [code for code, _ in inflow.payers]
+        distributed = 0
+        runs = session.scalars(sa.select(SharingRun).join(
+            SharingRunSource, SharingRunSource.run_id == SharingRun.id)
+            .where(SharingRunSource.inflow_transaction_id == transaction_id,
+                   SharingRunSource.fund_id == fund.id).order_by(SharingRun.id)).all()
+        for run in runs:
+            lines, sources, matrix = _run_matrix(session, run)
+            column = matrix[:, sources.index(transaction_id)]
+            distributed += int(column.sum())
+            for ln, part in zip(lines, column.tolist(), strict=True):
+                if part:
+                    receipts.append(Receipt(run.id, run.reference, run.paid_on, ln.line_no,
+                                            ln.kind, ln.party_id, None, ln.village_party_id,
+                                            ln.account_code, part))
+        undistributed = amount - distributed
+    names = _names(session, {r.party_id for r in receipts if r.party_id is not None} |
+                   {r.village_party_id for r in receipts if r.village_party_id is not None} |
+                   set(payers))
+    villages: dict[int | None, dict[str, Any]] = {}
+    for r in receipts:
+        key = r.village_party_id if r.kind != "account" else None
+        row = villages.setdefault(key, {
+            "village_party_id": key, "village_name_zh": names.get(key) if key else None,
+            "collective_fen": 0, "households_fen": 0, "household_count": 0, "accounts_fen": 0})
+        if r.kind == "collective":
+            row["collective_fen"] += r.amount_fen
+        elif r.kind == "household":
+            row["households_fen"] += r.amount_fen
+            row["household_count"] += 1
+        else:
+            row["accounts_fen"] += r.amount_fen
+    out: dict[str, Any] = {
+        "transaction_id": transaction_id, "kind": kind, "fund_account_code": fund_code,
+        "effective_date": paid_on, "memo": memo, "amount_fen": amount,
+        "payers": [{"party_id": p, "name_zh": names.get(p)} for p in payers],
+        "payer_accounts": payer_accounts,
+        "distributed_fen": amount - undistributed, "undistributed_fen": undistributed,
+        "by_village": sorted(villages.values(), key=lambda v: (v["village_party_id"] is None,
+                                                               v["village_party_id"] or 0)),
+        "rule": "pro rata to unattributed inflows, largest remainder to the fen "
+                "(ledger/sharing/README.md, 'Where every fen went')",
+    }
+    if detail:
+        out["recipients"] = [dataclasses.replace(r, name_zh=names.get(r.party_id or 0))
+                             for r in receipts]
+    return out
+
+
+def trace_household(session: Session, actor: Principal, household_party_id: int, *,
+                    date_from: dt.date | None = None, date_to: dt.date | None = None
+                    ) -> dict[str, Any]:
+    """Where every fen a household received came from: each paid line of the household, with
+    its sources (inflows of the fund, each with its payer; or the buyer of a single-tree
+    purchase), each line's sources summing exactly to it."""
+    authorize(actor, "sharing.trace.read")
+    party = session.get(Party, household_party_id) if isinstance(household_party_id, int) \
+        and 0 < household_party_id < 2**63 else None
+    if party is None:
+        raise errors.UnknownHousehold(f"no party {household_party_id}")
+    stmt = sa.select(SharingRunLine, SharingRun).join(
+        SharingRun, SharingRun.id == SharingRunLine.run_id).where(
+        SharingRunLine.party_id == party.id, SharingRunLine.kind != "account",
+        SharingRun.status == "paid", SharingRunLine.amount_fen > 0)
+    if date_from is not None:
+        stmt = stmt.where(SharingRun.paid_on >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(SharingRun.paid_on <= date_to)
+    rows = session.execute(stmt.order_by(SharingRun.paid_on, SharingRun.id,
+                                         SharingRunLine.line_no)).all()
+    receipts: list[dict[str, Any]] = []
+    inflow_cache: dict[int, core.Inflow] = {}
+    party_ids: set[int] = set()
+    for line, run in rows:
+        sources: list[dict[str, Any]] = []
+        if run.kind == "single_tree":
+            sources.append({"kind": "single_tree_buyer", "transaction_id": line.transaction_id,
+                            "payer_party_id": run.buyer_party_id, "payer_accounts":
+                            [run.payer_account_code], "effective_date": run.paid_on,
+                            "memo": run.memo, "amount_fen": line.amount_fen})
+            party_ids.add(run.buyer_party_id or 0)
+        else:
+            lines, source_ids, matrix = _run_matrix(session, run)
+            index = next(i for i, ln in enumerate(lines) if ln.line_no == line.line_no)
+            fund = session.get(SharingFund, run.fund_id)
+            assert fund is not None
+            missing = [s for s in source_ids if s not in inflow_cache]
+            if missing:
+                inflow_cache.update((i.transaction_id, i) for i in core.account_inflows(
+                    session, READER, fund.account_code, transaction_ids=missing))
+            for source_id, part in zip(source_ids, matrix[index].tolist(), strict=True):
+                if part:
+                    inflow = inflow_cache[source_id]
+                    payer_parties = sorted({p for _, p in inflow.payers})
+                    party_ids.update(payer_parties)
+                    sources.append({
+                        "kind": "fund_inflow", "transaction_id": source_id,
+                        "payer_party_id": payer_parties[0] if payer_parties else None,
+                        "payer_accounts": [c for c, _ in inflow.payers],
+                        "effective_date": inflow.effective_date, "memo": inflow.memo,
+                        "amount_fen": part})
+        receipts.append({"run_id": run.id, "reference": run.reference, "kind": run.kind,
+                         "paid_on": run.paid_on, "line_no": line.line_no,
+                         "village_party_id": line.village_party_id,
+                         "transaction_id": line.transaction_id, "amount_fen": line.amount_fen,
+                         "sources": sources})
+    names = _names(session, party_ids)
+    by_payer: dict[int | None, int] = defaultdict(int)
+    for receipt in receipts:
+        for source in receipt["sources"]:
+            source["payer_name_zh"] = names.get(source["payer_party_id"] or 0)
+            by_payer[source["payer_party_id"]] += source["amount_fen"]
+    return {"household_party_id": party.id, "name_zh": party.name_zh,
+            "received_fen": sum(r["amount_fen"] for r in receipts), "receipts": receipts,
+            "by_payer": [{"payer_party_id": p, "payer_name_zh": names.get(p or 0),
+                          "amount_fen": v} for p, v in sorted(by_payer.items(),
+                                                              key=lambda kv: kv[0] or 0)]}
+
+
+def run_sources(session: Session, run_id: int) -> dict[str, Any]:
+    """What funded a paid distribution, in aggregate (public): its sources with their payers."""
+    from ledger.sharing.services.runs import get_run
+
+    run = get_run(session, run_id)
+    out: dict[str, Any] = {"run_id": run.id, "reference": run.reference, "kind": run.kind,
+                           "status": run.status, "amount_fen": run.amount_fen,
+                           "paid_on": run.paid_on, "sources": []}
+    if run.status != "paid":
+        return out
+    if run.kind == "single_tree":
+        names = _names(session, {run.buyer_party_id or 0})
+        out["sources"] = [{"transaction_id": None, "payer_party_id": run.buyer_party_id,
+                           "payer_name_zh": names.get(run.buyer_party_id or 0),
+                           "effective_date": run.paid_on, "amount_fen": run.amount_fen}]
+        return out
+    fund = session.get(SharingFund, run.fund_id)
+    assert fund is not None
+    parts = dict(session.execute(sa.select(SharingRunSource.inflow_transaction_id,
+                                           SharingRunSource.amount_fen)
+                                 .where(SharingRunSource.run_id == run.id)).all())
+    inflows = core.account_inflows(session, READER, fund.account_code,
+                                   transaction_ids=list(parts))
+    names = _names(session, {p for i in inflows for _, p in i.payers})
+    for inflow in inflows:
+        payer = sorted({p for _, p in inflow.payers})
+        out["sources"].append({
+            "transaction_id": inflow.transaction_id,
+            "payer_party_id": payer[0] if payer else None,
+            "payer_name_zh": names.get(payer[0]) if payer else None,
+            "effective_date": inflow.effective_date,
+            "amount_fen": int(parts[inflow.transaction_id])})
+    return out
+
+
+def fund_inflows(session: Session, actor: Principal, fund_code: str, *,
+                 date_from: dt.date | None = None, date_to: dt.date | None = None
+                 ) -> list[dict[str, Any]]:
+    """The payments into a sharing fund (oldest first), each with its payer and how much of
+    it is already attributed to distributions."""
+    from ledger.sharing.services.config import get_fund
+
+    authorize(actor, "sharing.read")
+    fund = get_fund(session, fund_code)
+    used = dict(session.execute(
+        sa.select(SharingRunSource.inflow_transaction_id, sa.func.sum(SharingRunSource.amount_fen))
+        .where(SharingRunSource.fund_id == fund.id)
+        .group_by(SharingRunSource.inflow_transaction_id)).all())
+    inflows = core.account_inflows(session, READER, fund.account_code, date_from=date_from,
+                                   date_to=date_to)
+    names = _names(session, {p for i in inflows for _, p in i.payers})
+    out = []
+    for i in inflows:
+        payer = sorted({p for _, p in i.payers})
+        attributed = int(used.get(i.transaction_id) or 0)
+        out.append({"transaction_id": i.transaction_id, "effective_date": i.effective_date,
+                    "type": i.type, "memo": i.memo, "amount_fen": i.amount,
+                    "payer_party_id": payer[0] if payer else None,
+                    "payer_name_zh": names.get(payer[0]) if payer else None,
+                    "payer_accounts": [c for c, _ in i.payers], "attributed_fen": attributed,
+                    "unattributed_fen": 0 if i.reversed_by_id else i.amount - attributed,
+                    "reversed_by_id": i.reversed_by_id})
+    return out
