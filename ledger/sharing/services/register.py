@@ -206,29 +206,43 @@ def register_as_of(session: Session, actor: Principal, collective_party_id: int,
 def villages_as_of(session: Session, collective_party_ids: Sequence[int], as_of: dt.date,
                    *, only: Iterable[int] | None = None) -> list[Village]:
     """The villages of a run as `allocation.Village` (int64 columns, households by party
-    id), from the register as of the record date. `only`: restrict the households to these
-    (each must be in one of the collectives' registers and have joined by the record date)."""
+    id), from the register as of the record date: one ordered scan per collective, the
+    latest entry of each household kept. `only`: restrict the households to these (each must
+    be in one of the collectives' registers and have joined by the record date)."""
+    e = SharingRegisterEntry
     villages = []
-    found: dict[int, dt.date] = {}
+    found: set[int] = set()
     wanted = None if only is None else set(only)
     for collective_party_id in collective_party_ids:
-        e = SharingRegisterEntry
-        rows = session.execute(_latest(collective_party_id, as_of).with_only_columns(
-            e.household_party_id, e.effective_date, e.shares, e.members, e.trees, e.area_m2)
-        ).all()
+        latest: dict[int, Any] = {}
+        for row in session.execute(
+                sa.select(e.household_party_id, e.status, e.shares, e.members, e.trees,
+                          e.area_m2)
+                .where(e.collective_party_id == collective_party_id, e.effective_date <= as_of)
+                .order_by(e.household_party_id, e.effective_date)):
+            latest[row[0]] = row
+        rows = [r for r in latest.values() if r[1] == "member"]
         if wanted is not None:
             rows = [r for r in rows if r[0] in wanted]
-            found.update((r[0], r[1]) for r in rows)
+            found.update(r[0] for r in rows)
         array = np.array([(r[0], r[2], r[3], r[4], r[5]) for r in rows],
                          dtype=np.int64).reshape(-1, 5)
         villages.append(Village(collective_party_id, array[:, 0], {
             "shares": array[:, 1], "members": array[:, 2], "trees": array[:, 3],
             "area_m2": array[:, 4]}))
     if wanted is not None:
-        missing = sorted(wanted - set(found))
+        missing = sorted(wanted - found)
         if missing:
             _explain_missing(session, collective_party_ids, missing, as_of)
     return villages
+
+
+def accounts_in(session: Session, collective_party_ids: Sequence[int]) -> dict[int, str]:
+    """The ledger account codes of every household ever in these collectives' registers."""
+    members = sa.select(SharingRegisterEntry.household_party_id).where(
+        SharingRegisterEntry.collective_party_id.in_(list(collective_party_ids)))
+    return dict(session.execute(sa.select(SharingAccount.party_id, SharingAccount.account_code)
+                                .where(SharingAccount.party_id.in_(members))).all())
 
 
 def _explain_missing(session: Session, collective_party_ids: Sequence[int],

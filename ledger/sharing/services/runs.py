@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +28,11 @@ from ecovalue import audit
 from ecovalue.auth import Principal, authorize, county_of
 from ecovalue.auth.policy import row_filter
 from ecovalue.clock import local_date, utcnow
-from ecovalue.db import bulk_insert_records
+from ecovalue.db import bulk_insert, bulk_insert_records
 from ecovalue.errors import ValidationFailed
 from ledger import core
 from ledger.sharing import allocation, errors
 from ledger.sharing.models import (
-    SharingAccount,
     SharingFund,
     SharingRun,
     SharingRunLine,
@@ -40,7 +40,13 @@ from ledger.sharing.models import (
     SharingTreeProgramme,
 )
 from ledger.sharing.services import config
-from ledger.sharing.services.register import READER, account_of, party_of_kind, villages_as_of
+from ledger.sharing.services.register import (
+    READER,
+    account_of,
+    accounts_in,
+    party_of_kind,
+    villages_as_of,
+)
 
 #: credits per ledger transaction of a run (the core allows 1,000 postings: one is the debit)
 CREDITS_PER_TRANSACTION = 999
@@ -94,29 +100,32 @@ def _existing(session: Session, reference: str, request_sha256: str) -> RunResul
     return RunResult(run, replayed=True)
 
 
+_LINE_FIELDS = ("kind", "party_id", "village_party_id", "account_code", "part",
+                "basis_value", "amount_fen")
+
+
 def _insert_lines(session: Session, run: SharingRun, lines: list[dict]) -> str:
-    for i, line in enumerate(lines, start=1):
-        line["run_id"], line["line_no"], line["transaction_id"] = run.id, i, None
-    bulk_insert_records(session, SharingRunLine.__table__, lines)
-    return config.canonical_sha256([[ln["kind"], ln["party_id"], ln["village_party_id"],
-                                     ln["account_code"], ln["part"], ln["amount_fen"]]
-                                    for ln in lines])
+    """Store the lines set-based (every value is already an int or text, as stored) and
+    return their digest."""
+    rows = [(run.id, i, *(line[f] for f in _LINE_FIELDS))
+            for i, line in enumerate(lines, start=1)]
+    bulk_insert(session, SharingRunLine.__table__, ("run_id", "line_no", *_LINE_FIELDS), rows)
+    return lines_digest((ln["kind"], ln["party_id"], ln["village_party_id"], ln["account_code"],
+                         ln["part"], ln["amount_fen"]) for ln in lines)
+
+
+def lines_digest(lines: Any) -> str:
+    """SHA-256 over one text line per run line (kind, party, village, account, part,
+    amount): what the approver saw is what is paid."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(("|".join("" if v is None else str(v) for v in line) + "\n").encode())
+    return digest.hexdigest()
 
 
 def _collectives(session: Session, ids: list[int]) -> list[Party]:
     return [party_of_kind(session, c, "village_collective", f"collective_party_ids.{i}")
             for i, c in enumerate(ids)]
-
-
-def _accounts_of(session: Session, party_ids: np.ndarray) -> dict[int, str]:
-    ids = [int(i) for i in party_ids]
-    out: dict[int, str] = {}
-    for start in range(0, len(ids), 30_000):
-        out.update(session.execute(sa.select(SharingAccount.party_id,
-                                             SharingAccount.account_code)
-                                   .where(SharingAccount.party_id.in_(
-                                       ids[start:start + 30_000]))).all())
-    return out
 
 
 # --- distributions -----------------------------------------------------------------------------
@@ -167,7 +176,8 @@ def prepare_run(session: Session, actor: Principal, *, reference: str, fund_code
         blocks = allocation.evaluate_rule(amount_fen, version.definition, villages)
     except allocation.AllocationError as exc:
         raise errors.NothingToShare(str(exc)) from exc
-    lines = _lines(session, actor, blocks, collectives)
+    lines = _lines(session, actor, blocks, collectives,
+                   accounts_in(session, collective_party_ids))
     if version.used_at is None:
         version.used_at = now
     run = SharingRun(
@@ -187,7 +197,7 @@ def prepare_run(session: Session, actor: Principal, *, reference: str, fund_code
 
 
 def _lines(session: Session, actor: Principal, blocks: list[allocation.Block],
-           collectives: list[Party]) -> list[dict]:
+           collectives: list[Party], accounts: dict[int, str]) -> list[dict]:
     collective_accounts = {c.id: account_of(session, actor, c) for c in collectives}
     lines: list[dict] = []
     for kind, targets, village, part, amounts, weights in blocks:
@@ -208,7 +218,6 @@ def _lines(session: Session, actor: Principal, blocks: list[allocation.Block],
                           "account_code": collective_accounts[int(targets)], "part": part,
                           "basis_value": None, "amount_fen": int(amounts[0])})
         else:
-            accounts = _accounts_of(session, targets)
             assert weights is not None
             for h, amount, weight in zip(targets.tolist(), amounts.tolist(), weights.tolist(),
                                          strict=True):
@@ -316,8 +325,8 @@ def _load_lines(session: Session, run: SharingRun) -> list[sa.Row]:
 
 
 def _digest(lines: Sequence[sa.Row]) -> str:
-    return config.canonical_sha256([[ln.kind, ln.party_id, ln.village_party_id, ln.account_code,
-                                     ln.part, ln.amount_fen] for ln in lines])
+    return lines_digest((ln.kind, ln.party_id, ln.village_party_id, ln.account_code, ln.part,
+                         ln.amount_fen) for ln in lines)
 
 
 def _pay(session: Session, actor: Principal, run: SharingRun, lines: Sequence[sa.Row], *,
@@ -403,7 +412,7 @@ def create_purchase(session: Session, actor: Principal, *, reference: str, progr
     for village in villages:
         trees = eligible_trees(village.columns["trees"], village.columns["area_m2"], programme)
         amounts = trees * programme.price_fen_per_tree_year * years
-        accounts = _accounts_of(session, village.household_party_ids)
+        accounts = accounts_in(session, [village.collective_party_id])
         for h, t, amount in zip(village.household_party_ids.tolist(), trees.tolist(),
                                 amounts.tolist(), strict=True):
             if t > 0:
