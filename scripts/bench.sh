@@ -14,6 +14,8 @@ echo; echo "== carbon registry, SQLite =="
 $py bench/bench_registry.py
 echo; echo "== reconciliation matching (1,000,000 lines x 1,000,000 payments) =="
 $py bench/bench_reconcile.py
+echo; echo "== benefit-sharing distribution (100,000 households), SQLite =="
+$py bench/bench_distribution.py
 export ECOVALUE_PG_DURABLE=1
 scripts/with-postgres.sh bash -c '
   echo; echo "== catalog import, PostgreSQL =="
@@ -22,4 +24,6 @@ scripts/with-postgres.sh bash -c '
   .venv/bin/python bench/bench_ledger.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
   echo; echo "== carbon registry, PostgreSQL =="
   .venv/bin/python bench/bench_registry.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
+  echo; echo "== benefit-sharing distribution, PostgreSQL =="
+  .venv/bin/python bench/bench_distribution.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
 '
