@@ -3,6 +3,8 @@
     ecovalue valuation run --region 522326 --year 2024 --quantities wangmo.xlsx [--prices VERSION]
     ecovalue valuation export RUN_ID --format xlsx [--output FILE] [--unit 亿元]
     ecovalue valuation grid cells.csv --region 522326 --year 2024
+    ecovalue valuation grid --region 522300 --year 2024 --factor R=r.tif ... --zones c.geojson
+    ecovalue valuation rows SET_ID | raster-map cells.tif | sample-rasters DIR
     ecovalue valuation compare BASE_RUN OTHER_RUN
     ecovalue valuation publish RUN_ID | reproduce RUN_ID | asset-value RUN_ID
     ecovalue valuation reference | price-books | indicators
@@ -25,6 +27,8 @@ from flask.cli import with_appcontext
 
 from ecovalue.cli import database, operator, unit_of_work
 from valuation import grid, reports
+from valuation.raster_cli import raster_options
+from valuation.raster_cli import register as register_raster_commands
 from valuation.services import indicators, prices, quantities, reporting, runs
 
 UNITS = click.Choice(list(reports.DISPLAY_UNITS))
@@ -218,12 +222,13 @@ def export_command(run_id: int, fmt: str, unit: str, table: str, region_code: st
 
 
 @cli.command("grid")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False,
+                                                        path_type=Path))
 @click.option("--region", "region_code", required=True)
 @click.option("--year", type=int, required=True)
 @click.option("--indicator", "indicator_codes", multiple=True,
               type=click.Choice(list(grid.GRID_INDICATORS)),
-              help="default: every grid indicator the columns allow")
+              help="default: every grid indicator the columns (or factor rasters) allow")
 @click.option("--npp-basis", type=click.Choice(["dry_matter", "carbon"]), default="dry_matter",
               show_default=True)
 @click.option("--negative-water-balance", type=click.Choice(["keep", "zero"]), default="keep",
@@ -231,15 +236,26 @@ def export_command(run_id: int, fmt: str, unit: str, table: str, region_code: st
 @click.option("--options", "options_path", type=click.Path(exists=True, dir_okay=False,
                                                            path_type=Path),
               help="JSON with removal_rates and emissions (R-AIR, R-WQ)")
+@raster_options
 @with_appcontext
-def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple[str, ...],
-                 npp_basis: str, negative_water_balance: str, options_path: Path | None) -> None:
-    """Compute quantities from a grid file and store them as a quantity set."""
+def grid_command(path: Path | None, region_code: str, year: int,
+                 indicator_codes: tuple[str, ...], npp_basis: str, negative_water_balance: str,
+                 options_path: Path | None, **raster_args: Any) -> None:
+    """Compute quantities from a grid file (CSV/XLSX, one row per cell) or from GeoTIFFs
+    (--factor, --land-cover, --zones ...), store them as a quantity set and print the
+    aggregates (indicator, region, ecosystem type, quantity, unit)."""
     extra = json.loads(options_path.read_text("utf-8")) if options_path else {}
     options = grid.GridOptions(npp_basis=npp_basis,
                                negative_water_balance=negative_water_balance,
                                removal_rates=extra.get("removal_rates") or {},
                                emissions=extra.get("emissions") or {})
+    if path is None:
+        from valuation.raster_cli import run_raster_grid
+
+        run_raster_grid(region_code=region_code, year=year,
+                        indicators=list(indicator_codes) or None, options=options,
+                        **raster_args)
+        return
     data = path.read_bytes()
     with unit_of_work() as session:
         created = quantities.create_from_grid_file(
@@ -251,6 +267,9 @@ def grid_command(path: Path, region_code: str, year: int, indicator_codes: tuple
                    f"{hashlib.sha256(data).hexdigest()[:12]}…)")
         for warning in created.warnings:
             click.echo(f"  ! {warning}")
+        from valuation.raster_cli import print_rows
+
+        print_rows(created.rows)
 
 
 @cli.command("from-catalog")
@@ -612,3 +631,7 @@ def detail_command(run_id: int, unit: str) -> None:
         click.echo("-" * len(header))
         click.echo(f"{'GEP':<76} {_fmt(run.gep_current, unit):>18} "
                    f"{_fmt(run.gep_constant, unit):>18}")
+
+
+# raster route: `rows`, `raster-map`, `sample-rasters` (valuation/raster_cli.py)
+register_raster_commands(cli)
