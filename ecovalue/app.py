@@ -327,6 +327,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         NUL characters or unpaired surrogates in a JSON body (no database text can store
         them, so they would otherwise fail deep inside a service)."""
         limit = app.config["MAX_CONTENT_LENGTH"]
+        # a route may take larger bodies under a limit of its own (ecovalue.api.body_limit)
+        view = app.view_functions.get(request.url_rule.endpoint) if request.url_rule else None
+        if getattr(view, "body_limit_config", None):
+            limit = int(app.config[view.body_limit_config])  # type: ignore[union-attr]
+            request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
         if "\x00" in request.path or any(

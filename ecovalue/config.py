@@ -41,6 +41,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         ),
         # Uploads (spreadsheets) are the largest bodies; everything else is far smaller.
         "MAX_CONTENT_LENGTH": int(os.environ.get("ECOVALUE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
+        # Rasters (valuation's raster route) have their own, larger limit, and may be named by
+        # a server-side path inside the folders listed here (os.pathsep-separated; none: off).
+        "RASTER_MAX_UPLOAD_BYTES": int(os.environ.get("ECOVALUE_RASTER_MAX_UPLOAD_BYTES",
+                                                      512 * 1024 * 1024)),
+        "RASTER_PATHS": os.environ.get("ECOVALUE_RASTER_PATHS", ""),
         "LOG_LEVEL": os.environ.get("ECOVALUE_LOG_LEVEL", "INFO"),
         # Seconds a request may run before it is rolled back and answered 503 problem+json
         # (ecovalue/gunicorn_config.py sets it below gunicorn's worker timeout); unset: no budget.

@@ -16,6 +16,7 @@ from flask import Response
 from ecovalue.api import (
     XLSX_MIMETYPE,
     Blueprint,
+    body_limit,
     current_actor,
     current_principal,
     file_response,
@@ -430,3 +431,64 @@ def compare_chart(query):
                                 query["base"], query["other"],
                                 basis=query["basis"], unit=query["unit"])
     return Response(data, mimetype="image/png")
+
+
+# --- the raster route ------------------------------------------------------------------------
+
+
+@blp.route("/quantity-sets/rasters", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(schemas.RasterQuerySchema, location="query")
+@blp.arguments(schemas.RasterFilesSchema, location="files")
+@blp.response(201, schemas.QuantitySetSchema)
+@blp.alt_response(200, schema=schemas.QuantitySetSchema,
+                  description="identical inputs: the quantity set already stored")
+@body_limit("RASTER_MAX_UPLOAD_BYTES")
+def upload_rasters(query, files):
+    """Raster route: grid factors as GeoTIFFs (a zip of files named by role, or one GeoTIFF),
+    or InVEST outputs as per-cell quantities; regions from a zone raster, polygons (cell-centre
+    rule) or one code; ecosystem types from land cover through a reclassification table.
+    Nodata is masked; every problem is listed and nothing is stored. The body limit is
+    ECOVALUE_RASTER_MAX_UPLOAD_BYTES (not the spreadsheet limit); `path` names server-side
+    rasters inside ECOVALUE_RASTER_PATHS instead. Identical inputs return the stored set
+    (200)."""
+    import tempfile
+    from pathlib import Path
+
+    from flask import current_app
+    from werkzeug.utils import secure_filename
+
+    from valuation.services import rasters
+
+    options = grid.GridOptions(
+        npp_basis=query["npp_basis"], carbon_fraction=query["carbon_fraction"],
+        latent_heat_kj_per_kg=query["latent_heat_kj_per_kg"], eer=query["eer"],
+        rweq_z_m=query["rweq_z_m"], negative_water_balance=query["negative_water_balance"])
+    with tempfile.TemporaryDirectory(prefix="ecovalue-upload-") as folder:
+        saved = {}
+        for field in ("file", "zones", "reclassification"):
+            if files.get(field) is not None:
+                # the upload's own name (made safe) tells a factor: npp.tif, R.tif ...
+                name = secure_filename(files[field].filename or "") or field
+                (Path(folder) / field).mkdir()
+                saved[field] = Path(folder) / field / name
+                files[field].save(saved[field])
+        outcome = rasters.create_from_files(
+            current_session(), current_actor(), region_code=query["region_code"],
+            year=query["year"], upload=saved.get("file"),
+            upload_name=files["file"].filename if files.get("file") else None,
+            zones_file=saved.get("zones"),
+            zones_name=files["zones"].filename if files.get("zones") else None,
+            reclass_file=saved.get("reclassification"), path=query.get("path"),
+            roots=rasters.allowed_roots(current_app.config.get("RASTER_PATHS")),
+            limit_bytes=int(current_app.config["RASTER_MAX_UPLOAD_BYTES"]),
+            indicators=query.get("indicators"), options=options,
+            zone_field=query["zone_field"], zone_code=query.get("zone_code"),
+            reclassification=query.get("reclassification"),
+            ecosystem_type=query.get("ecosystem_type"), resampling=query.get("resampling"),
+            quantity={"indicator": query.get("quantity_indicator"),
+                      "unit": query.get("quantity_unit"), "basis": query["quantity_basis"],
+                      "item": query.get("quantity_item"), "file": query.get("quantity_file")},
+            note=query.get("note"))
+    return outcome.quantity_set, 200 if outcome.existing else 201

@@ -355,8 +355,8 @@ def plan(inputs: RasterInputs, indicators: Sequence[str], options: grid.GridOpti
     if not indicators and not inputs.quantities:
         problems.append({"field": "indicators", "message": "nothing to compute: no grid "
                          "indicator has all its factors and no quantity raster is given"})
-    if problems:
-        raise RasterError(problems)
+    # the files are opened even when the request is incomplete, so that a file that is no
+    # raster is named with the rest (and answered as such)
 
     wanted: list[tuple[str, str, bool]] = []  # key, path, categorical
     if inputs.land_cover:
@@ -364,7 +364,8 @@ def plan(inputs: RasterInputs, indicators: Sequence[str], options: grid.GridOpti
     if inputs.zone_raster:
         wanted.append(("zones", inputs.zone_raster, True))
     for factor in dict.fromkeys(needed):
-        wanted.append((factor, inputs.factors[factor], False))
+        if factor in inputs.factors:
+            wanted.append((factor, inputs.factors[factor], False))
     for number, quantity in enumerate(inputs.quantities):
         wanted.append((f"q{number}", quantity.path, False))
     sources: list[Source] = []
@@ -407,7 +408,7 @@ def plan(inputs: RasterInputs, indicators: Sequence[str], options: grid.GridOpti
             sources.append(Source(key, path, name, None if nodata is None else float(nodata),
                                   warp, categorical))
     if problems:
-        raise RasterError(problems, not_a_raster=all(
+        raise RasterError(problems, not_a_raster=any(
             p["message"].find("is not a GeoTIFF") >= 0 for p in problems))
     if reference is None:
         raise RasterError([{"field": "rasters", "message": "no raster given"}])

@@ -659,3 +659,49 @@ class ProductValuationSchema(ma.Schema):
     valuations = ma.fields.List(ma.fields.Nested(ProductValuationRowSchema), required=True)
     note = ma.fields.String(required=True)
 
+
+# --- the raster route (valuation/raster.py) --------------------------------------------------
+
+
+class RasterQuerySchema(GridQuerySchema):
+    path = ma.fields.String(validate=validate.Length(min=1, max=1000), metadata={
+        "description": "instead of an upload: a server-side folder, zip or GeoTIFF inside a "
+                       "folder listed in ECOVALUE_RASTER_PATHS"})
+    zone_field = ma.fields.String(load_default="region_code", validate=validate.Length(
+        min=1, max=100), metadata={"description": "the polygons' attribute holding the region "
+                                                  "code (zones.geojson/.gpkg/.shp)"})
+    zone_code = ma.fields.String(validate=REGION_CODE, metadata={
+        "description": "one region for every cell (no zone raster or polygons)"})
+    reclassification = ma.fields.String(validate=validate.OneOf(("gbt21010", "esa-cci")),
+                                        metadata={"description": "a shipped reclassification "
+                                                  "table (else reclassification.csv)"})
+    ecosystem_type = ma.fields.String(validate=validate.Length(min=1, max=20), metadata={
+        "description": "one ecosystem type for every cell (no land cover)"})
+    resampling = ma.fields.String(validate=validate.OneOf((
+        "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "max",
+        "min", "med", "q1", "q3", "sum")), metadata={
+        "description": "warp rasters of another CRS, transform or shape onto the grid with "
+                       "this method (default: refuse them)"})
+    quantity_indicator = ma.fields.String(validate=validate.Length(min=1, max=30), metadata={
+        "description": "the upload is (or holds) a per-cell quantity of this indicator, e.g. "
+                       "R-SOIL for InVEST's avoided_erosion.tif"})
+    quantity_unit = ma.fields.String(validate=validate.Length(min=1, max=20), metadata={
+        "description": "unit of the per-cell quantity, e.g. t, m3, tC"})
+    quantity_basis = ma.fields.String(load_default="per_cell", validate=validate.OneOf(
+        ("per_cell", "per_m2", "per_ha", "per_km2", "depth_mm")), metadata={
+        "description": "per_cell (a total per pixel), a density per m2/ha/km2, or depth_mm "
+                       "(water depth: x cell area = m3)"})
+    quantity_item = ma.fields.String(validate=validate.Length(max=40))
+    quantity_file = ma.fields.String(validate=validate.Length(min=1, max=255), metadata={
+        "description": "the quantity raster's file name inside the zip (default: the only "
+                       "GeoTIFF)"})
+
+
+class RasterFilesSchema(ma.Schema):
+    file = Upload(metadata={"description": "a GeoTIFF, or a zip of GeoTIFFs named by role: "
+                                           "<factor>.tif (rainfall_erosivity.tif or R.tif, "
+                                           "...), land_cover.tif, zones.tif or zones.geojson/"
+                                           ".gpkg/.shp, reclassification.csv"})
+    zones = Upload(metadata={"description": "regions: polygons (GeoJSON, GeoPackage, a zip of a "
+                                            "Shapefile) or a zone raster (GeoTIFF)"})
+    reclassification = Upload(metadata={"description": "CSV: code, ecosystem_type"})

@@ -44,7 +44,8 @@ def raster_error(exc: raster.RasterError | zones.ZoneError) -> GridInvalid | Uns
     problems = [{k: v for k, v in p.items() if v is not None} for p in exc.problems]
     first = problems[0]["message"] if problems else str(exc)
     if isinstance(exc, raster.RasterError) and exc.not_a_raster:
-        return UnsupportedFile(first, errors=problems)
+        files = [p["message"] for p in problems if "is not a GeoTIFF" in p["message"]]
+        return UnsupportedFile("; ".join(files) or first, errors=problems)
     return GridInvalid(f"{len(problems)} problem(s) in the rasters: {first}", errors=problems)
 
 
@@ -260,3 +261,73 @@ def inputs_from_folder(folder: Path, *, zone_field: str = "region_code",
         zone_raster=zone_raster if zone_code is None else None, zone_polygons=polygons,
         zone_code=zone_code, quantities=quantity_rasters, resampling=resampling,
         names=dict(names or {}))
+
+
+POLYGON_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".shp")
+
+
+def create_from_files(session: Session, actor: Principal, *, region_code: str, year: int,
+                      upload: Path | None, upload_name: str | None, zones_file: Path | None,
+                      zones_name: str | None, reclass_file: Path | None,
+                      path: str | None, roots: Sequence[Path], limit_bytes: int,
+                      indicators: Sequence[str] | None, options: grid.GridOptions,
+                      zone_field: str = "region_code", zone_code: str | None = None,
+                      reclassification: str | None = None, ecosystem_type: str | None = None,
+                      resampling: str | None = None,
+                      quantity: Mapping[str, Any] | None = None,
+                      note: str | None = None) -> RasterOutcome:
+    """The HTTP route's work: an uploaded GeoTIFF or zip (or a server path that configuration
+    allows) with optional zone and reclassification files -> `create_from_rasters`."""
+    quantities._validate_scope(session, actor, region_code, year)
+    if (upload is None) == (path is None):
+        raise GridInvalid("give a file (a GeoTIFF or a zip of GeoTIFFs) or a server path",
+                          errors=[{"field": "file", "message": "one of file or path"}])
+    source = upload if upload is not None else server_path(str(path), roots)
+    display = upload_name or source.name
+    with unpacked(source, limit_bytes) as folder:
+        extra_folder = Path(tempfile.mkdtemp(prefix="ecovalue-zones-"))
+        try:
+            polygon = None
+            zone_raster = None
+            if zones_file is not None:
+                suffix = Path(zones_name or "").suffix.lower()
+                if suffix in (".tif", ".tiff"):
+                    zone_raster = extra_folder / "zones.tif"
+                elif suffix in POLYGON_SUFFIXES:
+                    polygon = extra_folder / f"zones{'.zip' if suffix == '.shp' else suffix}"
+                else:
+                    raise UnsupportedFile(f"zones file {zones_name}: a GeoTIFF, GeoJSON, "
+                                          "GeoPackage or a zip of a Shapefile")
+                target = zone_raster or polygon
+                assert target is not None  # one of the two was chosen above
+                shutil.copyfile(zones_file, target)
+            spec = [dict(quantity)] if quantity and quantity.get("indicator") else []
+            if quantity and quantity.get("indicator") and not quantity.get("unit"):
+                raise GridInvalid("a quantity raster needs its unit (quantity_unit)",
+                                  errors=[{"field": "quantity_unit", "message": "required"}])
+            inputs = inputs_from_folder(folder, zone_field=zone_field, zone_code=zone_code,
+                                        reclassification=reclassification,
+                                        ecosystem_type=ecosystem_type, quantities_spec=spec,
+                                        resampling=resampling)
+            if reclass_file is not None:
+                try:
+                    inputs.reclassification = zones.read_reclassification(
+                        reclass_file.read_bytes(), source="reclassification")
+                except zones.ZoneError as exc:
+                    raise raster_error(exc) from None
+            if zone_raster is not None:
+                inputs.zone_raster, inputs.zone_polygons = str(zone_raster), None
+            elif polygon is not None:
+                try:
+                    inputs.zone_polygons = zones.read_polygons(polygon, zone_field,
+                                                               display_name=zones_name)
+                except zones.ZoneError as exc:
+                    raise raster_error(exc) from None
+                inputs.zone_raster = None
+            for original in inputs.paths():
+                inputs.names.setdefault(original, Path(original).name)
+            return create_from_rasters(session, actor, region_code=region_code, year=year,
+                                       inputs=inputs, indicators=indicators, options=options,
+                                       note=note, filename=display)
+        finally:
+            shutil.rmtree(extra_folder, ignore_errors=True)
