@@ -517,19 +517,44 @@ def source_nodata(plan_: Plan) -> dict[str, float | None]:
             for s in plan_.sources}
 
 
-def decode(raw: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(float64 values with NaN where masked, nodata mask, undeclared-NaN mask)."""
+def decode(raw: np.ndarray, nodata: float | None,
+           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(float64 values with NaN where masked, nodata mask, undeclared-NaN mask); a mask is
+    None when no cell of the block has it (the common case, kept cheap)."""
     values = raw.astype(np.float64)
-    if nodata is None:
-        masked = np.zeros(raw.shape, dtype=bool)
-    elif math.isnan(nodata):
-        masked = np.isnan(values)
-    else:
-        masked = raw == np.asarray(nodata).astype(raw.dtype)
-    undeclared = np.isnan(values) & ~masked if raw.dtype.kind == "f" else \
-        np.zeros(raw.shape, dtype=bool)
-    values[masked | undeclared] = np.nan
+    masked: np.ndarray | None = None
+    if nodata is not None:
+        hit = np.isnan(values) if math.isnan(nodata) else \
+            raw == np.asarray(nodata).astype(raw.dtype)
+        masked = hit if hit.any() else None
+    undeclared: np.ndarray | None = None
+    if raw.dtype.kind == "f" and raw.size and (nodata is None or not math.isnan(nodata)) \
+            and np.isnan(raw.min()):  # min propagates NaN: one pass, nothing allocated
+        undeclared = np.isnan(values) if masked is None else np.isnan(values) & ~masked
+    if masked is not None:
+        values[masked] = np.nan
+    if undeclared is not None:
+        values[undeclared] = np.nan
     return values, masked, undeclared
+
+
+def decode_codes(raw: np.ndarray, nodata: float | None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(int64 codes, valid cells, cells that are not whole numbers) of a categorical raster;
+    nodata and NaN are not valid."""
+    if raw.dtype.kind in "iu":
+        valid = np.ones(raw.shape, dtype=bool) if nodata is None or math.isnan(nodata) else \
+            raw != np.asarray(nodata).astype(raw.dtype)
+        return raw.astype(np.int64, copy=False), valid, np.zeros(raw.shape, dtype=bool)
+    valid = ~np.isnan(raw)
+    if nodata is not None and not math.isnan(nodata):
+        valid &= raw != np.asarray(nodata).astype(raw.dtype)
+    codes, not_whole = zones.integer_codes(raw, valid)
+    return codes, valid, not_whole
+
+
+def _full(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    return np.zeros(shape, dtype=bool) if mask is None else mask
 
 
 # --- the kernel --------------------------------------------------------------------------------
@@ -537,30 +562,27 @@ def decode(raw: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarra
 
 @dataclasses.dataclass
 class Block:
-    """One strip of the grid, decoded."""
+    """One strip of the grid, decoded (flat arrays)."""
 
-    zone: np.ndarray  #: zone position (-1 outside, -2 unknown code), flat
-    eco: np.ndarray  #: ecosystem position (-1 nodata, -2 unknown code), flat
-    overlap: np.ndarray  #: cell centres inside more than one polygon, flat
-    group: np.ndarray  #: region x ecosystem group, n_groups outside, flat
-    area: np.ndarray  #: m2, flat
-    values: dict[str, np.ndarray]  #: factor / quantity key -> float64 with NaN, flat
-    nodata: dict[str, np.ndarray]
-    undeclared: dict[str, np.ndarray]
+    zone: np.ndarray  #: zone position (-1 outside, -2 unknown code)
+    eco: np.ndarray  #: ecosystem position (-1 nodata, -2 unknown code)
+    overlap: np.ndarray | None  #: cell centres inside more than one polygon
+    group: np.ndarray  #: region x ecosystem group, n_groups outside
+    inside: np.ndarray  #: group < n_groups
+    all_inside: bool
+    area: float | np.ndarray  #: m2: one number (projected CRS) or per cell
+    values: dict[str, np.ndarray]  #: factor / quantity key -> float64 with NaN
+    nodata: dict[str, np.ndarray | None]
+    undeclared: dict[str, np.ndarray | None]
 
 
 def decode_block(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
                  nodata: Mapping[str, float | None]) -> Block:
-    height, width = next(iter(raw.values())).shape if raw else (0, plan_.grid.width)
-    if not raw:
-        height = 0
+    height, width = next(iter(raw.values())).shape
     shape = (height, width)
-    overlap = np.zeros(height * width, dtype=bool)
+    overlap = None
     if plan_.zone_index is not None:
-        codes_raw = raw["zones"]
-        valid = ~decode(codes_raw, nodata["zones"])[1]
-        valid &= ~np.isnan(codes_raw.astype(np.float64))
-        codes, not_whole = zones.integer_codes(codes_raw, valid)
+        codes, valid, not_whole = decode_codes(raw["zones"], nodata["zones"])
         zone = plan_.zone_index.lookup(codes, valid & ~not_whole)
         zone[not_whole] = -2
     elif plan_.zone_polygons is not None:
@@ -570,134 +592,162 @@ def decode_block(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
         positions = {label: i for i, label in enumerate(plan_.zone_labels)}
         zone, count = plan_.zone_polygons.burn(transform, shape, positions)
         overlap = (count > 1).ravel()
+        if not overlap.any():
+            overlap = None
     else:
         zone = np.zeros(shape, dtype=np.int64)
     if plan_.reclass_index is not None:
-        lc_raw = raw["land_cover"]
-        _values, masked, undeclared = decode(lc_raw, nodata["land_cover"])
-        valid = ~(masked | undeclared)
-        codes, not_whole = zones.integer_codes(lc_raw, valid)
+        codes, valid, not_whole = decode_codes(raw["land_cover"], nodata["land_cover"])
         eco = plan_.reclass_index.lookup(codes, valid & ~not_whole)
         eco[not_whole] = -2
     else:
         eco = np.zeros(shape, dtype=np.int64)
     zone = zone.ravel()
     eco = eco.ravel()
-    inside = (zone >= 0) & (eco >= 0) & ~overlap
+    inside = (zone >= 0) & (eco >= 0)
+    if overlap is not None:
+        inside &= ~overlap
     group = np.where(inside, zone * len(plan_.ecosystems) + eco, plan_.n_groups)
-    area = np.broadcast_to(cell_area_m2(plan_.grid, row_off, height), shape).ravel()
+    rows = cell_area_m2(plan_.grid, row_off, height)
+    area: float | np.ndarray = float(rows[0, 0]) if height and (rows == rows[0, 0]).all() \
+        else np.repeat(rows[:, 0], width)
     values: dict[str, np.ndarray] = {}
-    masks: dict[str, np.ndarray] = {}
-    undeclared_masks: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray | None] = {}
+    undeclared_masks: dict[str, np.ndarray | None] = {}
     for source in plan_.sources:
         if source.categorical:
             continue
-        decoded, masked, undeclared = decode(raw[source.key], nodata[source.key])
-        values[source.key] = decoded.ravel()
-        masks[source.key] = masked.ravel()
-        undeclared_masks[source.key] = undeclared.ravel()
-    return Block(zone, eco, overlap, group, area, values, masks, undeclared_masks)
+        decoded, masked, undeclared = decode(raw[source.key].ravel(), nodata[source.key])
+        values[source.key] = decoded
+        masks[source.key] = masked
+        undeclared_masks[source.key] = undeclared
+    return Block(zone, eco, overlap, group, inside, bool(inside.all()), area, values, masks,
+                 undeclared_masks)
 
 
-def cell_quantities(plan_: Plan, block: Block) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-cell quantity and validity of each indicator and quantity raster (the grid route's
-    cell functions; a cell is valid for an indicator when every input it needs has data)."""
+def _invalid(block: Block, keys: Sequence[str]) -> np.ndarray | None:
+    """Cells where any of `keys` has no data (None: every cell has all of them)."""
+    result: np.ndarray | None = None
+    for key in keys:
+        for mask in (block.nodata[key], block.undeclared[key]):
+            if mask is not None:
+                result = mask.copy() if result is None else result | mask
+    return result
+
+
+def cell_quantities(plan_: Plan, block: Block,
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per-cell quantity of each indicator and quantity raster (the grid route's cell
+    functions) and the cells without the data it needs (None: none)."""
     v = block.values
     options = plan_.options
     area = block.area
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def valid(*keys: str) -> np.ndarray:
-        mask = np.ones(area.shape, dtype=bool)
-        for key in keys:
-            mask &= ~np.isnan(v[key])
-        return mask
-
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     with np.errstate(invalid="ignore"):
         if "R-WCON" in plan_.indicators:
             water = grid.water_conservation_m3(v["precipitation_mm"], v["runoff_mm"],
                                                v["evapotranspiration_mm"], area)
-            out["R-WCON"] = (water, valid(*_needs("R-WCON")))
+            out["R-WCON"] = (water, _invalid(block, _needs("R-WCON")))
         if "R-SOIL" in plan_.indicators:
             out["R-SOIL"] = (grid.soil_retention_t(
                 v["rainfall_erosivity"], v["soil_erodibility"], v["slope_length_steepness"],
-                v["cover_management"], v["support_practice"], area), valid(*_needs("R-SOIL")))
+                v["cover_management"], v["support_practice"], area),
+                _invalid(block, _needs("R-SOIL")))
         if "R-SAND" in plan_.indicators:
             out["R-SAND"] = (grid.sand_fixation_t(
                 v["weather_factor"], v["erodible_fraction"], v["crust_factor"],
                 v["roughness_factor"], v["vegetation_factor"], area, options.rweq_z_m),
-                valid(*_needs("R-SAND")))
+                _invalid(block, _needs("R-SAND")))
         if "R-CARB" in plan_.indicators or "R-O2" in plan_.indicators:
             dry_matter = grid.dry_matter_t(v["npp"], area, basis=options.npp_basis,
                                            carbon_fraction=options.carbon_fraction)
             if "R-CARB" in plan_.indicators:
-                out["R-CARB"] = (grid.co2_fixed_t(dry_matter), valid("npp"))
+                out["R-CARB"] = (grid.co2_fixed_t(dry_matter), _invalid(block, ("npp",)))
             if "R-O2" in plan_.indicators:
-                out["R-O2"] = (grid.o2_released_t(dry_matter), valid("npp"))
+                out["R-O2"] = (grid.o2_released_t(dry_matter), _invalid(block, ("npp",)))
         if "R-CLIM" in plan_.indicators:
             out["R-CLIM"] = (grid.climate_regulation_kwh(
                 v["et_hot_mm"], area, latent_heat_kj_per_kg=options.latent_heat_kj_per_kg,
-                eer=options.eer), valid("et_hot_mm"))
+                eer=options.eer), _invalid(block, ("et_hot_mm",)))
         for number, quantity in enumerate(plan_.quantities):
             key = f"q{number}"
             factor = QUANTITY_BASES[quantity.basis]
             value = v[key] if factor is None else v[key] * (area * factor)
-            out[key] = (value, valid(key))
+            out[key] = (value, _invalid(block, (key,)))
     return out
 
 
 def block_sums(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
                nodata: Mapping[str, float | None]) -> np.ndarray:
-    """The kernel: sums of one strip, shape (len(plan.rows), n_groups + 1); the last column is
-    the cells outside every region x ecosystem type group."""
+    """The kernel: sums of one strip, shape (len(plan.rows), n_groups + 1). Per-group rows
+    count in columns 0..n_groups-1 (the last column collects cells outside every group and is
+    ignored for them); whole-grid counts (nodata, range, zones) are kept in the last column."""
     block = decode_block(plan_, raw, row_off, nodata)
     return sums_of(plan_, block, cell_quantities(plan_, block))
 
 
 def sums_of(plan_: Plan, block: Block,
-            quantities: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+            quantities: Mapping[str, tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
     size = plan_.n_groups + 1
     out = np.zeros((len(plan_.rows), size))
     group = block.group
-    inside = group < plan_.n_groups
+    inside = block.inside
 
-    def put(name: str, weights: np.ndarray | None = None) -> None:
-        out[plan_.row(name)] += np.bincount(group, weights=weights, minlength=size)
+    def put(name: str, weights: np.ndarray | None = None) -> np.ndarray:
+        counted = np.bincount(group, weights=weights, minlength=size)
+        out[plan_.row(name)] += counted
+        return counted
 
     def scalar(name: str, count: float) -> None:
         out[plan_.row(name), plan_.n_groups] += count
 
-    put("cells", inside.astype(np.float64))
-    put("area_m2", np.where(inside, block.area, 0.0))
+    def in_zones(mask: np.ndarray | None) -> int:
+        if mask is None:
+            return 0
+        return int(np.count_nonzero(mask if block.all_inside else mask & inside))
+
+    counts = put("cells")
+    if isinstance(block.area, float):
+        out[plan_.row("area_m2")] += counts * block.area
+    else:
+        put("area_m2", block.area)
     scalar("outside_zones", float(np.count_nonzero(block.zone == -1)))
     scalar("unknown_zone", float(np.count_nonzero(block.zone == -2)))
-    scalar("overlap", float(np.count_nonzero(block.overlap)))
+    scalar("overlap", 0.0 if block.overlap is None else float(np.count_nonzero(block.overlap)))
     scalar("land_cover_nodata", float(np.count_nonzero((block.eco == -1) & (block.zone >= 0))))
     scalar("land_cover_unknown", float(np.count_nonzero(block.eco == -2)))
-    for key, (value, valid) in quantities.items():
-        if key == "R-WCON" and (valid & inside).any():
-            negative = valid & inside & (value < 0)
-            put("R-WCON:negative_cells", negative.astype(np.float64))
-            put("R-WCON:negative_m3", np.where(negative, value, 0.0))
-            if plan_.options.negative_water_balance == "zero":
-                value = np.where(negative, 0.0, value)
-        used = valid & inside
-        put(f"{key}:quantity", np.where(used, value, 0.0))
-        put(f"{key}:cells", used.astype(np.float64))
-        put(f"{key}:masked", (inside & ~valid).astype(np.float64))
+    for key, (value, invalid) in quantities.items():
+        if key == "R-WCON":
+            with np.errstate(invalid="ignore"):
+                negative = value < 0  # NaN (no data) is not negative
+            if negative.any():
+                put("R-WCON:negative_cells", (negative & inside).astype(np.float64))
+                put("R-WCON:negative_m3", np.where(negative & inside, value, 0.0))
+                if plan_.options.negative_water_balance == "zero":
+                    value = np.where(negative, 0.0, value)
+        if invalid is None:
+            put(f"{key}:quantity", value)
+            out[plan_.row(f"{key}:cells")] += counts
+        else:
+            put(f"{key}:quantity", np.where(invalid, 0.0, value))
+            masked = put(f"{key}:masked", invalid)
+            out[plan_.row(f"{key}:cells")] += counts - masked
     for source in plan_.sources:
         if source.categorical:
             continue
         key = source.key
-        value = block.values[key]
-        scalar(f"{key}:nodata", float(np.count_nonzero(block.nodata[key] & inside)))
-        scalar(f"{key}:nan", float(np.count_nonzero(block.undeclared[key])))
+        scalar(f"{key}:nodata", in_zones(block.nodata[key]))
+        undeclared = block.undeclared[key]
+        scalar(f"{key}:nan", 0.0 if undeclared is None else np.count_nonzero(undeclared))
         low, high = _range(key)
-        with np.errstate(invalid="ignore"):
-            if low is not None:
-                scalar(f"{key}:below", float(np.count_nonzero(value < low)))
-            if high is not None:
-                scalar(f"{key}:above", float(np.count_nonzero(value > high)))
+        value = block.values[key]
+        if value.size and (low is not None or high is not None):
+            smallest, largest = np.fmin.reduce(value), np.fmax.reduce(value)
+            with np.errstate(invalid="ignore"):
+                if low is not None and smallest < low:
+                    scalar(f"{key}:below", float(np.count_nonzero(value < low)))
+                if high is not None and largest > high:
+                    scalar(f"{key}:above", float(np.count_nonzero(value > high)))
     return out
 
 
@@ -775,8 +825,9 @@ def _write_cells(plan_: Plan, writer: Any, block: Block,
     keys = [c for c in plan_.indicators if c not in ("R-AIR", "R-WQ")]
     keys += [f"q{n}" for n in range(len(plan_.quantities))]
     for band, key in enumerate(keys, start=1):
-        value, valid = quantities[key]
-        writer.write(np.where(valid & inside, value, np.nan).reshape(shape), band, window=window)
+        value, invalid = quantities[key]
+        keep = inside if invalid is None else inside & ~invalid
+        writer.write(np.where(keep, value, np.nan).reshape(shape), band, window=window)
     labels = np.array([float(c) for c in plan_.zone_labels] or [np.nan])
     region = np.where(block.zone >= 0, labels[block.zone.clip(0)], np.nan)
     writer.write(region.reshape(shape), len(keys) + 1, window=window)
@@ -880,9 +931,7 @@ def _histogram(plan_: Plan, key: str, index: zones.CodeIndex | None,
 
         for row_off, height in windows(plan_):
             raw = dataset.read(1, window=Window(0, row_off, plan_.grid.width, height))
-            _values, masked, undeclared = decode(raw, nodata)
-            valid = ~(masked | undeclared)
-            codes, not_whole = zones.integer_codes(raw, valid)
+            codes, valid, not_whole = decode_codes(raw, nodata)
             position = index.lookup(codes, valid & ~not_whole) if index else \
                 np.full(raw.shape, -2)
             unknown = (position == -2) & valid & ~not_whole
@@ -905,7 +954,7 @@ def _first_cell(plan_: Plan, key: str, test: Callable[[np.ndarray], np.ndarray],
             raw = dataset.read(1, window=Window(0, row_off, plan_.grid.width, height))
             _values, masked, _undeclared = decode(raw, nodata)
             with np.errstate(invalid="ignore"):
-                hit = test(raw.astype(np.float64)) & ~masked
+                hit = test(raw.astype(np.float64)) & ~_full(masked, raw.shape)
             if hit.any():
                 row, column = np.argwhere(hit)[0]
                 return int(row_off + row), int(column), float(raw[row, column])
@@ -918,8 +967,8 @@ def problems_of(plan_: Plan, total: np.ndarray) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     outside = plan_.n_groups
 
-    def count(name: str) -> int:
-        return round(total[plan_.row(name)].sum())
+    def count(name: str) -> int:  # whole-grid counts live in the last column
+        return round(total[plan_.row(name), outside])
 
     for source in plan_.sources:
         if source.categorical:
@@ -977,7 +1026,8 @@ def aggregate(plan_: Plan, total: np.ndarray) -> RasterResult:
     present = np.flatnonzero(cells > 0)
     rows: list[tuple[str, str, str, str, float, str]] = []
     warnings: list[str] = []
-    area_per_cell = total[plan_.row("area_m2")].sum() / max(cells.sum(), 1.0)
+    groups = slice(0, plan_.n_groups)  # per-group rows: the last column is outside every group
+    area_per_cell = total[plan_.row("area_m2"), groups].sum() / max(cells.sum(), 1.0)
 
     def region_eco(index: Any) -> tuple[str, str]:
         return plan_.zone_labels[index // n_eco], plan_.ecosystems[index % n_eco]
@@ -992,7 +1042,7 @@ def aggregate(plan_: Plan, total: np.ndarray) -> RasterResult:
                 region, eco = region_eco(index)
                 rows.append((region, eco, code, item,
                              float(total[plan_.row(f"{key}:quantity"), index]), unit))
-        masked = round(total[plan_.row(f"{key}:masked")].sum())
+        masked = round(total[plan_.row(f"{key}:masked"), groups].sum())
         if masked:
             needs = _needs(code) if key == code else (plan_.source(key).name,)
             gaps = [f"{s.name} {round(total[plan_.row(f'{s.key}:nodata')].sum()):,}"
@@ -1003,12 +1053,12 @@ def aggregate(plan_: Plan, total: np.ndarray) -> RasterResult:
                             f"km2) without data (nodata in {', '.join(gaps)}) are not counted: "
                             "missing is not zero")
     if "R-WCON" in plan_.indicators:
-        negative = round(total[plan_.row("R-WCON:negative_cells")].sum())
+        negative = round(total[plan_.row("R-WCON:negative_cells"), groups].sum())
         if negative:
             verb = "kept (signed sum)" if plan_.options.negative_water_balance == "keep" else \
                 "counted as 0"
             warnings.append(f"R-WCON: {negative} cell(s) lose more water to runoff and ET than "
-                            f"they receive ({total[plan_.row('R-WCON:negative_m3')].sum():.6g} "
+                            f"they receive ({total[plan_.row('R-WCON:negative_m3'), groups].sum():.6g} "
                             f"m3); {verb}")
     removal = [c for c in plan_.indicators if c in ("R-AIR", "R-WQ")]
     if removal:

@@ -56,21 +56,40 @@ class ZoneError(ValueError):
 # --- integer codes -> positions ----------------------------------------------------------------
 
 
+#: codes up to this value are looked up in a table (one index per cell) instead of by search
+LOOKUP_TABLE_LIMIT = 1 << 21
+
+
 @dataclasses.dataclass(frozen=True)
 class CodeIndex:
     """Sorted integer codes and, for each, a position (an index into some label list)."""
 
     codes: np.ndarray  #: int64, sorted, unique
     positions: np.ndarray  #: int64, same length
+    #: code -> position (-2 unknown) for small non-negative codes (land cover, 6-digit regions)
+    table: np.ndarray | None = None
 
     @classmethod
     def build(cls, pairs: Sequence[tuple[int, int]]) -> CodeIndex:
         ordered = sorted(pairs)
-        return cls(np.array([c for c, _ in ordered], dtype=np.int64),
-                   np.array([p for _, p in ordered], dtype=np.int64))
+        codes = np.array([c for c, _ in ordered], dtype=np.int64)
+        positions = np.array([p for _, p in ordered], dtype=np.int64)
+        table = None
+        if len(codes) and codes[0] >= 0 and codes[-1] < LOOKUP_TABLE_LIMIT:
+            table = np.full(int(codes[-1]) + 1, -2, dtype=np.int64)
+            table[codes] = positions
+        return cls(codes, positions, table)
 
     def lookup(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Position of each value; -1 where `valid` is False, -2 where the code is unknown."""
+        if self.table is not None:
+            in_range = (values >= 0) & (values < len(self.table))
+            result = self.table[np.where(in_range, values, 0)]
+            if not in_range.all():
+                result[~in_range] = -2
+            if not valid.all():
+                result[~valid] = -1
+            return result
         result = np.full(values.shape, -1, dtype=np.int64)
         if not len(self.codes):
             result[valid] = -2
