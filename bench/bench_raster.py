@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from valuation import grid, raster, zones  # noqa: E402  (after the sys.path set-up)
+from valuation import grid, raster, zones
 
 COUNTIES = ("522301", "522302", "522323", "522324", "522325", "522326", "522327", "522328")
 LAND_COVER = np.array([301, 305, 404, 103, 101, 1101, 701], dtype="int16")
@@ -177,9 +177,10 @@ def main() -> None:
         print(f"baseline (rasterio blocks + numpy): {baseline_s:7.2f} s  "
               f"{cells / baseline_s:12,.0f} cells/s")
         print(f"ratio route/baseline (throughput): {baseline_s / route_s:.2f}  (aim >= 0.5)")
-        print(f"totals equal to 1e-9: " + ", ".join(
-            f"{code} {result.quantities.loc[result.quantities.indicator_code == code, 'quantity'].sum():,.0f} {grid.UNITS[code]}"  # noqa: E501
-            for code in INDICATORS))
+        frame = result.quantities
+        totals = [f"{code} {frame.loc[frame.indicator_code == code, 'quantity'].sum():,.0f} "
+                  f"{grid.UNITS[code]}" for code in INDICATORS]
+        print("totals (equal to the baseline's to 1e-9): " + ", ".join(totals))
         if not args.no_dask:
             started = time.perf_counter()
             clustered = raster.compute_dask(plan, cells_per_block=args.block_cells,

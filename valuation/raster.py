@@ -738,7 +738,7 @@ def sums_of(plan_: Plan, block: Block,
         key = source.key
         scalar(f"{key}:nodata", in_zones(block.nodata[key]))
         undeclared = block.undeclared[key]
-        scalar(f"{key}:nan", 0.0 if undeclared is None else np.count_nonzero(undeclared))
+        scalar(f"{key}:nan", 0.0 if undeclared is None else float(np.count_nonzero(undeclared)))
         low, high = _range(key)
         value = block.values[key]
         if value.size and (low is not None or high is not None):
@@ -815,7 +815,7 @@ def _cells_writer(plan_: Plan, path: str) -> Any:
 
 
 def _write_cells(plan_: Plan, writer: Any, block: Block,
-                 quantities: Mapping[str, tuple[np.ndarray, np.ndarray]], row_off: int,
+                 quantities: Mapping[str, tuple[np.ndarray, np.ndarray | None]], row_off: int,
                  height: int) -> None:
     from rasterio.windows import Window
 
@@ -1057,9 +1057,9 @@ def aggregate(plan_: Plan, total: np.ndarray) -> RasterResult:
         if negative:
             verb = "kept (signed sum)" if plan_.options.negative_water_balance == "keep" else \
                 "counted as 0"
+            lost = total[plan_.row("R-WCON:negative_m3"), groups].sum()
             warnings.append(f"R-WCON: {negative} cell(s) lose more water to runoff and ET than "
-                            f"they receive ({total[plan_.row('R-WCON:negative_m3'), groups].sum():.6g} "
-                            f"m3); {verb}")
+                            f"they receive ({lost:.6g} m3); {verb}")
     removal = [c for c in plan_.indicators if c in ("R-AIR", "R-WQ")]
     if removal:
         areas = pd.DataFrame([(*region_eco(i), total[plan_.row("area_m2"), i])
