@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 py=.venv/bin/python
 echo "== GEP grid valuation (1,000,000 cells) =="
 $py bench/bench_valuation.py
+echo; echo "== GEP from rasters (18.7 M cells of 30 m, every factor a GeoTIFF) =="
+$py bench/bench_raster.py
 echo; echo "== catalog import, SQLite =="
 $py bench/bench_import.py
 echo; echo "== ledger, SQLite =="
