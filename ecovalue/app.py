@@ -51,6 +51,10 @@ import ledger.core.api
 import ledger.core.cli
 import ledger.core.demo
 import ledger.core.models
+import ledger.market.api
+import ledger.market.cli
+import ledger.market.demo
+import ledger.market.models
 import ledger.pilot.api
 import ledger.pilot.cli
 import ledger.pilot.demo
@@ -70,7 +74,7 @@ import valuation.api
 import valuation.cli
 import valuation.demo
 import valuation.models
-from ecovalue import __version__, declared, errors, protect
+from ecovalue import __version__, declared, errors, protect, ratelimit
 from ecovalue import cli as shell_cli
 from ecovalue.api import BEARER, ProblemSchema
 from ecovalue.auth import services as auth_services
@@ -90,24 +94,28 @@ from ecovalue.logging import configure_logging
 MODEL_MODULES = (ecovalue.auth.models, ecovalue.audit.models, ecovalue.idempotency,
                  catalog.models, valuation.models, ledger.core.models, ledger.carbon.models,
                  ledger.pilot.models, ledger.compensation.models,
-                 ledger.reconcile.models, ledger.sharing.models)
+                 ledger.reconcile.models, ledger.sharing.models,
+                 ledger.market.models)
 
 #: every flask-smorest Blueprint, in the order they appear in the docs
 BLUEPRINTS = (ecovalue.health.blp, ecovalue.auth.api.blp, ecovalue.audit.api.blp,
               catalog.api.blp, valuation.api.blp, ledger.core.api.blp, ledger.carbon.api.blp,
               ledger.pilot.api.blp, ledger.compensation.api.blp,
-              ledger.reconcile.api.blp, ledger.sharing.api.blp)
+              ledger.reconcile.api.blp, ledger.sharing.api.blp,
+              ledger.market.api.blp)
 
 #: the command groups of `ecovalue`: the shell's, then each package's
 CLI_COMMANDS = (shell_cli.token_group, shell_cli.audit_group, shell_cli.db_group,
                 shell_cli.demo_group, catalog.cli.cli, valuation.cli.cli, ledger.core.cli.cli,
                 ledger.carbon.cli.cli, ledger.pilot.cli.cli, ledger.compensation.cli.cli,
-                ledger.reconcile.cli.cli, ledger.sharing.cli.cli)
+                ledger.reconcile.cli.cli, ledger.sharing.cli.cli,
+                ledger.market.cli.cli)
 
 #: demo data loaders, in order: each `load(session, actor) -> list[str]` (summary lines)
 DEMO_LOADERS = (catalog.demo.load, valuation.demo.load, ledger.core.demo.load,
                 ledger.carbon.demo.load, ledger.pilot.demo.load, ledger.compensation.demo.load,
-                ledger.reconcile.demo.load, ledger.sharing.demo.load)
+                ledger.reconcile.demo.load, ledger.sharing.demo.load,
+                ledger.market.demo.load)
 #: server-rendered pages (plain Flask blueprints, outside the OpenAPI document)
 PAGE_BLUEPRINTS = (ledger.reconcile.console.bp,)
 #: invariant checks `ecovalue ledger verify` runs after the core's: `check(session, actor)`
@@ -363,6 +371,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             raise Unauthorized("the token is unknown, expired or revoked")
         g.principal = principal
 
+    ratelimit.init_app(app)  # after authentication: the limits count per token
     errors.register_error_handlers(app)
     app.url_map.converters["int"] = Int64Converter
     app.url_map.converters["region_code"] = RegionCodeConverter

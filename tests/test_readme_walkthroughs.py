@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: in this order: ids the READMEs mention (token 7, run 3 ...) are those of a fresh demo
 READMES = ["README.md", "catalog/README.md", "valuation/README.md", "ledger/README.md",
            "ledger/pilot/README.md", "ledger/compensation/README.md",
-           "ledger/reconcile/README.md", "ledger/sharing/README.md"]
+           "ledger/reconcile/README.md", "ledger/sharing/README.md",
+           "ledger/market/README.md"]
 DOCUMENTED_ADDRESS = re.compile(r"\b(?:127\.0\.0\.1|localhost):5000\b")
 
 sqlite_pass_only = pytest.mark.skipif(

@@ -181,6 +181,26 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "sharing.payment_file.download": {F: ANY},
     "sharing.purchase.create": {A: ANY, F: ANY, T: PARTY},  # a buyer pays from its account
     "sharing.trace.read": {A: ANY, F: ANY, U: ANY, T: PARTY},  # a plant: its own payments
+    # offset market (book, trades and daily prices are public reads; traders act for their
+    # own party only: a listing, take, bid, block trade or auction is checked with the party)
+    "market.read": {**_READERS, T: ANY},  # listings, feed (parties shown to themselves only)
+    # who the parties of a listing, trade or event are: themselves and the unscoped overseers
+    "market.party.read": {A: ANY, F: ANY, U: ANY, T: PARTY},
+    "market.settings.write": {A: ANY},
+    "market.listing.create": {A: ANY, T: PARTY},
+    "market.listing.take": {A: ANY, T: PARTY},
+    "market.listing.cancel": {A: ANY, T: PARTY},
+    "market.listing.expire": {A: ANY, F: ANY},
+    "market.block.propose": {A: ANY, T: PARTY},
+    "market.block.confirm": {A: ANY, T: PARTY},
+    "market.auction.create": {A: ANY, T: PARTY},
+    "market.auction.bid": {A: ANY, T: PARTY},
+    "market.auction.close": {A: ANY, F: ANY, T: PARTY},
+    # the market as clearing house: the accounts a trade needs are opened, and its escrow and
+    # settlement legs posted, under these, only by ledger.market's services after they have
+    # checked the caller's own action above (a trader never posts under them directly)
+    "market.account.open": {A: ANY, F: ANY, T: ANY},
+    "market.settlement.post": {A: ANY, F: ANY, T: ANY},
 }
 
 

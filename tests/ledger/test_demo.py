@@ -14,7 +14,10 @@ def test_demo_ledger_balances(app, session, system):
     # 128 households x 450 trees x 3 yuan = 172,800 yuan = 17,280,000 fen; and the pilot
     # demo's fee for 500 t of the plant's 2024 obligation at 50.00 yuan: 2,500,000 fen
     pilot_fee = 500 * 5_000
-    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000 - pilot_fee
+    # the market demo: the plant bought 50 t at 60.00 yuan and escrows 100 t x 58.00 yuan for
+    # its buy listing
+    market = 50 * 6_000 + 100 * 5_800
+    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000 - pilot_fee - market
     assert balance["DEMO-PLANT-BANK"].balance == -50_000_000
     fund = balance["DEMO-FOREST-FUND"]
     assert (fund.balance, fund.pending_debits, fund.available) == \

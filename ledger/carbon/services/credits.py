@@ -329,12 +329,90 @@ def _authorize_source(actor: Principal, action: str, source: Account) -> None:
         raise
 
 
-def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: BatchFacts,
-          source: Account, target: Account, quantity_t: int, wanted: serials.Range | None,
-          memo: str, reason: str | None, now: dt.datetime, today: dt.date) -> Moved:
+#: the code suffix of a batch's escrow account (the market's): its credits are tradable (they
+#: count with the holdings) but move only through the market's settlement, never by a
+#: transfer, retirement or cancellation of the registry
+ESCROW_SUFFIX = "-ESCROW"
+
+
+def escrow_account(session: Session, actor: Principal, batch: CarbonBatch | BatchFacts,
+                   party_id: int, *, action: str) -> Account:
+    """The batch's escrow account (ledger kind `escrow`, held by `party_id`, the market's
+    operator), opened if missing: credits offered for sale wait there until a buyer takes
+    them or the offer ends. Its credits are tradable ones (`tradable` + `retired` +
+    `cancelled` + `buffer` = issued still holds) that only `plan_movement` moves."""
+    code = f"{batch.asset_code}{ESCROW_SUFFIX}"
+    row = _run(session, _ACCOUNT_BY_CODE, {"ref": code}).first()
+    if row is not None:
+        return _account(row)
+    return _open(session, actor, batch, party_id, "escrow", "tradable", action, code=code,
+                 name=f"{batch.asset_code} market escrow")
+
+
+_HELD = sa.select(sa.func.coalesce(sa.func.sum(BLOCKS.c.end_serial - BLOCKS.c.start_serial + 1),
+                                   0)).where(BLOCKS.c.account_id == sa.bindparam("account"))
+
+
+def held_t(session: Session, account: Account) -> int:
+    """Tonnes the account holds, from its serial blocks (equal to its ledger balance, which
+    `verify` checks), readable by a service that authorizes its caller itself."""
+    return int(_run(session, _HELD, {"account": account.id}).scalar_one())
+
+
+def is_escrow(account: Account) -> bool:
+    return account.code == f"{account.asset_code}{ESCROW_SUFFIX}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedMovement:
+    """Credits about to move from `source` to `target`, for a caller that posts them in a
+    ledger transaction of its own (delivery versus payment: the credit legs and the money
+    legs in ONE transaction). `postings` are the credit legs to put in that transaction;
+    once it is posted, `apply_movement` rewrites the serial blocks and records the event."""
+
+    kind: str
+    batch: BatchFacts
+    source: Account
+    target: Account
+    quantity_t: int
+    held: list[tuple[int, int, int]]
+    taken: list[serials.Range]
+    left: list[serials.Range]
+    blocks: list[str]
+
+    def postings(self) -> list[ledger.PostingSpec]:
+        """The credit legs: debit the source, credit the target, in the batch's asset."""
+        return [ledger.PostingSpec(self.source.id, self.batch.asset_code, "debit",
+                                   self.quantity_t),
+                ledger.PostingSpec(self.target.id, self.batch.asset_code, "credit",
+                                   self.quantity_t)]
+
+    def metadata(self) -> dict[str, Any]:
+        """What the ledger transaction's metadata records of the blocks moved."""
+        return {"carbon": self.kind, "batch": self.batch.asset_code,
+                "blocks": len(self.blocks), "first_block": self.blocks[0],
+                "blocks_sha256": digest(self.blocks)}
+
+
+def plan_movement(session: Session, *, source: Account, target: Account, quantity_t: int,
+                  wanted: serials.Range | None = None, kind: str = "transfer",
+                  escrow: bool = False) -> PlannedMovement:
+    """Lock the two accounts' registry rows (PostgreSQL, ascending id) and take `quantity_t`
+    tonnes from the source's lowest serials (or exactly `wanted`). Nothing is written: the
+    caller posts `postings()` (the ledger checks balances and who may debit) and then calls
+    `apply_movement`, in the same unit of work. No authorization here: the caller has
+    authorized the operation it performs. `escrow`: the source or target may be a batch's
+    escrow account (only the market passes it)."""
     if source.role != "tradable":
         raise errors.NotTradable(f"account {source.code} holds {source.role} credits; they "
                                  "cannot be transferred, retired or cancelled")
+    if not escrow and (is_escrow(source) or is_escrow(target)):
+        raise errors.NotTradable(
+            f"{source.code if is_escrow(source) else target.code} is the market's escrow: its "
+            "credits move only when a trade settles or an offer ends")
+    if source.batch_id != target.batch_id:
+        raise invalid("credits move within one batch", "account", "accounts of one batch")
+    batch = batch_facts(source)
     _lock(session, [source.id, target.id])
     # only the blocks the movement touches are read: the one holding the first serial named,
     # or the lowest `quantity_t` blocks (each holds at least a tonne, so they suffice)
@@ -357,22 +435,38 @@ def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: 
                                                      "message": "more than held"}])
         taken, left = serials.take(ranges, quantity_t)
     prefix = _prefix(batch)
-    texts = [serials.format_range(prefix, r) for r in taken]
-    view = ledger.post(session, actor, ledger.TransactionSpec(
-        type=f"carbon.{kind}", memo=memo[:500], metadata={
-            "carbon": kind, "batch": batch.asset_code, "blocks": len(texts),
-            "first_block": texts[0], "blocks_sha256": digest(texts)},
-        postings=[ledger.PostingSpec(source.id, batch.asset_code, "debit", quantity_t),
-                  ledger.PostingSpec(target.id, batch.asset_code, "credit", quantity_t)]),
-        action=action, now=now)
-    _replace(session, batch.id, source.id, held, left)
-    _add(session, batch.id, target.id, taken)
+    return PlannedMovement(kind, batch, source, target, quantity_t, held, taken, left,
+                           [serials.format_range(prefix, r) for r in taken])
+
+
+def apply_movement(session: Session, actor: Principal, plan: PlannedMovement, *,
+                   ledger_transaction_id: int, reason: str | None = None,
+                   now: dt.datetime | None = None) -> Moved:
+    """After the caller's ledger transaction holding `plan.postings()` is posted: the source
+    keeps what is left of its blocks, the target's blocks gain the serials taken (merged), and
+    the event naming them is recorded. Returns the movement."""
+    now, today = now_and_today(now)
+    _replace(session, plan.batch.id, plan.source.id, plan.held, plan.left)
+    _add(session, plan.batch.id, plan.target.id, plan.taken)
     event_id = _run(session, _INSERT_EVENT, {
-        "batch_id": batch.id, "kind": kind, "from_account_id": source.id,
-        "to_account_id": target.id, "quantity_t": quantity_t, "blocks": texts,
-        "ledger_transaction_id": view.id, "reason": reason, "effective_date": today,
-        "actor": actor.label, "occurred_at": now}).scalar_one()
-    return Moved(event_id, batch, source, target, quantity_t, texts, view.id)
+        "batch_id": plan.batch.id, "kind": plan.kind, "from_account_id": plan.source.id,
+        "to_account_id": plan.target.id, "quantity_t": plan.quantity_t, "blocks": plan.blocks,
+        "ledger_transaction_id": ledger_transaction_id, "reason": reason,
+        "effective_date": today, "actor": actor.label, "occurred_at": now}).scalar_one()
+    return Moved(event_id, plan.batch, plan.source, plan.target, plan.quantity_t, plan.blocks,
+                 ledger_transaction_id)
+
+
+def _move(session: Session, actor: Principal, *, kind: str, action: str, batch: BatchFacts,
+          source: Account, target: Account, quantity_t: int, wanted: serials.Range | None,
+          memo: str, reason: str | None, now: dt.datetime, today: dt.date) -> Moved:
+    plan = plan_movement(session, source=source, target=target, quantity_t=quantity_t,
+                         wanted=wanted, kind=kind)
+    view = ledger.post(session, actor, ledger.TransactionSpec(
+        type=f"carbon.{kind}", memo=memo[:500], metadata=plan.metadata(),
+        postings=plan.postings()), action=action, now=now)
+    return apply_movement(session, actor, plan, ledger_transaction_id=view.id, reason=reason,
+                          now=now)
 
 
 def transfer(session: Session, actor: Principal, *, account: int | str, to_party_id: int,

@@ -1,0 +1,130 @@
+"""Delivery versus payment: one trade settles in ONE ledger transaction.
+
+The legs: the credits from the seller's side (the batch's escrow account for a listing or an
+auction, the seller's own account for a block trade) to the buyer's account, the value from
+the buyer's side (the buyer's CNY account, or the CNY escrow of a buy listing or a bid) to
+the seller, less the fee, and the fee to the market's fee account. The registry plans the
+credit legs (`plan_movement`), the ledger posts every leg at once, then the registry writes
+the serial blocks and its event; the trade row, an optional retirement (through the
+registry's own retirement, so a certificate exists) and the feed's events follow in the same
+unit of work. Anything that fails leaves nothing: the caller rolls the unit back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from ecovalue.auth import Principal
+from ledger import core as ledger
+from ledger.carbon.models import CarbonBatch
+from ledger.carbon.services import credits
+from ledger.market import pricing
+from ledger.market.models import MarketTrade
+from ledger.market.services import common
+
+
+@dataclasses.dataclass(frozen=True)
+class Retirement:
+    """Retire the credits on purchase: for whom and why (the registry's fields)."""
+
+    beneficiary_name: str
+    purpose: str
+    compliance_year: int | None = None
+    jurisdiction: str | None = None
+    reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Deal:
+    """What is being settled."""
+
+    mode: str
+    batch: CarbonBatch
+    seller_party_id: int
+    buyer_party_id: int
+    quantity_t: int
+    price_fen_per_tco2e: int
+    credits_from: credits.Account  #: escrow, or the seller's own account
+    money_from: int  #: ledger account id: the buyer's CNY account or the CNY escrow
+    seller_cash: int  #: ledger account id receiving the proceeds
+    listing_id: int | None = None
+    block_trade_id: int | None = None
+    auction_id: int | None = None
+    bid_id: int | None = None
+    retirement: Retirement | None = None
+
+
+def settle(session: Session, actor: Principal, deal: Deal, *,
+           now: dt.datetime | None = None) -> MarketTrade:
+    """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules)."""
+    now, today = common.now_and_today(now)
+    market = common.rules(session)
+    value = deal.quantity_t * deal.price_fen_per_tco2e
+    fee = pricing.fee_fen(value, market.fee_bp, market.fee_min_fen)
+    buyer_holding = common.holding(session, actor, deal.batch, deal.buyer_party_id)
+    plan = credits.plan_movement(session, source=deal.credits_from, target=buyer_holding,
+                                 quantity_t=deal.quantity_t, kind="transfer", escrow=True)
+    asset = deal.batch.asset_code
+    money = [ledger.PostingSpec(deal.money_from, common.CNY, "debit", value),
+             ledger.PostingSpec(deal.seller_cash, common.CNY, "credit", value - fee)]
+    if fee:
+        money.append(ledger.PostingSpec(common.fee_account(session, actor), common.CNY,
+                                        "credit", fee))
+    view = ledger.post(session, actor, ledger.TransactionSpec(
+        type="market.settlement",
+        memo=f"{deal.mode} trade: {deal.quantity_t} t {asset} at {deal.price_fen_per_tco2e} "
+             f"fen/tCO2e",
+        metadata={**plan.metadata(), "market": deal.mode, "listing_id": deal.listing_id,
+                  "block_trade_id": deal.block_trade_id, "auction_id": deal.auction_id,
+                  "bid_id": deal.bid_id, "value_fen": value, "fee_fen": fee},
+        postings=[*plan.postings(), *money]), action=common.SETTLE, now=now)
+    moved = credits.apply_movement(session, actor, plan, ledger_transaction_id=view.id,
+                                   reason=f"market {deal.mode} trade", now=now)
+    trade = MarketTrade(
+        mode=deal.mode, listing_id=deal.listing_id, block_trade_id=deal.block_trade_id,
+        auction_id=deal.auction_id, bid_id=deal.bid_id, batch_id=deal.batch.id,
+        asset_code=asset, seller_party_id=deal.seller_party_id,
+        buyer_party_id=deal.buyer_party_id, quantity_t=deal.quantity_t,
+        price_fen_per_tco2e=deal.price_fen_per_tco2e, value_fen=value, fee_fen=fee,
+        trade_date=today, executed_at=now, ledger_transaction_id=view.id,
+        carbon_event_id=moved.event_id, blocks=moved.blocks, actor=actor.label)
+    events: list[tuple[str, str | None, list[int], dict]] = []
+    if deal.retirement is not None:
+        r = deal.retirement
+        retired = credits.retire(session, actor, account=buyer_holding.id,
+                                 quantity_t=deal.quantity_t, beneficiary_name=r.beneficiary_name,
+                                 purpose=r.purpose, compliance_year=r.compliance_year,
+                                 jurisdiction=r.jurisdiction, reason=r.reason, now=now)
+        assert retired.retirement is not None
+        trade.certificate_number = retired.retirement.certificate_number
+    session.add(trade)
+    session.flush()
+    parties = [deal.seller_party_id, deal.buyer_party_id]
+    events.append(("trade", asset, parties, trade_data(trade)))
+    events.append(("settlement", asset, parties, {
+        "trade_id": trade.id, "ledger_transaction_id": view.id, "value_fen": value,
+        "fee_fen": fee, "seller_receives_fen": value - fee, "quantity_t": deal.quantity_t,
+        "serial_blocks": moved.blocks}))
+    if trade.certificate_number:
+        events.append(("retirement", asset, [deal.buyer_party_id], {
+            "trade_id": trade.id, "certificate_number": trade.certificate_number,
+            "quantity_t": deal.quantity_t,
+            "certificate_url": f"/carbon/public/certificates/{trade.certificate_number}"}))
+    common.emit(session, events, now)
+    return trade
+
+
+def trade_data(trade: MarketTrade) -> dict:
+    """A trade as the feed and the API show it (parties kept apart: see `feed`)."""
+    return {"trade_id": trade.id, "mode": trade.mode, "batch": trade.asset_code,
+            "listing_id": trade.listing_id, "block_trade_id": trade.block_trade_id,
+            "auction_id": trade.auction_id, "bid_id": trade.bid_id,
+            "quantity_t": trade.quantity_t, "price_fen_per_tco2e": trade.price_fen_per_tco2e,
+            "value_fen": trade.value_fen, "fee_fen": trade.fee_fen,
+            "trade_date": trade.trade_date, "executed_at": trade.executed_at,
+            "ledger_transaction_id": trade.ledger_transaction_id,
+            "certificate_number": trade.certificate_number,
+            "seller_party_id": trade.seller_party_id, "buyer_party_id": trade.buyer_party_id}
