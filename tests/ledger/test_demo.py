@@ -17,7 +17,9 @@ def test_demo_ledger_balances(app, session, system):
     # the market demo: the plant bought 50 t at 60.00 yuan and escrows 100 t x 58.00 yuan for
     # its buy listing
     market = 50 * 6_000 + 100 * 5_800
-    assert balance["DEMO-PLANT-CNY"].balance == 50_000_000 - 17_280_000 - pilot_fee - market
+    sharing = 120_000_00  # the sharing demo's compensation fee of the Xingyi plant
+    assert balance["DEMO-PLANT-CNY"].balance == \
+        50_000_000 - 17_280_000 - pilot_fee - market - sharing
     assert balance["DEMO-PLANT-BANK"].balance == -50_000_000
     fund = balance["DEMO-FOREST-FUND"]
     assert (fund.balance, fund.pending_debits, fund.available) == \
