@@ -18,6 +18,8 @@ echo; echo "== reconciliation matching (1,000,000 lines x 1,000,000 payments) ==
 $py bench/bench_reconcile.py
 echo; echo "== benefit-sharing distribution (100,000 households), SQLite =="
 $py bench/bench_distribution.py
+echo; echo "== offset market, SQLite =="
+$py bench/bench_market.py
 export ECOVALUE_PG_DURABLE=1
 scripts/with-postgres.sh bash -c '
   echo; echo "== catalog import, PostgreSQL =="
