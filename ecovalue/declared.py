@@ -80,6 +80,9 @@ def refuse_undeclared(app: Flask, document: Any) -> None:
             return
         sent = {"query": set(request.args)}
         if request.mimetype in _FORM_MEDIA_TYPES:
+            # keep the raw body first: parsing the form consumes the stream, and the
+            # idempotency digest (ecovalue/idempotency.py) reads the body after this check
+            request.get_data(cache=True)
             sent["form"] = set(request.form) | set(request.files)
         errors = [
             {"location": location, "field": name,

@@ -372,3 +372,20 @@ def test_a_malformed_id_number_in_a_holder_cell_is_masked_not_echoed(client, tok
     assert holder not in text and holder.replace("-", "") not in text
     assert any(e.get("column") == "holder" or e.get("field") == "holder" for e in body["errors"])
     assert any(holder[:3] + "*" in e["message"] for e in body["errors"]), body["errors"]
+
+
+def test_an_upload_with_the_same_key_and_another_file_is_a_conflict(client, tokens, world,
+                                                                     problem):
+    """The declared-parameter check reads the form before the view; it once consumed the
+    body, so every upload digested as empty and another file under the same key replayed the
+    first file's answer."""
+    def dry_run(data: str):
+        return client.post("/catalog/imports/products?dry_run=true",
+                           headers={**tokens.admin, "Idempotency-Key": "same-key"},
+                           data={"file": (io.BytesIO(data.encode()), "products.csv")},
+                           content_type="multipart/form-data")
+
+    first = dry_run(product_csv(world))
+    assert first.status_code == 200, first.get_json()
+    problem(dry_run(product_csv(world, [product_csv(world).splitlines()[1]])), 409,
+            "idempotency-key-reused")
