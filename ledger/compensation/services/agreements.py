@@ -138,11 +138,17 @@ def add_version(session: Session, actor: Principal, code: str,
     return agreement
 
 
+#: the largest version the 32-bit column holds (a larger one in a URL is a 404, not a 500)
+MAX_VERSION = 2**31 - 1
+
+
 def get_version(session: Session, actor: Principal, code: str,
                 version: int) -> CompensationAgreement:
     authorize(actor, "compensation.read")
-    found = session.scalar(sa.select(CompensationAgreement).where(
-        CompensationAgreement.code == code, CompensationAgreement.version == version))
+    found = None
+    if 0 < version <= MAX_VERSION:  # beyond the column's range there is no such version
+        found = session.scalar(sa.select(CompensationAgreement).where(
+            CompensationAgreement.code == code, CompensationAgreement.version == version))
     if found is None:
         raise AgreementNotFound(f"agreement {code} has no version {version}")
     return found

@@ -230,3 +230,13 @@ def test_a_party_name_that_looks_like_a_formula_is_exported_as_text(client, toke
     names = [row[2] for row in workbook["各方 Positions"].iter_rows(values_only=True)]
     assert names[1] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
     assert all(c.data_type != "f" for row in workbook["各方 Positions"].iter_rows() for c in row)
+
+
+def test_a_version_beyond_the_columns_range_is_not_found(client, tokens, problem):
+    """Found by schemathesis on PostgreSQL: version 9223372036854775806 overflowed the int4
+    column (a 500)."""
+    for version in (2**31, 9223372036854775806):
+        problem(client.get(f"/compensation/agreements/X/versions/{version}",
+                           headers=tokens.admin), 404)
+        problem(client.post(f"/compensation/agreements/X/versions/{version}/activate",
+                            headers=tokens.admin), 404)

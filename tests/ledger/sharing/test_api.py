@@ -97,7 +97,7 @@ def test_the_payment_file_is_finance_only_and_audited(client, tokens, world, flo
     assert xlsx.mimetype.endswith("sheet")
     with database.unit_of_work() as s:
         downloads = s.scalars(sa.select(AuditEvent).where(
-            AuditEvent.action == "sharing.payment_file.download")).all()
+            AuditEvent.action == "sharing.payment_file.download").order_by(AuditEvent.seq)).all()
     assert [d.after["format"] for d in downloads] == ["csv", "xlsx"]
     # masked everywhere else
     lines = client.get(f"/sharing/register/{world.dalang}?as_of={RECORD}",
