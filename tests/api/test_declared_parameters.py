@@ -4,7 +4,6 @@ document does not show, and a typo in a filter is an error instead of an unfilte
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
@@ -59,16 +58,6 @@ def test_declared_parameters_are_accepted(client, tokens):
     response = client.get("/catalog/products?region=522326&page=1&page_size=5",
                           headers=tokens.admin)
     assert response.status_code == 200, response.get_json()
-
-
-def test_an_upload_refuses_an_undeclared_form_field(client, tokens, problem):
-    body = problem(client.post(
-        "/catalog/imports/products?dry_run=true", headers=tokens.admin,
-        data={"file": (io.BytesIO(b"x"), "p.csv"), "county": "522326"},
-        content_type="multipart/form-data"), 422)
-    assert body["errors"] == [{"location": "form", "field": "county", "message": body["errors"][0]
-                               ["message"]}]
-    assert "file" in body["errors"][0]["message"]
 
 
 def test_routes_outside_the_document_are_not_checked(client):
