@@ -258,6 +258,8 @@ class Source:
     nodata: float | None
     warp: str | None  #: resampling method when the raster is warped onto the grid
     categorical: bool
+    block_rows: int = 1  #: rows of the file's internal blocks (tiles or strips)
+    tile_row_bytes: int = 0  #: bytes of one row of the file's blocks, whole width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +284,14 @@ class Plan:
 
     def row(self, name: str) -> int:
         return self.rows.index(name)
+
+    @property
+    def tile_rows(self) -> int:
+        """Rows of the files' internal blocks that strips align to (the least common
+        multiple of the sources' block heights, or the largest if that is beyond 4096)."""
+        heights = [s.block_rows for s in self.sources if not s.warp] or [1]
+        common = math.lcm(*heights)
+        return common if common <= 4096 else max(heights)
 
     def source(self, key: str) -> Source:
         return next(s for s in self.sources if s.key == key)
@@ -405,8 +415,10 @@ def plan(inputs: RasterInputs, indicators: Sequence[str], options: grid.GridOpti
                     continue
                 warp = "nearest" if categorical else inputs.resampling
             nodata = dataset.nodata
+            block_rows = int(dataset.block_shapes[0][0])
+            row_bytes = dataset.width * block_rows * np.dtype(dataset.dtypes[0]).itemsize
             sources.append(Source(key, path, name, None if nodata is None else float(nodata),
-                                  warp, categorical))
+                                  warp, categorical, block_rows, row_bytes))
     if problems:
         raise RasterError(problems, not_a_raster=any(
             p["message"].find("is not a GeoTIFF") >= 0 for p in problems))
@@ -457,35 +469,71 @@ def plan(inputs: RasterInputs, indicators: Sequence[str], options: grid.GridOpti
 # --- reading blocks ----------------------------------------------------------------------------
 
 
+def strip_rows(plan_: Plan, cells_per_block: int = DEFAULT_CELLS_PER_BLOCK) -> int:
+    """Rows of a strip: about `cells_per_block` cells of the grid's width, aligned to the
+    files' internal tiling (a multiple of the tile height, or a divisor of it for strips
+    narrower than a tile row), so that no tile is decoded twice."""
+    target = max(1, cells_per_block // max(plan_.grid.width, 1))
+    tile = plan_.tile_rows
+    if tile <= 1:
+        return target
+    if target >= tile:
+        return target // tile * tile
+    return max(d for d in range(1, target + 1) if tile % d == 0)
+
+
 def windows(plan_: Plan, cells_per_block: int = DEFAULT_CELLS_PER_BLOCK,
             ) -> list[tuple[int, int]]:
-    """(row_off, height) of full-width row strips of about `cells_per_block` cells."""
-    rows = max(1, cells_per_block // max(plan_.grid.width, 1))
+    """(row_off, height) of full-width row strips of about `cells_per_block` cells, aligned to
+    the files' tiles (`strip_rows`)."""
+    rows = strip_rows(plan_, cells_per_block)
     return [(start, min(rows, plan_.grid.height - start))
             for start in range(0, plan_.grid.height, rows)]
 
 
+#: GDAL's block cache while the route reads (MiB), on top of one row of tiles of every file:
+#: GDAL's default (5 % of the RAM) would keep every tile read, up to gigabytes
+GDAL_CACHE_MIB = 64
+
+
+def gdal_cache_mib(plan_: Plan) -> int:
+    """The block cache the route reads with: enough for one row of every file's tiles (a strip
+    thinner than a tile row reads each tile row several times) and GDAL_CACHE_MIB more."""
+    return GDAL_CACHE_MIB + -(-sum(s.tile_row_bytes for s in plan_.sources) // 2**20)
+
+
 class Reader:
-    """Open datasets (warped onto the grid where the plan says so), read by row strips."""
+    """Open datasets (warped onto the grid where the plan says so), read by row strips, with
+    GDAL's block cache bounded (`gdal_cache_mib`)."""
 
     def __init__(self, plan_: Plan) -> None:
+        import rasterio
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
         self.plan = plan_
         self.datasets: dict[str, Any] = {}
         self._open: list[Any] = []
-        for source in plan_.sources:
-            dataset = open_geotiff(source.path, source.name)
-            self._open.append(dataset)
-            if source.warp:
-                nodata = source.nodata if source.nodata is not None else float("nan")
-                dataset = WarpedVRT(dataset, crs=_crs(plan_.grid), transform=plan_.grid.affine,
-                                    width=plan_.grid.width, height=plan_.grid.height,
-                                    resampling=Resampling[source.warp], src_nodata=source.nodata,
-                                    nodata=nodata, dtype="float64")
+        self._buffers: dict[str, np.ndarray] = {}
+        self._env = rasterio.Env(GDAL_CACHEMAX=gdal_cache_mib(plan_))
+        self._env.__enter__()
+        try:
+            for source in plan_.sources:
+                dataset = open_geotiff(source.path, source.name)
                 self._open.append(dataset)
-            self.datasets[source.key] = dataset
+                if source.warp:
+                    nodata = source.nodata if source.nodata is not None else float("nan")
+                    dataset = WarpedVRT(dataset, crs=_crs(plan_.grid),
+                                        transform=plan_.grid.affine, width=plan_.grid.width,
+                                        height=plan_.grid.height,
+                                        resampling=Resampling[source.warp],
+                                        src_nodata=source.nodata, nodata=nodata,
+                                        dtype="float64")
+                    self._open.append(dataset)
+                self.datasets[source.key] = dataset
+        except BaseException:
+            self.close()
+            raise
 
     def nodata(self, key: str) -> float | None:
         source = self.plan.source(key)
@@ -493,15 +541,31 @@ class Reader:
             return float("nan")
         return source.nodata
 
-    def read(self, row_off: int, height: int) -> dict[str, np.ndarray]:
+    def read(self, row_off: int, height: int, *, reuse: bool = False) -> dict[str, np.ndarray]:
+        """The strip of every source. With `reuse`, into buffers kept from strip to strip
+        (valid until the next read)."""
         from rasterio.windows import Window
 
         window = Window(0, row_off, self.plan.grid.width, height)
-        return {key: dataset.read(1, window=window) for key, dataset in self.datasets.items()}
+        if not reuse:
+            return {key: dataset.read(1, window=window)
+                    for key, dataset in self.datasets.items()}
+        strips = {}
+        for key, dataset in self.datasets.items():
+            buffer = self._buffers.get(key)
+            if buffer is None or buffer.shape[0] < height:
+                buffer = self._buffers[key] = np.empty((height, self.plan.grid.width),
+                                                       dtype=dataset.dtypes[0])
+            strips[key] = dataset.read(1, window=window, out=buffer[:height])
+        return strips
 
     def close(self) -> None:
         for dataset in reversed(self._open):
             dataset.close()
+        self._open.clear()
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
 
     def __enter__(self) -> Reader:
         return self
@@ -517,25 +581,55 @@ def source_nodata(plan_: Plan) -> dict[str, float | None]:
             for s in plan_.sources}
 
 
-def decode(raw: np.ndarray, nodata: float | None,
-           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(float64 values with NaN where masked, nodata mask, undeclared-NaN mask); a mask is
-    None when no cell of the block has it (the common case, kept cheap)."""
-    values = raw.astype(np.float64)
+def decode(raw: np.ndarray, nodata: float | None, out: np.ndarray | None = None,
+           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float, float]:
+    """(float64 values with NaN where masked, nodata mask, undeclared-NaN mask, smallest and
+    largest value left); a mask is None when no cell of the block has it (the common case).
+
+    The common case costs one min and one max over the raw block and one cast: when the
+    block's range excludes the nodata value and holds no NaN, no mask is built. `out` is a
+    float64 buffer of raw's size to cast into (reused from block to block)."""
+    values = np.empty(raw.shape, dtype=np.float64) if out is None else out
+    np.copyto(values, raw, casting="safe")
+    if not raw.size:
+        return values, None, None, math.nan, math.nan
+    lo, hi = raw.min(), raw.max()  # min and max propagate NaN
+    declared = None if nodata is None else np.asarray(nodata).astype(raw.dtype)
+    if not np.isnan(lo) and (declared is None or np.isnan(declared)
+                             or not lo <= declared <= hi):
+        return values, None, None, float(lo), float(hi)
     masked: np.ndarray | None = None
-    if nodata is not None:
-        hit = np.isnan(values) if math.isnan(nodata) else \
-            raw == np.asarray(nodata).astype(raw.dtype)
+    if declared is not None:
+        hit = np.isnan(values) if np.isnan(declared) else raw == declared
         masked = hit if hit.any() else None
     undeclared: np.ndarray | None = None
-    if raw.dtype.kind == "f" and raw.size and (nodata is None or not math.isnan(nodata)) \
-            and np.isnan(raw.min()):  # min propagates NaN: one pass, nothing allocated
+    if raw.dtype.kind == "f" and (declared is None or not np.isnan(declared)) and np.isnan(lo):
         undeclared = np.isnan(values) if masked is None else np.isnan(values) & ~masked
     if masked is not None:
         values[masked] = np.nan
-    if undeclared is not None:
-        values[undeclared] = np.nan
-    return values, masked, undeclared
+    smallest, largest = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
+    return values, masked, undeclared, float(smallest), float(largest)
+
+
+def positions(index: zones.CodeIndex, raw: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Position of each cell's code in `index` (int64): -1 for nodata (and NaN), -2 for a code
+    the index does not know or a value that is not a whole number. Integer blocks whose codes
+    span a short range are looked up in one pass through a table of that range."""
+    if raw.dtype.kind in "iu" and raw.size:
+        lo, hi = int(raw.min()), int(raw.max())
+        if hi - lo < zones.LOOKUP_TABLE_LIMIT and hi - lo <= np.iinfo(raw.dtype).max:
+            table = np.full(hi - lo + 1, -2, dtype=np.int64)
+            inside = (index.codes >= lo) & (index.codes <= hi)
+            table[index.codes[inside] - lo] = index.positions[inside]
+            if nodata is not None and not math.isnan(nodata):
+                declared = int(np.asarray(nodata).astype(raw.dtype))  # as decode_codes reads it
+                if lo <= declared <= hi:
+                    table[declared - lo] = -1
+            return table[raw - raw.dtype.type(lo)]
+    codes, valid, not_whole = decode_codes(raw, nodata)
+    found = index.lookup(codes, valid & ~not_whole)
+    found[not_whole] = -2
+    return found
 
 
 def decode_codes(raw: np.ndarray, nodata: float | None,
@@ -574,55 +668,75 @@ class Block:
     values: dict[str, np.ndarray]  #: factor / quantity key -> float64 with NaN
     nodata: dict[str, np.ndarray | None]
     undeclared: dict[str, np.ndarray | None]
+    #: factor / quantity key -> (smallest, largest) value outside nodata (NaN: none)
+    extremes: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+
+
+class Buffers:
+    """float64 buffers of one strip, one per factor, reused from strip to strip (the cast of
+    each factor then allocates nothing)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, key: str, size: int) -> np.ndarray:
+        array = self._arrays.get(key)
+        if array is None or array.size < size:
+            array = self._arrays[key] = np.empty(size, dtype=np.float64)
+        return array[:size]
 
 
 def decode_block(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
-                 nodata: Mapping[str, float | None]) -> Block:
+                 nodata: Mapping[str, float | None], buffers: Buffers | None = None) -> Block:
     height, width = next(iter(raw.values())).shape
     shape = (height, width)
     overlap = None
     if plan_.zone_index is not None:
-        codes, valid, not_whole = decode_codes(raw["zones"], nodata["zones"])
-        zone = plan_.zone_index.lookup(codes, valid & ~not_whole)
-        zone[not_whole] = -2
+        zone = positions(plan_.zone_index, raw["zones"], nodata["zones"])
     elif plan_.zone_polygons is not None:
         from affine import Affine
 
         transform = plan_.grid.affine @ Affine.translation(0, row_off)
-        positions = {label: i for i, label in enumerate(plan_.zone_labels)}
-        zone, count = plan_.zone_polygons.burn(transform, shape, positions)
+        labels = {label: i for i, label in enumerate(plan_.zone_labels)}
+        zone, count = plan_.zone_polygons.burn(transform, shape, labels)
         overlap = (count > 1).ravel()
         if not overlap.any():
             overlap = None
     else:
         zone = np.zeros(shape, dtype=np.int64)
     if plan_.reclass_index is not None:
-        codes, valid, not_whole = decode_codes(raw["land_cover"], nodata["land_cover"])
-        eco = plan_.reclass_index.lookup(codes, valid & ~not_whole)
-        eco[not_whole] = -2
+        eco = positions(plan_.reclass_index, raw["land_cover"], nodata["land_cover"])
     else:
         eco = np.zeros(shape, dtype=np.int64)
     zone = zone.ravel()
     eco = eco.ravel()
-    inside = (zone >= 0) & (eco >= 0)
+    inside = (zone | eco) >= 0  # both positions >= 0 (a negative one sets the sign bit)
     if overlap is not None:
         inside &= ~overlap
-    group = np.where(inside, zone * len(plan_.ecosystems) + eco, plan_.n_groups)
+    all_inside = bool(inside.all())
+    group = zone * len(plan_.ecosystems)
+    group += eco
+    if not all_inside:
+        group[~inside] = plan_.n_groups
     rows = cell_area_m2(plan_.grid, row_off, height)
     area: float | np.ndarray = float(rows[0, 0]) if height and (rows == rows[0, 0]).all() \
         else np.repeat(rows[:, 0], width)
     values: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray | None] = {}
     undeclared_masks: dict[str, np.ndarray | None] = {}
+    extremes: dict[str, tuple[float, float]] = {}
     for source in plan_.sources:
         if source.categorical:
             continue
-        decoded, masked, undeclared = decode(raw[source.key].ravel(), nodata[source.key])
+        flat = raw[source.key].ravel()
+        out = None if buffers is None else buffers.get(source.key, flat.size)
+        decoded, masked, undeclared, smallest, largest = decode(flat, nodata[source.key], out)
         values[source.key] = decoded
         masks[source.key] = masked
         undeclared_masks[source.key] = undeclared
-    return Block(zone, eco, overlap, group, inside, bool(inside.all()), area, values, masks,
-                 undeclared_masks)
+        extremes[source.key] = (smallest, largest)
+    return Block(zone, eco, overlap, group, inside, all_inside, area, values, masks,
+                 undeclared_masks, extremes)
 
 
 def _invalid(block: Block, keys: Sequence[str]) -> np.ndarray | None:
@@ -635,46 +749,58 @@ def _invalid(block: Block, keys: Sequence[str]) -> np.ndarray | None:
     return result
 
 
-def cell_quantities(plan_: Plan, block: Block,
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+#: per-cell quantity, cells without its data (None: none), and a linear function applied to
+#: its sums (None: identity), as the grid route sums dry matter and then converts it
+Quantity = tuple[np.ndarray, "np.ndarray | None", "Callable[[Any], Any] | None"]
+
+
+def cell_quantities(plan_: Plan, block: Block) -> dict[str, Quantity]:
     """Per-cell quantity of each indicator and quantity raster (the grid route's cell
-    functions) and the cells without the data it needs (None: none)."""
+    functions), the cells without the data it needs, and the conversion applied to its sums
+    (R-CARB and R-O2 sum dry matter, then convert it, as grid.compute does)."""
     v = block.values
     options = plan_.options
     area = block.area
-    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    out: dict[str, Quantity] = {}
     with np.errstate(invalid="ignore"):
         if "R-WCON" in plan_.indicators:
             water = grid.water_conservation_m3(v["precipitation_mm"], v["runoff_mm"],
                                                v["evapotranspiration_mm"], area)
-            out["R-WCON"] = (water, _invalid(block, _needs("R-WCON")))
+            out["R-WCON"] = (water, _invalid(block, _needs("R-WCON")), None)
         if "R-SOIL" in plan_.indicators:
             out["R-SOIL"] = (grid.soil_retention_t(
                 v["rainfall_erosivity"], v["soil_erodibility"], v["slope_length_steepness"],
                 v["cover_management"], v["support_practice"], area),
-                _invalid(block, _needs("R-SOIL")))
+                _invalid(block, _needs("R-SOIL")), None)
         if "R-SAND" in plan_.indicators:
             out["R-SAND"] = (grid.sand_fixation_t(
                 v["weather_factor"], v["erodible_fraction"], v["crust_factor"],
                 v["roughness_factor"], v["vegetation_factor"], area, options.rweq_z_m),
-                _invalid(block, _needs("R-SAND")))
+                _invalid(block, _needs("R-SAND")), None)
         if "R-CARB" in plan_.indicators or "R-O2" in plan_.indicators:
             dry_matter = grid.dry_matter_t(v["npp"], area, basis=options.npp_basis,
                                            carbon_fraction=options.carbon_fraction)
+            invalid = _invalid(block, ("npp",))
             if "R-CARB" in plan_.indicators:
-                out["R-CARB"] = (grid.co2_fixed_t(dry_matter), _invalid(block, ("npp",)))
+                out["R-CARB"] = (dry_matter, invalid, grid.co2_fixed_t)
             if "R-O2" in plan_.indicators:
-                out["R-O2"] = (grid.o2_released_t(dry_matter), _invalid(block, ("npp",)))
+                out["R-O2"] = (dry_matter, invalid, grid.o2_released_t)
         if "R-CLIM" in plan_.indicators:
             out["R-CLIM"] = (grid.climate_regulation_kwh(
                 v["et_hot_mm"], area, latent_heat_kj_per_kg=options.latent_heat_kj_per_kg,
-                eer=options.eer), _invalid(block, ("et_hot_mm",)))
+                eer=options.eer), _invalid(block, ("et_hot_mm",)), None)
         for number, quantity in enumerate(plan_.quantities):
             key = f"q{number}"
             factor = QUANTITY_BASES[quantity.basis]
             value = v[key] if factor is None else v[key] * (area * factor)
-            out[key] = (value, _invalid(block, (key,)))
+            out[key] = (value, _invalid(block, (key,)), None)
     return out
+
+
+def per_cell(quantity: Quantity) -> np.ndarray:
+    """The per-cell values of a quantity (its conversion applied cell by cell)."""
+    value, _invalid_cells, convert = quantity
+    return value if convert is None else convert(value)
 
 
 def block_sums(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
@@ -686,37 +812,41 @@ def block_sums(plan_: Plan, raw: Mapping[str, np.ndarray], row_off: int,
     return sums_of(plan_, block, cell_quantities(plan_, block))
 
 
-def sums_of(plan_: Plan, block: Block,
-            quantities: Mapping[str, tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+def sums_of(plan_: Plan, block: Block, quantities: Mapping[str, Quantity]) -> np.ndarray:
     size = plan_.n_groups + 1
     out = np.zeros((len(plan_.rows), size))
     group = block.group
     inside = block.inside
+    row = {name: i for i, name in enumerate(plan_.rows)}
 
     def put(name: str, weights: np.ndarray | None = None) -> np.ndarray:
         counted = np.bincount(group, weights=weights, minlength=size)
-        out[plan_.row(name)] += counted
+        out[row[name]] += counted
         return counted
 
     def scalar(name: str, count: float) -> None:
-        out[plan_.row(name), plan_.n_groups] += count
+        out[row[name], plan_.n_groups] += count
 
     def in_zones(mask: np.ndarray | None) -> int:
         if mask is None:
             return 0
         return int(np.count_nonzero(mask if block.all_inside else mask & inside))
 
-    counts = put("cells")
+    counts = put("cells").astype(np.float64)
     if isinstance(block.area, float):
-        out[plan_.row("area_m2")] += counts * block.area
+        out[row["area_m2"]] += counts * block.area
     else:
         put("area_m2", block.area)
-    scalar("outside_zones", float(np.count_nonzero(block.zone == -1)))
-    scalar("unknown_zone", float(np.count_nonzero(block.zone == -2)))
-    scalar("overlap", 0.0 if block.overlap is None else float(np.count_nonzero(block.overlap)))
-    scalar("land_cover_nodata", float(np.count_nonzero((block.eco == -1) & (block.zone >= 0))))
-    scalar("land_cover_unknown", float(np.count_nonzero(block.eco == -2)))
-    for key, (value, invalid) in quantities.items():
+    if not block.all_inside:  # every cell inside: no zone or land-cover count to make
+        scalar("outside_zones", float(np.count_nonzero(block.zone == -1)))
+        scalar("unknown_zone", float(np.count_nonzero(block.zone == -2)))
+        scalar("overlap", 0.0 if block.overlap is None else
+               float(np.count_nonzero(block.overlap)))
+        scalar("land_cover_nodata",
+               float(np.count_nonzero((block.eco == -1) & (block.zone >= 0))))
+        scalar("land_cover_unknown", float(np.count_nonzero(block.eco == -2)))
+    summed: dict[int, np.ndarray] = {}  # id of a per-cell array -> its masked sums
+    for key, (value, invalid, convert) in quantities.items():
         if key == "R-WCON":
             with np.errstate(invalid="ignore"):
                 negative = value < 0  # NaN (no data) is not negative
@@ -725,13 +855,16 @@ def sums_of(plan_: Plan, block: Block,
                 put("R-WCON:negative_m3", np.where(negative & inside, value, 0.0))
                 if plan_.options.negative_water_balance == "zero":
                     value = np.where(negative, 0.0, value)
+        sums = summed.get(id(value))
+        if sums is None:  # R-CARB and R-O2 share the dry matter's sums
+            weights = value if invalid is None else np.where(invalid, 0.0, value)
+            sums = summed[id(value)] = np.bincount(group, weights=weights, minlength=size)
+        out[row[f"{key}:quantity"]] += sums if convert is None else convert(sums)
         if invalid is None:
-            put(f"{key}:quantity", value)
-            out[plan_.row(f"{key}:cells")] += counts
+            out[row[f"{key}:cells"]] += counts
         else:
-            put(f"{key}:quantity", np.where(invalid, 0.0, value))
             masked = put(f"{key}:masked", invalid)
-            out[plan_.row(f"{key}:cells")] += counts - masked
+            out[row[f"{key}:cells"]] += counts - masked
     for source in plan_.sources:
         if source.categorical:
             continue
@@ -742,7 +875,8 @@ def sums_of(plan_: Plan, block: Block,
         low, high = _range(key)
         value = block.values[key]
         if value.size and (low is not None or high is not None):
-            smallest, largest = np.fmin.reduce(value), np.fmax.reduce(value)
+            smallest, largest = block.extremes.get(key) or (np.fmin.reduce(value),
+                                                           np.fmax.reduce(value))
             with np.errstate(invalid="ignore"):
                 if low is not None and smallest < low:
                     scalar(f"{key}:below", float(np.count_nonzero(value < low)))
@@ -776,9 +910,10 @@ def compute_windowed(plan_: Plan, *, cells_per_block: int = DEFAULT_CELLS_PER_BL
         with Reader(plan_) as reader:
             if cells_path:
                 writer = _cells_writer(plan_, cells_path)
+            buffers = Buffers()
             for row_off, height in windows(plan_, cells_per_block):
-                raw = reader.read(row_off, height)
-                block = decode_block(plan_, raw, row_off, nodata)
+                raw = reader.read(row_off, height, reuse=True)
+                block = decode_block(plan_, raw, row_off, nodata, buffers)
                 quantities = cell_quantities(plan_, block)
                 total += sums_of(plan_, block, quantities)
                 if writer is not None:
@@ -815,7 +950,7 @@ def _cells_writer(plan_: Plan, path: str) -> Any:
 
 
 def _write_cells(plan_: Plan, writer: Any, block: Block,
-                 quantities: Mapping[str, tuple[np.ndarray, np.ndarray | None]], row_off: int,
+                 quantities: Mapping[str, Quantity], row_off: int,
                  height: int) -> None:
     from rasterio.windows import Window
 
@@ -825,9 +960,10 @@ def _write_cells(plan_: Plan, writer: Any, block: Block,
     keys = [c for c in plan_.indicators if c not in ("R-AIR", "R-WQ")]
     keys += [f"q{n}" for n in range(len(plan_.quantities))]
     for band, key in enumerate(keys, start=1):
-        value, invalid = quantities[key]
+        invalid = quantities[key][1]
         keep = inside if invalid is None else inside & ~invalid
-        writer.write(np.where(keep, value, np.nan).reshape(shape), band, window=window)
+        writer.write(np.where(keep, per_cell(quantities[key]), np.nan).reshape(shape), band,
+                     window=window)
     labels = np.array([float(c) for c in plan_.zone_labels] or [np.nan])
     region = np.where(block.zone >= 0, labels[block.zone.clip(0)], np.nan)
     writer.write(region.reshape(shape), len(keys) + 1, window=window)
@@ -952,7 +1088,7 @@ def _first_cell(plan_: Plan, key: str, test: Callable[[np.ndarray], np.ndarray],
         nodata = source_nodata(plan_)[key]
         for row_off, height in windows(plan_):
             raw = dataset.read(1, window=Window(0, row_off, plan_.grid.width, height))
-            _values, masked, _undeclared = decode(raw, nodata)
+            _values, masked, _undeclared, _lo, _hi = decode(raw, nodata)
             with np.errstate(invalid="ignore"):
                 hit = test(raw.astype(np.float64)) & ~_full(masked, raw.shape)
             if hit.any():

@@ -450,3 +450,61 @@ def test_per_cell_quantities_are_written_to_a_geotiff(tmp_path):
         assert np.nansum(soil) == pytest.approx(total[plan.row("R-SOIL:quantity")].sum(),
                                                 rel=1e-12)
         assert set(np.unique(cells.read(3))) == {522326.0}
+
+
+# --- strips aligned to the files' tiles; the kernel's fast paths -------------------------------
+
+
+def test_strips_align_to_the_tiles_and_equal_the_in_memory_route(tmp_path):
+    rng = np.random.default_rng(11)
+    shape = (40, 40)  # tiles of 16 x 16
+    layers = {"npp": rng.uniform(300, 1200, shape),
+              "precipitation_mm": rng.uniform(1100, 1500, shape),
+              "runoff_mm": rng.uniform(200, 500, shape),
+              "evapotranspiration_mm": rng.uniform(500, 800, shape)}
+    # nodata in two strips: those take the masking path, the others the fast one
+    layers["npp"][17, 3] = -9999.0
+    layers["runoff_mm"][33, 5] = -9999.0
+    paths = {name: write_tif(tmp_path / f"{name}.tif", values, nodata=-9999.0, dtype="float32",
+                             tiled=True) for name, values in layers.items()}
+    land_cover = np.array([301, 305, 101, 1101, 404])[rng.integers(0, 5, shape)]
+    paths["land_cover"] = write_tif(tmp_path / "land_cover.tif", land_cover, nodata=0,
+                                    dtype="int16", tiled=True)
+    indicators = ["R-WCON", "R-CARB", "R-O2"]
+    plan = raster.plan(_inputs(paths), indicators, grid.GridOptions(), known_regions=SCOPE)
+    assert plan.tile_rows == 16
+    expected = _in_memory(paths, indicators)
+    for cells, rows in ((40, 1), (200, 4), (400, 8), (800, 16), (1400, 32), (10_000, 240)):
+        assert raster.strip_rows(plan, cells) == rows
+        result = raster.aggregate(plan, raster.compute_windowed(plan, cells_per_block=cells))
+        _assert_same(result.quantities, expected)
+    assert raster.gdal_cache_mib(plan) == raster.GDAL_CACHE_MIB + 1  # a row of tiles: 13 KB
+
+
+def test_code_positions_by_table_and_by_search_agree():
+    index = zones.CodeIndex.build([(522326, 0), (522327, 1), (301, 2)])
+    wide = np.array([[522326, 301, 0], [522327, 9, 522326]], dtype="int32")  # 0 = nodata
+    by_table = raster.positions(index, wide, 0.0)
+    np.testing.assert_array_equal(by_table, [[0, 2, -1], [1, -2, 0]])
+    narrow = np.array([522326, 522327, 522327, 0], dtype="int32")
+    np.testing.assert_array_equal(raster.positions(index, narrow, 0.0), [0, 1, 1, -1])
+    np.testing.assert_array_equal(raster.positions(index, narrow, None), [0, 1, 1, -2])
+    beyond = np.array([522326, 2**30, -5], dtype="int64")  # a span too wide for a table
+    np.testing.assert_array_equal(raster.positions(index, beyond, -5.0), [0, -2, -1])
+    floats = np.array([522326.0, 301.5, np.nan, 301.0], dtype="float32")
+    np.testing.assert_array_equal(raster.positions(index, floats, None), [0, -2, -1, 2])
+
+
+def test_decode_masks_nodata_only_when_the_block_holds_it():
+    raw = np.array([3.0, 1.0, 2.0], dtype="float32")
+    values, masked, undeclared, low, high = raster.decode(raw, -9999.0)
+    assert masked is None and undeclared is None and (low, high) == (1.0, 3.0)
+    raw = np.array([3.0, -9999.0, np.nan], dtype="float32")
+    out = np.empty(3)
+    values, masked, undeclared, low, high = raster.decode(raw, -9999.0, out)
+    assert values is out and np.isnan(values[1:]).all() and (low, high) == (3.0, 3.0)
+    assert masked.tolist() == [False, True, False]
+    assert undeclared.tolist() == [False, False, True]
+    values, masked, undeclared, low, high = raster.decode(np.array([2, 0, 7], "int16"), 0)
+    assert masked.tolist() == [False, True, False] and undeclared is None
+    assert (low, high) == (2.0, 7.0)
