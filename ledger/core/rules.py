@@ -15,7 +15,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ecovalue.errors import BadRequest, EcovalueError
 from ledger.core import errors
@@ -94,9 +94,17 @@ def digest(body: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def batch_digest(rows: Iterable[tuple]) -> str:
+def digest_line(row: Sequence[Any]) -> str:
+    """One row as a digest line: its fields as text joined by '|', None as empty."""
+    if None in row:
+        return "|".join(["" if v is None else str(v) for v in row])
+    return "|".join(map(str, row))
+
+
+def batch_digest(rows: Iterable[Sequence[Any]]) -> str:
     """SHA-256 over one line per row, fields joined by '|' (None as empty)."""
-    text = "".join("|".join("" if v is None else str(v) for v in row) + "\n" for row in rows)
+    lines = list(map(digest_line, rows))
+    text = "\n".join(lines) + "\n" if lines else ""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -129,9 +137,9 @@ def refs_of(specs: Sequence[TransactionSpec]) -> tuple[set[int | str], set[int |
 # --- resolved rows ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class AccountRow:
-    """What the write path needs to know of an account."""
+class AccountRow(NamedTuple):
+    """What the write path needs to know of an account (a named tuple: a batch builds
+    100,000 of them)."""
 
     id: int
     code: str
@@ -245,18 +253,27 @@ def validate_legs(spec: TransactionSpec, where: str, found: Errors,
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     ok = True
     for i, posting in enumerate(postings):
+        amount, direction, ref = posting.amount, posting.direction, posting.account
+        # the common case first, without building field names (a batch has 100,000 legs)
+        account = accounts.get(ref) if type(ref) is str or type(ref) is int else None
+        if ok and type(amount) is int and 0 < amount <= MAX_AMOUNT and account is not None \
+                and (direction == "debit" or direction == "credit") \
+                and posting.asset == account.asset_code:
+            totals[account.asset_code][direction == "credit"] += amount
+            legs.append((account, direction, amount))
+            continue
         at = f"{where}postings.{i}"
-        problem = amount_problem(posting.amount)
+        problem = amount_problem(amount)
         if problem:
             found.add(errors.InvalidAmount, f"{at}.amount", problem)
             ok = False
-        if posting.direction not in ("debit", "credit"):
+        if direction not in ("debit", "credit"):
             found.add(errors.InvalidTransaction, f"{at}.direction", "debit or credit")
             ok = False
-        account = accounts.get(posting.account) if isinstance(posting.account, (int, str)) \
-            and not isinstance(posting.account, bool) else None
+        account = accounts.get(ref) if isinstance(ref, (int, str)) \
+            and not isinstance(ref, bool) else None
         if account is None:
-            found.add(errors.UnknownAccount, f"{at}.account", f"no account {posting.account!r}")
+            found.add(errors.UnknownAccount, f"{at}.account", f"no account {ref!r}")
             ok = False
             continue
         if posting.asset != account.asset_code:
@@ -266,8 +283,8 @@ def validate_legs(spec: TransactionSpec, where: str, found: Errors,
             ok = False
             continue
         if ok:
-            totals[account.asset_code][posting.direction == "credit"] += posting.amount
-            legs.append((account, posting.direction, posting.amount))
+            totals[account.asset_code][direction == "credit"] += amount
+            legs.append((account, direction, amount))
     if ok:
         for asset, (debits, credits) in totals.items():
             if debits != credits:

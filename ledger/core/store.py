@@ -194,11 +194,6 @@ _LOCK_BALANCES_AND_CLOSED = {
     dialect: _LOCK_BALANCES.add_columns(_closed_months(dialect).label("closed"))
     for dialect in _AGGREGATE}
 _CLOSED = {dialect: sa.select(_closed_months(dialect)) for dialect in _AGGREGATE}
-_BALANCE_FIELDS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits",
-                   "last_effective_date", "version", "updated_at")
-_UPDATE_BALANCES = BALANCES.update().where(
-    BALANCES.c.account_id == sa.bindparam("b_id")).values(
-    {k: sa.bindparam(k) for k in _BALANCE_FIELDS})
 _INSERT_POSTINGS = POSTINGS.insert()
 _INSERT_HOLD = HOLDS.insert()
 _LEGS = sa.select(POSTINGS.c.transaction_id, POSTINGS.c.account_id, POSTINGS.c.direction,
@@ -333,7 +328,7 @@ def look_up(session: Session, refs: Iterable[int | str], debited: Iterable[int |
 # format SQLAlchemy's column types use (dates and timestamps as ISO text, booleans as 0/1).
 
 _SQLITE_LOOK_UP = """
-WITH head AS (
+WITH head AS MATERIALIZED (
   SELECT
     (SELECT t.id FROM ledger_transactions AS t
       WHERE t.idempotency_scope = :scope AND t.idempotency_key = :key) AS key_id,
@@ -353,16 +348,20 @@ WITH head AS (
       AS closed,
     (SELECT e.seq FROM audit_events AS e ORDER BY e.seq DESC LIMIT 1) AS audit_seq,
     (SELECT e.hash FROM audit_events AS e ORDER BY e.seq DESC LIMIT 1) AS audit_hash
+), refs AS MATERIALIZED (
+  SELECT a.id AS id FROM json_each(:codes) AS j JOIN ledger_accounts AS a ON a.code = j.value
+  UNION SELECT j.value FROM json_each(:ids) AS j
 )
+SELECT head.key_id, head.key_hash, head.key_claimed, head.expired, head.closed,
+       head.audit_seq, head.audit_hash, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM head
+UNION ALL
 SELECT a.id, a.code, a.party_id, a.kind, a.no_overdraft, a.asset_id, s.code,
        b.posted_debits, b.posted_credits, b.pending_debits, b.pending_credits,
-       b.last_effective_date, b.version,
-       head.key_id, head.key_hash, head.key_claimed, head.expired, head.closed,
-       head.audit_seq, head.audit_hash
-  FROM head
-  LEFT JOIN ledger_accounts AS a ON (a.id IN (SELECT value FROM json_each(:ids))
-                                     OR a.code IN (SELECT value FROM json_each(:codes)))
-  LEFT JOIN ledger_assets AS s ON s.id = a.asset_id
+       b.last_effective_date, b.version
+  FROM refs
+  JOIN ledger_accounts AS a ON a.id = refs.id
+  JOIN ledger_assets AS s ON s.id = a.asset_id
   LEFT JOIN ledger_balances AS b ON b.account_id = a.id
 """
 
@@ -401,24 +400,26 @@ def _sqlite_look_up(session: Session, ids: list[int], codes: list[str],
             "debit_ids": json.dumps(debit_ids), "debit_codes": json.dumps(debit_codes),
             "months": json.dumps([m.isoformat() for m in sorted(set(months))]),
             "now": stamp(now), "scope": scope, "key": key}).fetchall()
+    # the first row is the head (key, expired holds, closed months, audit head), then one
+    # row per account found, with its balance row
     head = rows[0]
-    if key is not None and (head[13] is not None or head[15]):
-        return Lookup({}, [], (head[13], head[14]))
+    if key is not None and (head[0] is not None or head[2]):
+        return Lookup({}, [], (head[0], head[1]))
     accounts: dict[int | str, AccountRow] = {}
     locked: dict[int, Totals] = {}
-    for row in rows:
-        if row[0] is None:
-            continue
+    dates: dict[str, dt.date] = {}
+    for row in rows[1:]:
         account = AccountRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
-        accounts[account.id] = account
-        accounts[account.code] = account
+        accounts[row[0]] = accounts[row[1]] = account
         if row[7] is not None:
-            locked[account.id] = Totals(row[7], row[8], row[9], row[10], _date(row[11]),
-                                        row[12])
-    expired = sorted(set(json.loads(head[16])))[:EXPIRED_HOLDS_PER_WRITE]
+            day = row[11]  # a date shared by many rows is parsed once
+            last = None if day is None else dates.get(day) or dates.setdefault(
+                day, dt.date.fromisoformat(day))
+            locked[row[0]] = Totals(row[7], row[8], row[9], row[10], last, row[12])
+    expired = sorted(set(json.loads(head[3])))[:EXPIRED_HOLDS_PER_WRITE]
     return Lookup(accounts, expired, locked=locked,
-                  closed=[dt.date.fromisoformat(m) for m in json.loads(head[17])],
-                  claimed=False, audit_head=(head[18], head[19]) if head[18] else None)
+                  closed=[dt.date.fromisoformat(m) for m in json.loads(head[4])],
+                  claimed=False, audit_head=(head[5], head[6]) if head[5] else None)
 
 
 def find_by_key(session: Session, scope: str, key: str) -> Found | None:
@@ -574,15 +575,47 @@ def delete_expired_holds(session: Session, tx_ids: Iterable[int], now: dt.dateti
         .returning(HOLDS.c.transaction_id, HOLDS.c.expires_at)).all())
 
 
+#: PostgreSQL: the changed totals in one statement, whatever their number
+_POSTGRES_BALANCES = """
+UPDATE ledger_balances AS b
+   SET posted_debits = v.posted_debits, posted_credits = v.posted_credits,
+       pending_debits = v.pending_debits, pending_credits = v.pending_credits,
+       last_effective_date = v.last_effective_date, version = v.version,
+       updated_at = %s::timestamptz
+  FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+              %s::date[], %s::bigint[])
+       AS v(account_id, posted_debits, posted_credits, pending_debits, pending_credits,
+            last_effective_date, version)
+ WHERE b.account_id = v.account_id
+"""
+
+
 def write_balances(session: Session, totals: Mapping[int, Totals], now: dt.datetime) -> None:
-    """Store the changed totals (one executemany)."""
-    rows = [{"b_id": account_id, "posted_debits": t.posted_debits,
-             "posted_credits": t.posted_credits, "pending_debits": t.pending_debits,
-             "pending_credits": t.pending_credits,
-             "last_effective_date": t.last_effective_date, "version": t.version + 1,
-             "updated_at": now} for account_id, t in totals.items() if t.changed]
-    if rows:
-        run(session, _UPDATE_BALANCES, rows)
+    """Store the changed totals: one statement at the driver (PostgreSQL: arrays unnested;
+    SQLite: one executemany on the driver's cursor), so that a batch over 100,000 accounts
+    costs no per-row statement assembly."""
+    changed = [(a, t) for a, t in totals.items() if t.changed]
+    if not changed:
+        return
+    if _postgres(session):
+        driver: Any = session.connection().connection.driver_connection
+        params = (now, [a for a, _ in changed], [t.posted_debits for _, t in changed],
+                  [t.posted_credits for _, t in changed], [t.pending_debits for _, t in changed],
+                  [t.pending_credits for _, t in changed],
+                  [t.last_effective_date for _, t in changed],
+                  [t.version + 1 for _, t in changed])
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(_POSTGRES_BALANCES, params)
+        except driver.Error as exc:
+            raise sa.exc.DBAPIError.instance(_POSTGRES_BALANCES, params, exc,
+                                             driver.Error) from exc
+        return
+    updated = stamp(now)
+    with _driver_cursor(session) as cursor:
+        cursor.executemany(_SQLITE_BALANCES, [
+            (t.posted_debits, t.posted_credits, t.pending_debits, t.pending_credits,
+             _day(t.last_effective_date), t.version + 1, updated, a) for a, t in changed])
 
 
 def daily_changes(session: Session, account_id: int, since: dt.date
