@@ -213,9 +213,11 @@ def villages_as_of(session: Session, collective_party_ids: Sequence[int], as_of:
     villages = []
     found: set[int] = set()
     wanted = None if only is None else set(only)
+    session.flush()
     for collective_party_id in collective_party_ids:
         latest: dict[int, Any] = {}
-        for row in session.execute(
+        # Core rows (no ORM loading, so flushed first): a village may have 100,000 households
+        for row in session.connection().execute(
                 sa.select(e.household_party_id, e.status, e.shares, e.members, e.trees,
                           e.area_m2)
                 .where(e.collective_party_id == collective_party_id, e.effective_date <= as_of)
@@ -241,8 +243,10 @@ def accounts_in(session: Session, collective_party_ids: Sequence[int]) -> dict[i
     """The ledger account codes of every household ever in these collectives' registers."""
     members = sa.select(SharingRegisterEntry.household_party_id).where(
         SharingRegisterEntry.collective_party_id.in_(list(collective_party_ids)))
-    return dict(session.execute(sa.select(SharingAccount.party_id, SharingAccount.account_code)
-                                .where(SharingAccount.party_id.in_(members))).all())
+    session.flush()
+    return dict(session.connection().execute(
+        sa.select(SharingAccount.party_id, SharingAccount.account_code)
+        .where(SharingAccount.party_id.in_(members))).all())
 
 
 def _explain_missing(session: Session, collective_party_ids: Sequence[int],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,20 +108,22 @@ _LINE_FIELDS = ("kind", "party_id", "village_party_id", "account_code", "part",
 def _insert_lines(session: Session, run: SharingRun, lines: list[dict]) -> str:
     """Store the lines set-based (every value is already an int or text, as stored) and
     return their digest."""
-    rows = [(run.id, i, *(line[f] for f in _LINE_FIELDS))
-            for i, line in enumerate(lines, start=1)]
+    fields = operator.itemgetter(*_LINE_FIELDS)
+    rows = [(run.id, i, *fields(line)) for i, line in enumerate(lines, start=1)]
     bulk_insert(session, SharingRunLine.__table__, ("run_id", "line_no", *_LINE_FIELDS), rows)
-    return lines_digest((ln["kind"], ln["party_id"], ln["village_party_id"], ln["account_code"],
-                         ln["part"], ln["amount_fen"]) for ln in lines)
+    return lines_digest(map(_DIGESTED_OF_ROW, rows))
+
+
+#: the digested fields (kind, party, village, account, part, amount) of a stored line row
+_DIGESTED_OF_ROW = operator.itemgetter(2, 3, 4, 5, 6, 8)
 
 
 def lines_digest(lines: Any) -> str:
     """SHA-256 over one text line per run line (kind, party, village, account, part,
     amount): what the approver saw is what is paid."""
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(("|".join("" if v is None else str(v) for v in line) + "\n").encode())
-    return digest.hexdigest()
+    text = "".join([("|".join(["" if v is None else str(v) for v in line]) if None in line
+                     else "|".join(map(str, line))) + "\n" for line in lines])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _collectives(session: Session, ids: list[int]) -> list[Party]:
@@ -320,38 +323,45 @@ _LINE_COLUMNS = (SharingRunLine.id, SharingRunLine.line_no, SharingRunLine.kind,
 
 
 def _load_lines(session: Session, run: SharingRun) -> list[sa.Row]:
-    return list(session.execute(sa.select(*_LINE_COLUMNS).where(SharingRunLine.run_id == run.id)
-                                .order_by(SharingRunLine.line_no)).all())
+    session.flush()
+    # Core, not the ORM: 100,000 plain rows, no entity loading
+    return list(session.connection().execute(
+        sa.select(*_LINE_COLUMNS).where(SharingRunLine.run_id == run.id)
+        .order_by(SharingRunLine.line_no)).all())
 
 
 def _digest(lines: Sequence[sa.Row]) -> str:
-    return lines_digest((ln.kind, ln.party_id, ln.village_party_id, ln.account_code, ln.part,
-                         ln.amount_fen) for ln in lines)
+    return lines_digest(map(operator.itemgetter(2, 3, 4, 5, 6, 7), lines))
 
 
 def _pay(session: Session, actor: Principal, run: SharingRun, lines: Sequence[sa.Row], *,
          action: str, on: dt.date, memo: str) -> int:
     """Post the run: transactions of up to 999 credits, each with its debit of the payer,
     in one batch; the lines learn their transaction."""
-    paying = [ln for ln in lines if ln.amount_fen > 0]
+    # (line no, account code, amount) of the lines with an amount
+    paying = [(ln[1], ln[5], ln[7]) for ln in lines if ln[7] > 0]
     specs, chunks = [], []
+    credit = core.PostingSpec
     for start in range(0, len(paying), CREDITS_PER_TRANSACTION):
         chunk = paying[start:start + CREDITS_PER_TRANSACTION]
-        total = sum(ln.amount_fen for ln in chunk)
+        total = sum(amount for _, _, amount in chunk)
         specs.append(core.TransactionSpec(
             type=TRANSACTION_TYPES[run.kind], effective_date=on, memo=memo,
             metadata={"sharing_run": run.id, "reference": run.reference,
-                      "lines": [chunk[0].line_no, chunk[-1].line_no]},
+                      "lines": [chunk[0][0], chunk[-1][0]]},
             postings=[core.PostingSpec(run.payer_account_code, "CNY", "debit", total),
-                      *(core.PostingSpec(ln.account_code, "CNY", "credit", ln.amount_fen)
-                        for ln in chunk)]))
-        chunks.append((chunk[0].line_no, chunk[-1].line_no))
+                      *[credit(code, "CNY", "credit", amount) for _, code, amount in chunk]]))
+        chunks.append((chunk[0][0], chunk[-1][0]))
     batch_id, tx_ids = core.post_batch(session, actor, specs, memo=memo, action=action)
     table = SharingRunLine.__table__
-    for (first, last), tx_id in zip(chunks, tx_ids, strict=True):
-        session.execute(table.update().where(
-            table.c.run_id == run.id, table.c.line_no >= first, table.c.line_no <= last,
-            table.c.amount_fen > 0).values(transaction_id=tx_id))
+    session.connection().execute(
+        table.update().where(table.c.run_id == run.id,
+                             table.c.line_no >= sa.bindparam("first"),
+                             table.c.line_no <= sa.bindparam("last"),
+                             table.c.amount_fen > 0)
+        .values(transaction_id=sa.bindparam("tx_id")),
+        [{"first": first, "last": last, "tx_id": tx_id}
+         for (first, last), tx_id in zip(chunks, tx_ids, strict=True)])
     return batch_id
 
 
