@@ -37,6 +37,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from ledger import core
+
 #: basis points in a whole (portion_bp = 10000 is all of an allocation)
 WHOLE_BP = 10_000
 
@@ -53,18 +55,13 @@ ACTIONS = ("withhold", "redirect", "split")
 def split_largest_remainder(amount: int, shares: Sequence[int]) -> list[int]:
     """`amount` (integer, >= 0) split in proportion to `shares` (integers >= 0, not all zero):
     each part rounded down, the rest one unit each to the largest remainders, ties to the
-    earlier share. The parts sum exactly to `amount`; a zero share gets nothing."""
+    earlier share. The parts sum exactly to `amount`; a zero share gets nothing. The house's
+    one helper, `ledger.core.largest_remainder` (its refusals are `ValueError`s)."""
     if amount < 0:
         raise ValueError("the amount to split must not be negative")
     if any(s < 0 for s in shares) or not any(shares):
         raise ValueError("shares must be non-negative and not all zero")
-    total = sum(shares)
-    parts = [amount * s // total for s in shares]
-    remainders = [amount * s % total for s in shares]
-    left = amount - sum(parts)
-    order = sorted(range(len(shares)), key=lambda i: (-remainders[i], i))
-    for i in order[:left]:
-        parts[i] += 1
+    parts: list[int] = core.largest_remainder(amount, list(shares)).tolist()
     return parts
 
 

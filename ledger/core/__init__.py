@@ -19,13 +19,15 @@ The contract for the floors above is `post` (one transaction, or a pending one w
 `pending=True`), `post_batch`, `post_pending` / `void_pending`, `reverse_transaction`,
 `ensure_account` / `create_account`, `create_asset` / `get_asset`, and the reads
 `account_balance`, `party_balances`, `statement`, `account_inflows` (the credits of an
-account with who paid them, for tracing pooled money), `get_transaction`; the routes and the CLI
-use the same names for the rest (periods, assertions, listings, `verify`).
+account with who paid them, for tracing pooled money), `get_transaction`, and the one
+rounding rule for splitting an amount, `largest_remainder` (refusing with `SplitError`);
+the routes and the CLI use the same names for the rest (periods, assertions, listings, `verify`).
 
 `action` is the policy action (in `ecovalue.auth.policy.POLICY`) the caller is authorized
 under: a sibling package names its own, so its roles are decided in the one policy table.
 """
 
+from ledger.core.amounts import SplitError, largest_remainder
 from ledger.core.errors import (
     AccountNotOwned,
     AlreadyReversed,
@@ -78,12 +80,12 @@ from ledger.core.services import create_transaction as post
 __all__ = [
     "AccountNotOwned", "AlreadyReversed", "BalanceView", "Inflow", "InsufficientBalance",
     "PendingAlreadyResolved", "PendingExpired", "PeriodClosed", "PostingSpec", "PostingView",
-    "Statement", "StatementLine", "TransactionSpec", "TransactionView", "account_balance",
-    "account_inflows",
-    "account_ref", "assert_balance", "close_period", "create_account", "create_asset",
-    "create_transaction", "ensure_account", "expire_pendings", "find_account", "get_account",
-    "get_asset", "get_batch", "get_transaction", "list_accounts", "list_assertions", "list_assets",
-    "list_periods", "list_transactions", "load_views", "party_balances", "period_status", "post",
-    "post_batch", "post_pending", "recheck_assertions", "reopen_period", "reverse_transaction",
-    "statement", "verify", "void_pending",
+    "SplitError", "Statement", "StatementLine", "TransactionSpec", "TransactionView",
+    "account_balance", "account_inflows", "account_ref", "assert_balance", "close_period",
+    "create_account", "create_asset", "create_transaction", "ensure_account", "expire_pendings",
+    "find_account", "get_account", "get_asset", "get_batch", "get_transaction",
+    "largest_remainder", "list_accounts", "list_assertions", "list_assets", "list_periods",
+    "list_transactions", "load_views", "party_balances", "period_status", "post", "post_batch",
+    "post_pending", "recheck_assertions", "reopen_period", "reverse_transaction", "statement",
+    "verify", "void_pending",
 ]

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ledger import core
+
 #: a whole, in basis points: the shares of the parts of a split sum to this
 WHOLE_BP = 10_000
 #: what households can be split by (the register's columns), and "equal" (one each)
@@ -47,43 +49,12 @@ class AllocationError(ValueError):
 def largest_remainder(amount: int, weights: Sequence[int] | np.ndarray) -> np.ndarray:
     """Split `amount` (integer fen, >= 0) by integer `weights` (>= 0, not all zero when the
     amount is positive): an int64 array of parts summing exactly to `amount`. Ties of the
-    remainder go to the earlier position."""
-    if isinstance(amount, bool) or not isinstance(amount, int | np.integer):
-        raise AllocationError(f"the amount must be an integer number of fen, not {amount!r}")
-    amount = int(amount)
-    w = np.asarray(weights)
-    if w.dtype.kind == "f" and len(w):
-        raise AllocationError("weights must be integers (exact), not floats")
-    if amount < 0:
-        raise AllocationError(f"a negative amount ({amount} fen) cannot be shared out")
-    n = len(w)
-    if n == 0:
-        if amount:
-            raise AllocationError("there is nothing to share the amount among")
-        return np.zeros(0, dtype=np.int64)
-    if w.dtype == object:
-        w = np.array([int(x) for x in w], dtype=object)
-    if (w < 0).any():
-        raise AllocationError("a weight is negative")
-    total = int(w.sum())
-    if total == 0:
-        if amount:
-            raise AllocationError("every weight is zero: nothing to split the amount by")
-        return np.zeros(n, dtype=np.int64)
-    if w.dtype != object and amount * int(w.max()) < _INT64_SAFE and total < _INT64_SAFE:
-        base, remainder = np.divmod(w.astype(np.int64) * amount, total)
-        left = amount - int(base.sum())
-        if left:  # largest remainder first; equal remainders: the earlier position first
-            order = np.lexsort((np.arange(n), -remainder))
-            base[order[:left]] += 1
-        return base.astype(np.int64)
-    # beyond 64 bits: exact Python integers, slower but never wrong
-    quotas = [divmod(int(x) * amount, total) for x in w]
-    parts = [q for q, _ in quotas]
-    left = amount - sum(parts)
-    for i in sorted(range(n), key=lambda i: (-quotas[i][1], i))[:left]:
-        parts[i] += 1
-    return np.array(parts, dtype=np.int64)
+    remainder go to the earlier position. The house's one helper
+    (`ledger.core.largest_remainder`), its refusals as `AllocationError`."""
+    try:
+        return core.largest_remainder(amount, weights)
+    except core.SplitError as exc:
+        raise AllocationError(str(exc)) from exc
 
 
 def split_bp(amount: int, shares_bp: Sequence[int]) -> np.ndarray:
