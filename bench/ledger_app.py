@@ -25,6 +25,13 @@ def create():  # type: ignore[no-untyped-def]
 
         audit.record = lambda *args, **kwargs: 0  # type: ignore[assignment]
 
+    add_bare(app)
+    return app
+
+
+def add_bare(app):  # type: ignore[no-untyped-def]
+    """The baseline route on `app` (also used in-process by profile_ledger_post.py --bare)."""
+
     def bare():  # type: ignore[no-untyped-def]
         """Same stack (auth, session, commit, logging) as the ledger, one INSERT, no rules."""
         if not getattr(__import__("flask").g, "principal", None):
@@ -36,4 +43,3 @@ def create():  # type: ignore[no-untyped-def]
         return jsonify({"id": row_id}), 201
 
     app.add_url_rule("/bench/bare", "bench_bare", bare, methods=["POST"])
-    return app

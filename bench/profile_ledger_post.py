@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ledger import DATA_KEY, HOLDINGS, make_database, seed  # noqa: E402
+from ledger_app import add_bare  # noqa: E402
 
 from ecovalue import migrate  # noqa: E402
 from ecovalue.app import create_app  # noqa: E402
@@ -64,6 +66,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--hot", action="store_true", help="every transfer via one account")
     parser.add_argument("--no-key", action="store_true", help="without an Idempotency-Key")
+    parser.add_argument("--bare", action="store_true",
+                        help="profile the bare endpoint of bench/ledger_app.py instead")
     args = parser.parse_args()
     rng = random.Random(15)
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -73,6 +77,7 @@ def main() -> None:
             migrate.upgrade(url)
             app = create_app({"DATABASE_URL": url, "DATA_KEY": DATA_KEY,
                               "INSTANCE_DIR": str(tmp), "LOG_LEVEL": "WARNING"})
+            add_bare(app)
             db = app.extensions["ecovalue.db"]
             codes, token = seed(db)
             holdings = codes[:HOLDINGS]
@@ -80,7 +85,15 @@ def main() -> None:
             run = uuid.uuid4().hex[:8]
             counter = iter(range(10**9))
 
-            def post() -> None:
+            def bare() -> None:
+                headers = {"Authorization": f"Bearer {token}"}
+                if not args.no_key:
+                    headers["Idempotency-Key"] = f"{run}-{next(counter)}"
+                response = client.post("/bench/bare", headers=headers,
+                                       json={"n": next(counter), "memo": "x" * 40})
+                assert response.status_code == 201, response.get_data(as_text=True)
+
+            def ledger_post() -> None:
                 a, b = ("HOT", rng.choice(holdings)) if args.hot else rng.sample(holdings, 2)
                 amount = rng.randint(1, 1000)
                 headers = {"Authorization": f"Bearer {token}"}
@@ -93,24 +106,35 @@ def main() -> None:
                          "amount": amount}]})
                 assert response.status_code == 201, response.get_data(as_text=True)
 
-            for _ in range(50):
-                post()
-            rounds = []
-            for _ in range(3):
-                started = time.perf_counter()
-                for _ in range(args.requests):
-                    post()
-                rounds.append((time.perf_counter() - started) / args.requests)
+            def best_of_three(request: Callable[[], None]) -> list[float]:
+                for _ in range(50):
+                    request()
+                rounds = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    for _ in range(args.requests):
+                        request()
+                    rounds.append((time.perf_counter() - started) / args.requests)
+                return rounds
+
+            bare_rounds = best_of_three(bare)
+            post = bare if args.bare else ledger_post
+            rounds = best_of_three(ledger_post) if not args.bare else bare_rounds
             profile = cProfile.Profile()
             profile.enable()
             for _ in range(args.requests):
                 post()
             profile.disable()
             print(f"database: {db.dialect}; {args.requests} in-process POSTs "
+                  f"{'to the bare endpoint ' if args.bare else ''}"
                   f"{'(one hot account) ' if args.hot else ''}"
                   f"{'without' if args.no_key else 'with'} an Idempotency-Key")
             print(f"wall time per POST, no profiler: best {min(rounds) * 1000:.2f} ms "
                   f"(rounds {', '.join(f'{r * 1000:.2f}' for r in rounds)} ms)")
+            if not args.bare:
+                print(f"bare endpoint, same client and app: best {min(bare_rounds) * 1000:.2f} ms "
+                      f"(rounds {', '.join(f'{r * 1000:.2f}' for r in bare_rounds)} ms); "
+                      f"in-process ratio bare / POST = {min(bare_rounds) / min(rounds):.2f}")
             stats = pstats.Stats(profile)
             total = stats.total_tt  # type: ignore[attr-defined]
             print(f"profiled: {total / args.requests * 1000:.2f} ms per POST")

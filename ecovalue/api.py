@@ -199,6 +199,18 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_headers_doc)
 
+    def alt_response(self, status_code: Any, **kwargs: Any) -> Callable:
+        """flask-smorest's `alt_response`, which only documents a response, without the
+        wrapper it puts around the view for that: same document, one call layer less per
+        documented status on every request (a POST route documents five)."""
+        document = super().alt_response(status_code, **kwargs)
+
+        def decorator(func: Callable) -> Callable:
+            func._apidoc = document(func)._apidoc  # type: ignore[attr-defined]
+            return func
+
+        return decorator
+
     def headers(self, *parameters: dict[str, Any]) -> Callable:
         """Document request headers a view reads (`If-Match`), beside the parameters that
         `arguments` generates. (flask-smorest's `doc(parameters=[...])` would *replace* the

@@ -227,6 +227,16 @@ def json_depth(data: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
+def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests deeper than `limit`. No body can nest deeper than it has
+    opening brackets (those inside strings only add to the count), so a body with at most
+    `limit` of them, which is nearly every body, is passed on two byte counts, without the
+    walk of `json_depth`."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    return json_depth(data) > limit
+
+
 def _json_body(view: Any) -> bool | None:
     """None when the view reads no JSON body; else whether its body is required (as declared
     with flask-smorest's `arguments`)."""
@@ -346,7 +356,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 "\x00" in key + value for key, value in request.args.items(multi=True)):
             raise BadRequest("NUL characters (U+0000) are not accepted in the URL")
         _screen_json_body()
-        if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        if request.is_json and json_too_deep(request.get_data(cache=True)):
             raise JsonTooDeep(f"the JSON body nests arrays and objects deeper than "
                               f"{MAX_JSON_DEPTH} levels", limit=MAX_JSON_DEPTH)
         if request.is_json and _UNSTORABLE_ESCAPE.search(request.get_data(cache=True)) and \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -94,7 +95,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     SQLite: foreign keys on, WAL journal, a busy timeout, and transactions opened by us: a plain
     `BEGIN` for readers, `BEGIN IMMEDIATE` for writers (see `write_session`), so two writers queue
     up instead of failing half-way with "database is locked" when one upgrades its read lock.
+    A server database: a pooled connection idle more than `ping_after_idle` seconds is pinged
+    before it is handed out (`_ping_idle_connections`), instead of every one on every checkout.
     """
+    ping_after_idle = kwargs.pop("ping_after_idle", PING_AFTER_IDLE_SECONDS)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
@@ -116,8 +120,45 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine, ping_after_idle)
+    return engine
+
+
+#: a pooled server connection idle longer than this is pinged before it is handed out
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine, after: float) -> None:
+    """Hand out a pooled connection without pinging it if it was in use less than `after`
+    seconds ago, else ping it first (SQLAlchemy's `pool_pre_ping` pings on every checkout: a
+    round trip on every request, though under load a connection is checked in and out
+    within milliseconds). A ping that fails raises DisconnectionError, which makes the pool
+    discard that connection and hand out a fresh one (SQLAlchemy's documented pessimistic
+    handling). What this leaves is a connection that died less than `after` seconds after
+    its last use (the server restarted or killed it in that window): its request's first
+    statement fails like any database error (nothing was written), SQLAlchemy recognises
+    the disconnect and invalidates the whole pool, so that the worker's next requests
+    connect afresh. The connections that go stale in the usual ways (a server restart
+    while the service is quiet, a firewall or pooler dropping idle connections after
+    minutes) are pinged."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["ecovalue.checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("ecovalue.checked_in")
+        if since is None or time.monotonic() - since <= after:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
+        if not alive:  # pragma: no cover - the dialects raise rather than answer False
+            raise sa.exc.DisconnectionError("stale pooled connection")
 
 
 class Database:

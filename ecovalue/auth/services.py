@@ -166,7 +166,12 @@ class TokenCache:
 
 def token_generation(session: Session) -> int | None:
     """The current token generation (None if `auth_state` has no row: caches are not used),
-    read in the session's transaction."""
+    read in the session's transaction; on SQLite, when the session has not begun one, read
+    before it begins (`_sqlite_token_generation`)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite" and not session.in_transaction() \
+            and isinstance(getattr(bind, "pool", None), sa.pool.QueuePool):
+        return _sqlite_token_generation(bind)
     connection = session.connection()
     driver: Any = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
@@ -181,6 +186,29 @@ def token_generation(session: Session) -> int | None:
     row = connection.execute(sa.select(_STATE.c.token_generation)  # pragma: no cover
                              .where(_STATE.c.id == 1)).first()
     return None if row is None else int(row[0])  # pragma: no cover
+
+
+def _sqlite_token_generation(bind: Any) -> int | None:
+    """SQLite: the generation read on a pooled connection of its own, outside any
+    transaction (one autocommit SELECT: the last committed value), so that a write request's
+    session does not take the database write lock (BEGIN IMMEDIATE, held to the commit) at
+    authentication, only at its first statement: its argument parsing and the rest of the
+    work before that statement run beside other writers instead of holding them up. The
+    guarantee is PostgreSQL's: there the read is in the request's transaction, but under READ
+    COMMITTED a revocation that commits after it is not seen by the request either; every
+    request that starts after the revocation committed reads the new generation. (Only with
+    a file database's queue pool: an in-memory database's single connection is shared with
+    the session, whose transaction the pool's reset on return would roll back.)"""
+    raw = bind.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            row = cursor.execute(_GENERATION_SQL).fetchone()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    return None if row is None else int(row[0])
 
 
 def _pg_token_generation(driver: Any) -> int | None:

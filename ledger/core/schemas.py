@@ -7,7 +7,9 @@ being coerced or truncated by a generic field.
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import marshmallow as ma
 
@@ -187,6 +189,110 @@ class StatementSchema(ma.Schema):
 
 
 # --- transactions ----------------------------------------------------------------------------
+#
+# A transaction POST is the ledger's hot path, and marshmallow's generic field machinery was
+# a tenth of its cost (issue 15). `TransactionInSchema.load` reads a plain body (what nearly
+# every client sends: the required fields, a memo, `pending`, postings of four plain
+# values) directly and hands anything else (a date, metadata, an expiry, any value that
+# could fail or be converted) to marshmallow; `TransactionSchema.dump` renders through
+# converters compiled from the declared fields. tests/ledger/test_fast_schemas.py checks
+# both against marshmallow on the same inputs.
+
+
+def _nullable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _converter(field: ma.fields.Field) -> Callable[[Any], Any]:
+    """What marshmallow's `field._serialize` does to a value, for the field kinds used by the
+    response schemas below (any other kind is refused when the module loads)."""
+    if field.data_key is not None or field.attribute is not None:
+        raise TypeError(f"compiled dump: {field!r} renames its key")
+    if isinstance(field, ma.fields.Integer) and not field.as_string:
+        return _nullable(int)
+    if type(field) in (ma.fields.String, Str):
+        return _nullable(str)
+    if type(field) is ma.fields.Date and field.format is None:
+        return _nullable(dt.date.isoformat)
+    if type(field) is ma.fields.AwareDateTime and field.format is None:
+        return _nullable(dt.datetime.isoformat)
+    if type(field) is ma.fields.Dict and field.key_field is None \
+            and field.value_field is None:
+        return _nullable(dict)
+    if type(field) is ma.fields.List and isinstance(field.inner, ma.fields.Nested) \
+            and isinstance(field.inner.nested, type):
+        nested = compiled_dump(field.inner.nested)
+        return _nullable(lambda values: [nested(v) for v in values])
+    raise TypeError(f"compiled dump: no converter for {field!r}")
+
+
+def compiled_dump(schema: type[ma.Schema]) -> Callable[[Any], dict[str, Any]]:
+    """`schema().dump(obj)` for an object with every declared field as an attribute, as
+    straight-line converters (same keys, same order, same values)."""
+    converters = [(name, _converter(field)) for name, field in
+                  schema._declared_fields.items()]
+
+    def dump(obj: Any) -> dict[str, Any]:
+        return {name: convert(getattr(obj, name)) for name, convert in converters}
+
+    return dump
+
+
+class CompiledDumpSchema(ma.Schema):
+    """A response schema whose whole-object dumps go through `compiled_dump`."""
+
+    #: per class, compiled at its first dump (the fields are declared after class creation)
+    _compiled: ClassVar[dict[type, Callable[[Any], dict[str, Any]]]] = {}
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if self.only is not None or self.exclude:
+            return super().dump(obj, many=many)
+        compiled = self._compiled.get(type(self))
+        if compiled is None:
+            compiled = self._compiled[type(self)] = compiled_dump(type(self))
+        many = self.many if many is None else bool(many)
+        return [compiled(o) for o in obj] if many else compiled(obj)
+
+
+def _plain_text(value: Any, longest: int, shortest: int = 1) -> bool:
+    return type(value) is str and shortest <= len(value) <= longest and "\x00" not in value
+
+
+_POSTING_KEYS = frozenset(("account", "asset", "direction", "amount"))
+
+
+def _plain_posting(p: Any) -> bool:
+    if type(p) is not dict or p.keys() != _POSTING_KEYS:
+        return False
+    account = p["account"]
+    return (_plain_text(account, 100) or (type(account) is int and 1 <= account <= MAX_AMOUNT)) \
+        and _plain_text(p["asset"], 40) and p["direction"] in ("debit", "credit") \
+        and type(p["direction"]) is str and p["amount"] is not None
+
+
+_TRANSACTION_KEYS = frozenset(("type", "effective_date", "memo", "metadata", "pending",
+                               "expires_at", "postings"))
+
+
+def plain_transaction(data: Any) -> dict[str, Any] | None:
+    """What `TransactionInSchema` loads from `data` if `data` is a plain body, which it then
+    is valid as it stands; None otherwise (marshmallow decides)."""
+    if type(data) is not dict or not data.keys() <= _TRANSACTION_KEYS:
+        return None
+    postings = data.get("postings")
+    if not _plain_text(data.get("type"), 40) or type(postings) is not list \
+            or not 2 <= len(postings) <= 1000 or not all(map(_plain_posting, postings)):
+        return None
+    memo, pending = data.get("memo"), data.get("pending", False)
+    if data.get("effective_date") is not None or data.get("metadata") is not None \
+            or data.get("expires_at") is not None or type(pending) is not bool \
+            or not (memo is None or _plain_text(memo, 500, 0)):
+        return None
+    return {"type": data["type"], "effective_date": None, "memo": memo, "metadata": None,
+            "pending": pending, "expires_at": None,
+            "postings": [{"account": p["account"], "asset": p["asset"],
+                          "direction": p["direction"], "amount": p["amount"]}
+                         for p in postings]}
 
 
 class PostingInSchema(ma.Schema):
@@ -202,6 +308,17 @@ class PostingInSchema(ma.Schema):
 
 
 class TransactionInSchema(ma.Schema):
+    """A transaction as a client sends it (a plain body is read by `plain_transaction`)."""
+
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None,
+             unknown: Any = None) -> Any:
+        if not many and not self.many and partial is None and unknown in (None, ma.RAISE) \
+                and isinstance(data, Mapping):
+            plain = plain_transaction(data)
+            if plain is not None:
+                return plain
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
     type = Str(required=True, validate=ma.validate.Length(min=1, max=40),
                             metadata={"example": "transfer"})
     effective_date = ma.fields.Date(load_default=None, allow_none=True, metadata={
@@ -218,7 +335,7 @@ class TransactionInSchema(ma.Schema):
                               validate=ma.validate.Length(min=2, max=1000))
 
 
-class PostingSchema(ma.Schema):
+class PostingSchema(CompiledDumpSchema):
     id = Integer(allow_none=True)
     account_id = Integer(required=True)
     account_code = Str(required=True)
@@ -227,7 +344,7 @@ class PostingSchema(ma.Schema):
     amount = Integer(required=True)
 
 
-class TransactionSchema(ma.Schema):
+class TransactionSchema(CompiledDumpSchema):
     id = Integer(required=True)
     type = Str(required=True)
     phase = Str(required=True, metadata={"enum": list(PHASES)})

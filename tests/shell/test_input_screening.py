@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from catalog.models import MonitoringRecord
 from ecovalue.api import MAX_FREE_FORM_CHARS
-from ecovalue.app import MAX_JSON_DEPTH, json_depth
+from ecovalue.app import MAX_JSON_DEPTH, json_depth, json_too_deep
 from tests.conftest import load_demo
 
 WANGMO = "522326"
@@ -46,6 +46,15 @@ def test_json_depth_counts_brackets_outside_strings():
     assert json_depth(b'"\\"[[["') == 0
     assert json_depth(b"[" * 5000) == 5000
     assert json_depth(b"") == 0
+
+
+def test_json_too_deep_agrees_with_the_depth_whatever_the_bracket_count():
+    limit = 3
+    bodies = [b"", b"[]", b"[[[]]]", b"[[[[]]]]", b'{"a": "[[[[[[[["}', b"[" * 4 + b"]" * 4,
+              b"[" + b"[],".join([b""] * 50) + b"[]]",  # many openers, depth 2
+              b'[["[[[[", [[]]]]', b'[[[{"a": {}}]]]']
+    for body in bodies:
+        assert json_too_deep(body, limit) is (json_depth(body) > limit), body
 
 
 def _nested_text(levels: int) -> str:
