@@ -1237,6 +1237,8 @@ def describe_inputs(plan_: Plan, inputs: RasterInputs) -> dict[str, Any]:
         info["zone_polygons"] = {"file": inputs.zone_polygons.source,
                                  "field": inputs.zone_polygons.field,
                                  "features": len(inputs.zone_polygons.labels)}
+        if inputs.zone_polygons.layer:
+            info["zone_polygons"]["layer"] = inputs.zone_polygons.layer
     if inputs.zone_code is not None:
         info["zone_code"] = inputs.zone_code
     if inputs.reclassification is not None:
@@ -1258,7 +1260,8 @@ def inputs_digest(inputs: RasterInputs, indicators: Sequence[str],
         "factors": {k: file_sha256(v) for k, v in sorted(inputs.factors.items())},
         "land_cover": file_sha256(inputs.land_cover) if inputs.land_cover else None,
         "zone_raster": file_sha256(inputs.zone_raster) if inputs.zone_raster else None,
-        "zone_polygons": [inputs.zone_polygons.sha256, inputs.zone_polygons.field]
+        "zone_polygons": [inputs.zone_polygons.sha256, inputs.zone_polygons.field,
+                          *([inputs.zone_polygons.layer] if inputs.zone_polygons.layer else [])]
         if inputs.zone_polygons else None,
         "zone_code": inputs.zone_code,
         "reclassification": inputs.reclassification.sha256 if inputs.reclassification else None,

@@ -38,6 +38,8 @@ def raster_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "(GeoTIFF of region codes) or polygons (GeoJSON, Shapefile, GeoPackage)"),
         click.option("--zone-field", default="region_code", show_default=True,
                      help="the polygons' attribute holding the region code"),
+        click.option("--zone-layer", "--layer", "zone_layer", help="the layer holding the "
+                     "regions, for a GeoPackage of several layers"),
         click.option("--zone-code", help="one region code for every cell"),
         click.option("--quantity", "quantity_specs", multiple=True,
                      metavar="GEOTIFF=INDICATOR:UNIT[:BASIS[:ITEM]]",
@@ -78,7 +80,8 @@ def _quantity(spec: str) -> raster.QuantityRaster:
 
 def build_inputs(*, factors: Iterable[str], folder: Path | None, land_cover: Path | None,
                  reclassification: str | None, ecosystem_type: str | None,
-                 zones_path: Path | None, zone_field: str, zone_code: str | None,
+                 zones_path: Path | None, zone_field: str, zone_layer: str | None,
+                 zone_code: str | None,
                  quantity_specs: Iterable[str], resampling: str | None) -> raster.RasterInputs:
     from valuation import zones
     from valuation.services import rasters
@@ -86,7 +89,7 @@ def build_inputs(*, factors: Iterable[str], folder: Path | None, land_cover: Pat
     try:
         if folder is not None:
             inputs = rasters.inputs_from_folder(
-                folder, zone_field=zone_field, zone_code=zone_code,
+                folder, zone_field=zone_field, zone_layer=zone_layer, zone_code=zone_code,
                 reclassification=reclassification, ecosystem_type=ecosystem_type,
                 resampling=resampling)
         else:
@@ -113,7 +116,8 @@ def build_inputs(*, factors: Iterable[str], folder: Path | None, land_cover: Pat
             if zones_path.suffix.lower() in (".tif", ".tiff"):
                 inputs.zone_raster, inputs.zone_polygons = str(zones_path), None
             else:
-                inputs.zone_polygons = zones.read_polygons(zones_path, zone_field)
+                inputs.zone_polygons = zones.read_polygons(zones_path, zone_field,
+                                                           layer=zone_layer)
                 inputs.zone_raster = None
         inputs.quantities.extend(_quantity(spec) for spec in quantity_specs)
     except (raster.RasterError, zones.ZoneError) as exc:

@@ -670,6 +670,9 @@ class RasterQuerySchema(GridQuerySchema):
     zone_field = ma.fields.String(load_default="region_code", validate=validate.Length(
         min=1, max=100), metadata={"description": "the polygons' attribute holding the region "
                                                   "code (zones.geojson/.gpkg/.shp)"})
+    zone_layer = ma.fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "the layer of the zone polygons' file holding the regions, for a "
+                       "GeoPackage of several layers (a file of one layer needs none)"})
     zone_code = ma.fields.String(validate=REGION_CODE, metadata={
         "description": "one region for every cell (no zone raster or polygons)"})
     reclassification = ma.fields.String(validate=validate.OneOf(("gbt21010", "esa-cci")),

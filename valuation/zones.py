@@ -219,6 +219,7 @@ class ZonePolygons:
     geometries: list[Any]  #: shapely geometries, in `crs_wkt`
     labels: list[str]  #: region code of each geometry
     crs_wkt: str  #: CRS of the geometries
+    layer: str | None = None  #: the layer read (GeoPackage); None: the file's only layer
 
     def to_crs(self, crs_wkt: str) -> ZonePolygons:
         """The same polygons in another CRS (pyproj), prepared for rasterisation."""
@@ -266,7 +267,11 @@ def read_polygons(path: Path, field: str, *, layer: str | None = None,
     """Region polygons from a GeoJSON, Shapefile (or a zip holding one) or GeoPackage file, in
     the file's CRS (`ZonePolygons.to_crs` puts them on the grid). Refused: a file GDAL cannot
     read as vectors, a file without a CRS, a missing code attribute (the attributes found are
-    listed), empty or non-polygon geometries, a code that is not digits."""
+    listed), empty or non-polygon geometries, a code that is not digits.
+
+    `layer` names the layer of a file that holds several (a GeoPackage of counties and
+    townships): without it such a file is refused with its layers listed, and so is a layer it
+    does not hold; a file of one layer needs no name."""
     import pyogrio
     import shapely
     from pyproj import CRS
@@ -274,8 +279,22 @@ def read_polygons(path: Path, field: str, *, layer: str | None = None,
     name = display_name or path.name
     target = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
     try:
-        info = pyogrio.read_info(target, layer=layer)
+        layers = [str(row[0]) for row in pyogrio.list_layers(target)]
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise ZoneError([{"field": "zones", "message": f"{name} is not a polygon file GDAL can "
+                          f"read (GeoJSON, Shapefile, GeoPackage): "
+                          f"{str(exc).splitlines()[0][:200]}"}]) from None
+    if layer is not None and layer not in layers:
+        raise ZoneError([{"field": "zone_layer", "message": f"{name} has no layer {layer!r}; "
+                          f"its layers: {', '.join(layers) or 'none'}"}])
+    if layer is None and len(layers) > 1:
+        raise ZoneError([{"field": "zone_layer", "message": f"{name} holds {len(layers)} "
+                          f"layers: name the one of the regions ({', '.join(layers)})"}])
+    if layer is not None and len(layers) == 1:
+        layer = None  # the only layer: the same zones as without the name (and the same digest)
+    try:
+        info = pyogrio.read_info(target, layer=layer)
+    except Exception as exc:
         raise ZoneError([{"field": "zones", "message": f"{name} is not a polygon file GDAL can "
                           f"read (GeoJSON, Shapefile, GeoPackage): "
                           f"{str(exc).splitlines()[0][:200]}"}]) from None
@@ -314,4 +333,4 @@ def read_polygons(path: Path, field: str, *, layer: str | None = None,
         raise ZoneError(problems)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return ZonePolygons(source=name, sha256=digest, field=field, geometries=kept, labels=labels,
-                        crs_wkt=CRS.from_user_input(info["crs"]).to_wkt())
+                        crs_wkt=CRS.from_user_input(info["crs"]).to_wkt(), layer=layer)

@@ -70,3 +70,21 @@ def soil_factors(folder: Path, shape: tuple[int, int] = (6, 8), seed: int = 1,
                          (height, 1)).astype("int16")
     paths["land_cover"] = write_tif(folder / "land_cover.tif", land_cover, nodata=0)
     return paths
+
+
+def write_gpkg(path: Path, layers: dict[str, list[tuple[dict, dict]]],
+               crs: str = UTM48N) -> Path:
+    """A GeoPackage of several polygon layers: layer name -> (properties, geometry) pairs (the
+    properties of one layer share their keys)."""
+    import pyogrio.raw
+    import shapely
+
+    for name, features in layers.items():
+        keys = list(features[0][0])
+        geometry = shapely.to_wkb(np.array([shapely.geometry.shape(g) for _, g in features],
+                                           dtype=object))
+        pyogrio.raw.write(str(path), geometry, [np.array([p[k] for p, _ in features],
+                                                         dtype=object) for k in keys],
+                          keys, layer=name, driver="GPKG", geometry_type="Polygon", crs=crs,
+                          append=path.exists())
+    return path

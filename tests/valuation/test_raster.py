@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from affine import Affine
 
-from tests.valuation.rasters import ORIGIN, box, soil_factors, write_geojson, write_tif
+from tests.valuation.rasters import ORIGIN, box, soil_factors, write_geojson, write_gpkg, write_tif
 from valuation import grid, raster, zones
 
 SCOPE = ["522300", "522326", "522327", "522301"]
@@ -215,6 +215,39 @@ def test_two_polygons_are_rasterised_by_cell_centre(tmp_path):
         zone_polygons=zones.read_polygons(geographic, "code")), ["R-CARB"], grid.GridOptions(),
         known_regions=SCOPE)
     assert list(raster.compute_windowed(plan)[plan.row("cells"), :2]) == [12.0, 9.0]
+
+
+def test_a_geopackage_layer_is_chosen_by_name(tmp_path):
+    x0, y0 = ORIGIN
+    counties = [({"code": "522326"}, box(x0, y0 - 120, x0 + 80, y0)),
+                ({"code": "522327"}, box(x0 + 80, y0 - 120, x0 + 180, y0))]
+    prefecture = [({"code": "522300"}, box(x0, y0 - 120, x0 + 180, y0))]
+    path = write_gpkg(tmp_path / "regions.gpkg", {"xian": counties, "zhou": prefecture})
+    with pytest.raises(zones.ZoneError, match=r"regions.gpkg holds 2 layers: name the one of "
+                       r"the regions \(xian, zhou\)"):
+        zones.read_polygons(path, "code")
+    with pytest.raises(zones.ZoneError, match=r"has no layer 'xiang'; its layers: xian, zhou"):
+        zones.read_polygons(path, "code", layer="xiang")
+    county_layer = zones.read_polygons(path, "code", layer="xian")
+    assert county_layer.labels == ["522326", "522327"] and county_layer.layer == "xian"
+    assert zones.read_polygons(path, "code", layer="zhou").labels == ["522300"]
+    npp = write_tif(tmp_path / "npp.tif", np.full((4, 6), 1000.0), nodata=-1)
+    plans, digests = [], set()
+    for layer in ("xian", "zhou"):
+        inputs = raster.RasterInputs(factors={"npp": str(npp)}, ecosystem_type="forest",
+                                     zone_polygons=zones.read_polygons(path, "code",
+                                                                       layer=layer))
+        plans.append(raster.plan(inputs, ["R-CARB"], grid.GridOptions(), known_regions=SCOPE))
+        digests.add(raster.inputs_digest(inputs, ["R-CARB"], grid.GridOptions()))
+        assert raster.describe_inputs(plans[-1], inputs)["zone_polygons"]["layer"] == layer
+    assert len(digests) == 2  # the same file, another layer: other inputs
+    assert [raster.aggregate(p, raster.compute_windowed(p)).quantities.region_code.tolist()
+            for p in plans] == [["522326", "522327"], ["522300"]]
+    # a file of one layer needs no name, and naming it changes nothing
+    single = write_gpkg(tmp_path / "one.gpkg", {"xian": counties})
+    assert zones.read_polygons(single, "code").labels == ["522326", "522327"]
+    assert zones.read_polygons(single, "code", layer="xian").sha256 == \
+        zones.read_polygons(single, "code").sha256
 
 
 def test_overlapping_polygons_and_a_missing_code_attribute_are_refused(tmp_path):

@@ -5,6 +5,7 @@ and problem+json on bad input with nothing stored."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from affine import Affine
 
-from tests.valuation.rasters import write_tif
+from tests.valuation.rasters import write_gpkg, write_tif
 from valuation import sample_rasters
 from valuation.models import QuantitySet
 
@@ -146,3 +147,32 @@ def test_rasters_have_their_own_body_limit(client, tokens, sample, problem):
     finally:
         app.config["MAX_CONTENT_LENGTH"] = spreadsheet_limit
         app.config["RASTER_MAX_UPLOAD_BYTES"] = 512 * 1024 * 1024
+
+
+def test_zone_polygons_from_a_layer_of_an_uploaded_geopackage(client, tokens, sample, problem):
+    admin = tokens.admin
+    features = [(f["properties"], f["geometry"]) for f in
+                json.loads((sample / "zones.geojson").read_text("utf-8"))["features"]]
+    (sample / "zones.geojson").unlink()
+    regions = write_gpkg(sample.parent / "regions.gpkg", {
+        "townships": [({"region_code": "522326100"}, features[0][1])], "counties": features})
+    rasters_zip = _zip(sample)
+    query = f"region_code={PREFECTURE}&year=2024&indicators=R-CARB"
+    unnamed = _post(client, admin, query, {"file": (rasters_zip, "r.zip"),
+                                           "zones": (regions.read_bytes(), "regions.gpkg")})
+    body = problem(unnamed, 422, "grid-invalid")
+    assert "regions.gpkg holds 2 layers: name the one of the regions (townships, counties)" in \
+        body["detail"]
+    unknown = _post(client, admin, query + "&zone_layer=xiang",
+                    {"file": (rasters_zip, "r.zip"),
+                     "zones": (regions.read_bytes(), "regions.gpkg")})
+    assert "has no layer 'xiang'" in problem(unknown, 422, "grid-invalid")["detail"]
+    assert _sets(client) == 0
+    named = _post(client, admin, query + "&zone_layer=counties",
+                  {"file": (rasters_zip, "r.zip"), "zones": (regions.read_bytes(), "regions.gpkg")})
+    assert named.status_code == 201, named.get_json()
+    assert named.get_json()["grid"]["zone_polygons"] == {
+        "file": "regions.gpkg", "field": "region_code", "features": 2, "layer": "counties"}
+    rows = client.get(f"/valuation/quantity-sets/{named.get_json()['id']}/rows",
+                      headers=admin).get_json()["items"]
+    assert {r["region_code"] for r in rows} == {"522326", "522327"}

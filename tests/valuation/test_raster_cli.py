@@ -4,6 +4,7 @@ set already stored; bad inputs store nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from affine import Affine
 
-from tests.valuation.rasters import write_tif
+from tests.valuation.rasters import write_gpkg, write_tif
 from valuation import grid, raster, sample_rasters, zones
 from valuation.models import QuantitySet
 from valuation.services import rasters
@@ -143,3 +144,32 @@ def test_the_service_refuses_a_zone_outside_the_scope(session, system, sample):
         session, system, region_code=PREFECTURE, year=2024, inputs=inputs,
         indicators=["R-CARB"], engine="dask", options=grid.GridOptions())
     assert not outcome.existing and outcome.quantity_set.grid["engine"] == "dask"
+
+
+def test_a_geopackage_of_several_layers_needs_the_layer_named(cli, sample, session):
+    features = [(f["properties"], f["geometry"]) for f in
+                json.loads((sample / "counties.geojson").read_text("utf-8"))["features"]]
+    whole = {"type": "Polygon", "coordinates": [[[600_000, 2_789_280], [600_720, 2_789_280],
+                                                 [600_720, 2_790_000], [600_000, 2_790_000],
+                                                 [600_000, 2_789_280]]]}
+    regions = write_gpkg(sample / "regions.gpkg", {
+        "counties": features,
+        "prefecture": [({"region_code": PREFECTURE, "name_zh": "黔西南州",
+                         "name_en": "Qianxinan"}, whole)]})
+    args = ["valuation", "grid", "--region", PREFECTURE, "--year", "2024", "--factor",
+            f"NPP={sample / 'npp.tif'}", "--land-cover", str(sample / "land_cover.tif"),
+            "--reclass", "gbt21010", "--zones", str(regions)]
+    unnamed = cli(*args)
+    assert unnamed.exit_code != 0
+    assert "regions.gpkg holds 2 layers: name the one of the regions (counties, prefecture)" \
+        in unnamed.output
+    assert _sets(session) == 0
+    named = cli(*args, "--layer", "counties")
+    assert named.exit_code == 0, named.output
+    assert re.search(r"^R-CARB\s+522327\s+forest\s+[\d,]+\.\d{4} tCO2\s*$", named.output, re.M)
+    whole_set = cli(*args, "--zone-layer", "prefecture")
+    assert whole_set.exit_code == 0, whole_set.output
+    assert re.search(r"^R-CARB\s+522300\s+forest\s+[\d,]+\.\d{4} tCO2\s*$", whole_set.output,
+                     re.M)
+    assert not re.search(r"^R-CARB\s+52232[67]", whole_set.output, re.M)
+    assert _sets(session) == 2

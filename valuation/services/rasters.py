@@ -192,7 +192,8 @@ def unpacked(path: Path, limit_bytes: int) -> Iterator[Path]:
 
 
 def inputs_from_folder(folder: Path, *, zone_field: str = "region_code",
-                       zone_code: str | None = None, reclassification: str | None = None,
+                       zone_layer: str | None = None, zone_code: str | None = None,
+                       reclassification: str | None = None,
                        ecosystem_type: str | None = None,
                        quantities_spec: Sequence[Mapping[str, Any]] = (),
                        resampling: str | None = None, names: Mapping[str, str] | None = None,
@@ -252,7 +253,7 @@ def inputs_from_folder(folder: Path, *, zone_field: str = "region_code",
     polygons = None
     if polygon_file is not None and zone_raster is None and zone_code is None:
         try:
-            polygons = zones.read_polygons(polygon_file, zone_field)
+            polygons = zones.read_polygons(polygon_file, zone_field, layer=zone_layer)
         except zones.ZoneError as exc:
             raise raster_error(exc) from None
     return raster.RasterInputs(
@@ -271,7 +272,8 @@ def create_from_files(session: Session, actor: Principal, *, region_code: str, y
                       zones_name: str | None, reclass_file: Path | None,
                       path: str | None, roots: Sequence[Path], limit_bytes: int,
                       indicators: Sequence[str] | None, options: grid.GridOptions,
-                      zone_field: str = "region_code", zone_code: str | None = None,
+                      zone_field: str = "region_code", zone_layer: str | None = None,
+                      zone_code: str | None = None,
                       reclassification: str | None = None, ecosystem_type: str | None = None,
                       resampling: str | None = None,
                       quantity: Mapping[str, Any] | None = None,
@@ -305,7 +307,8 @@ def create_from_files(session: Session, actor: Principal, *, region_code: str, y
             if quantity and quantity.get("indicator") and not quantity.get("unit"):
                 raise GridInvalid("a quantity raster needs its unit (quantity_unit)",
                                   errors=[{"field": "quantity_unit", "message": "required"}])
-            inputs = inputs_from_folder(folder, zone_field=zone_field, zone_code=zone_code,
+            inputs = inputs_from_folder(folder, zone_field=zone_field, zone_layer=zone_layer,
+                                        zone_code=zone_code,
                                         reclassification=reclassification,
                                         ecosystem_type=ecosystem_type, quantities_spec=spec,
                                         resampling=resampling)
@@ -320,6 +323,7 @@ def create_from_files(session: Session, actor: Principal, *, region_code: str, y
             elif polygon is not None:
                 try:
                     inputs.zone_polygons = zones.read_polygons(polygon, zone_field,
+                                                               layer=zone_layer,
                                                                display_name=zones_name)
                 except zones.ZoneError as exc:
                     raise raster_error(exc) from None
