@@ -99,7 +99,8 @@ class Term:
 
 
 #: Chinese names of the national method's sub-items (items that have terms of their own, or
-#: that split an indicator by source), accepted in quantity tables beside the codes
+#: that split an indicator by source) and of the other closed item lists (water sectors,
+#: pollutants), accepted in quantity tables beside the codes
 SUB_ITEM_ALIASES = {
     "减少泥沙淤积": "sediment", "泥沙淤积": "sediment", "减少泥沙": "sediment", "泥沙": "sediment",
     "减少氮面源污染": "nitrogen", "减少氮": "nitrogen", "氮": "nitrogen", "N": "nitrogen",
@@ -109,6 +110,14 @@ SUB_ITEM_ALIASES = {
     "沼泽": "marsh", "沼泽调蓄": "marsh",
     "植被蒸腾": "transpiration", "蒸腾": "transpiration", "植被蒸腾降温增湿": "transpiration",
     "水面蒸发": "evaporation", "蒸发": "evaporation", "水面蒸发降温增湿": "evaporation",
+    # the closed item lists of the standard tables (water sectors, pollutants) as papers and
+    # statistical yearbooks name them
+    "生活": "domestic", "生活用水": "domestic", "生活用水量": "domestic",
+    "工业": "industrial", "工业用水": "industrial", "工业用水量": "industrial",
+    "农业": "agricultural", "农业用水": "agricultural", "农业用水量": "agricultural",
+    "生态": "ecological", "生态用水": "ecological", "生态环境用水": "ecological",
+    "二氧化硫": "SO2", "氮氧化物": "NOx", "粉尘": "dust", "工业粉尘": "dust",
+    "化学需氧量": "COD", "氨氮": "NH3-N", "总氮": "TN", "总磷": "TP",
 }
 
 
