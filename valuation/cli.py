@@ -11,6 +11,7 @@
     ecovalue valuation price-book create|fill|publish|show VERSION ...
     ecovalue valuation indicator add FILE.json|.yaml|.xlsx
     ecovalue valuation detail RUN_ID          # every result row: quantity, unit, price, value
+    ecovalue valuation example garze-2010 --output DIR   # a published account's spreadsheets
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def print_run(session: Any, run_id: int, unit: str) -> None:
         factor = "-" if row.adjustment_factor != row.adjustment_factor else \
             f"{row.adjustment_factor:.4f}"
         mark = "" if row.complete else " *"
-        click.echo(f"{row.indicator_code:<9} {str(row.name_en)[:34]:<34} {quantity:>18} "
+        name = str(row.name_en)[:34] if not row.item else f"  - {row.item}"[:34]
+        click.echo(f"{row.indicator_code:<9} {name:<34} {quantity:>18} "
                    f"{str(row.quantity_unit)[:6]:<6} {price:>12} {factor:>7} "
                    f"{_fmt(row.value_current_元, unit):>16} "
                    f"{_fmt(row.value_constant_元, unit):>16}{mark}")
@@ -306,8 +308,16 @@ def compare_command(base_id: int, other_id: int, basis: str, unit: str,
     click.echo(result["method"])
     click.echo(f"{'indicator':<10} {'change':>14} {'quantity':>14} {'price':>14} "
                f"{'interaction':>14} {'composition':>14}   ({unit})")
-    for row in [*result["by_indicator"], {"indicator_code": "GEP", **result["totals"]}]:
-        click.echo(f"{row['indicator_code']:<10} {_fmt(row['change'], unit):>14} "
+    items: dict[str, list[dict[str, Any]]] = {}
+    for part in result.get("by_item", []):
+        items.setdefault(part["indicator_code"], []).append(part)
+    lines = []
+    for row in result["by_indicator"]:
+        lines.append(row)
+        lines += [{**part, "indicator_code": f"  - {part['item']}"}
+                  for part in items.get(row["indicator_code"], [])]
+    for row in [*lines, {"indicator_code": "GEP", **result["totals"]}]:
+        click.echo(f"{row['indicator_code'][:10]:<10} {_fmt(row['change'], unit):>14} "
                    f"{_fmt(row['quantity_effect'], unit):>14} "
                    f"{_fmt(row['price_effect'], unit):>14} {_fmt(row['interaction'], unit):>14} "
                    f"{_fmt(row['composition'], unit):>14}")
@@ -373,6 +383,26 @@ def template_command(output: Path, year: int) -> None:
     output.write_bytes(demo_workbook(year))
     click.echo(f"wrote {output}: columns region_code, year, indicator, item, ecosystem_type, "
                "quantity, unit, origin, note (rows are DEMO examples)")
+
+
+#: published accounts shipped as the spreadsheets a bureau would hold (valuation/examples/*)
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+@cli.command("example")
+@click.argument("name", type=click.Choice(sorted(
+    p.name for p in EXAMPLES.iterdir() if p.is_dir()) if EXAMPLES.is_dir() else []))
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder to write the files into (created if missing)")
+def example_command(name: str, output: Path) -> None:
+    """Write the files of a published GEP account: its quantities and price book as a bureau's
+    spreadsheets (CSV in GBK), custom indicators, and the published values with their table
+    references (README.md of the example says where every number comes from)."""
+    output.mkdir(parents=True, exist_ok=True)
+    for source in sorted((EXAMPLES / name).iterdir()):
+        if source.is_file():
+            (output / source.name).write_bytes(source.read_bytes())
+            click.echo(f"wrote {output / source.name}")
 
 
 @cli.command("reference")

@@ -101,33 +101,47 @@ def table(view: RunView, name: str, unit: str = "万元") -> pd.DataFrame:
             "value_constant": float(results["value_constant"].sum()) if len(results) else 0.0,
             "share": 1.0 if total else np.nan}])], ignore_index=True)
     elif name == "indicator":
-        rows = []
-        for (code, category), group in results.groupby(["indicator_code", "category"],
-                                                       sort=True):
+        # one row per indicator (item empty), followed by one row per item or sub-item of the
+        # indicator (R-SOIL sediment/nitrogen/phosphorus, R-FLOOD lake/reservoir/marsh, water
+        # sectors, pollutants, products ...): the item rows sum to their indicator's row
+        order = {code: position for position, code in enumerate(view.indicator_order)}
+
+        def summary_row(code: str, category: str, item: str, group: pd.DataFrame
+                        ) -> dict[str, Any]:
             units = group["quantity_unit"].unique()
-            single = len(units) == 1 and group["item"].nunique() <= 1
+            single = len(units) == 1 and group["item"].fillna("").nunique() <= 1
             quantity = float(group["quantity"].sum()) if len(units) == 1 else np.nan
             current = float(group["value_current"].sum())
             reference = float(group["value_reference"].sum())
             names = view.indicator_names.get(code, ("", ""))
-            rows.append({
-                "indicator_code": code, "category": category, "name_zh": names[0],
-                "name_en": names[1], "quantity": quantity,
+            return {
+                "indicator_code": code, "category": category, "item": item,
+                "name_zh": names[0], "name_en": names[1], "quantity": quantity,
                 "quantity_unit": units[0] if len(units) == 1 else "(several units)",
                 "unit_price": current / quantity if single and quantity else np.nan,
                 "adjustment_factor": current / reference if reference else np.nan,
                 "value_current": current,
                 "value_constant": float(group["value_constant"].sum()),
                 "complete": bool(group["complete"].all()),
-            })
-        frame = pd.DataFrame(rows, columns=[
-            "indicator_code", "category", "name_zh", "name_en", "quantity", "quantity_unit",
-            "unit_price", "adjustment_factor", "value_current", "value_constant", "complete"])
-        order = {code: position for position, code in enumerate(view.indicator_order)}
-        frame = frame.iloc[sorted(range(len(frame)), key=lambda i: (
-            order.get(frame["indicator_code"].iloc[i], len(order)),
-            frame["indicator_code"].iloc[i]))].reset_index(drop=True)
-        frame["share"] = _share(frame["value_current"], total)
+            }
+
+        keyed: list[tuple[tuple[int, str, int, str], dict[str, Any]]] = []
+        for (code, category), group in results.groupby(["indicator_code", "category"],
+                                                       sort=True):
+            position = order.get(code, len(order))
+            keyed.append(((position, code, 0, ""), summary_row(code, category, "", group)))
+            items = group["item"].fillna("").astype(str)
+            if (items != "").any():
+                for item, part in group.groupby(items, sort=True):
+                    label = str(item) or "(no item)"
+                    keyed.append(((position, code, 1, label),
+                                  summary_row(code, category, label, part)))
+        frame = pd.DataFrame([row for _key, row in sorted(keyed, key=lambda pair: pair[0])],
+                             columns=[
+            "indicator_code", "category", "item", "name_zh", "name_en", "quantity",
+            "quantity_unit", "unit_price", "adjustment_factor", "value_current",
+            "value_constant", "complete"])
+        frame["share"] = _share(frame["value_current"], total)  # of GEP, items too
     elif name in ("ecosystem_type", "region"):
         column = "ecosystem_type" if name == "ecosystem_type" else "region_code"
         grouped = results.groupby(column, sort=True)[["value_current", "value_constant"]].sum()
@@ -433,8 +447,17 @@ def to_xlsx(view: RunView, unit: str = "万元", chart: bytes | None = None) -> 
 
 
 def comparison_table(comparison: Mapping[str, Any], unit: str = "万元") -> pd.DataFrame:
+    """The change by indicator, each indicator's items (sub-items) in rows of their own after
+    it (`item` empty on the indicator's row); values in `unit`."""
     scale = _scale(unit)
-    frame = pd.DataFrame(comparison["by_indicator"])
+    rows: list[dict[str, Any]] = []
+    items: dict[str, list[dict[str, Any]]] = {}
+    for part in comparison.get("by_item", []):
+        items.setdefault(part["indicator_code"], []).append(part)
+    for row in comparison["by_indicator"]:
+        rows.append({**row, "item": ""})
+        rows += items.get(row["indicator_code"], [])
+    frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     for column in ("value_0", "value_1", "change", "quantity_effect", "price_effect",

@@ -571,6 +571,12 @@ class IndicatorEffectsSchema(CategoryEffectsSchema):
     indicator_code = ma.fields.String(required=True)
 
 
+class ItemEffectsSchema(IndicatorEffectsSchema):
+    item = ma.fields.String(required=True, metadata={
+        "description": "item or sub-item of the indicator (sediment, lake, domestic ...); "
+                       "'(no item)' for its rows without one; the items sum to by_indicator"})
+
+
 class ComparisonSchema(ma.Schema):
     base_run_id = Integer(required=True)
     other_run_id = Integer(required=True)
@@ -584,6 +590,7 @@ class ComparisonSchema(ma.Schema):
     totals = ma.fields.Nested(EffectsSchema, required=True)
     by_category = ma.fields.List(ma.fields.Nested(CategoryEffectsSchema), required=True)
     by_indicator = ma.fields.List(ma.fields.Nested(IndicatorEffectsSchema), required=True)
+    by_item = ma.fields.List(ma.fields.Nested(ItemEffectsSchema), required=True)
     rows = ma.fields.List(ma.fields.Dict(), required=True)
     notes = ma.fields.List(ma.fields.String(), required=True)
 

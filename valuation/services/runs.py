@@ -444,6 +444,13 @@ def compare_runs(session: Session, actor: Principal | None, base_id: int, other_
     parts = ["value_0", "value_1", "change", "quantity_effect", "price_effect", "interaction",
              "composition"]
     by_indicator = rows.groupby(["indicator_code", "category"], sort=True)[parts].sum()
+    # each item or sub-item its own row (R-SOIL sediment/nitrogen/phosphorus ...), for the
+    # indicators valued by item: they sum to the indicator's row
+    labelled = rows.assign(item=rows["item"].fillna("").astype(str))
+    itemised = labelled.groupby("indicator_code")["item"].transform(lambda i: (i != "").any())
+    by_item = labelled[itemised.astype(bool)].assign(
+        item=lambda f: f["item"].replace("", "(no item)")).groupby(
+        ["indicator_code", "category", "item"], sort=True)[parts].sum()
     by_category = rows.groupby("category", sort=True)[parts].sum()
     totals = {k: float(rows[k].sum()) if len(rows) else 0.0 for k in parts}
     gep_key = "gep_current" if basis == "current" else "gep_constant"
@@ -461,6 +468,9 @@ def compare_runs(session: Session, actor: Principal | None, base_id: int, other_
                         for c, v in by_category.iterrows()],
         "by_indicator": [{"indicator_code": i, "category": c, **{k: float(v[k]) for k in parts}}
                          for (i, c), v in by_indicator.iterrows()],
+        "by_item": [{"indicator_code": i, "category": c, "item": t,
+                     **{k: float(v[k]) for k in parts}}
+                    for (i, c, t), v in by_item.iterrows()],
         "rows": [{k: _clean(v) for k, v in r.items()} for r in rows.to_dict("records")],
         "notes": notes,
     }
