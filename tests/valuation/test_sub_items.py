@@ -124,6 +124,33 @@ def test_sub_items_and_their_indicator_together_count_twice(cli, app, tmp_path):
     assert result.exit_code != 0
     assert "row 2: R-SOIL is given as a whole and by its sub-items (rows 3)" in result.output
     assert "counts it twice" in result.output
+    _assert_nothing_stored(app)
+
+
+def _assert_nothing_stored(app):
+    import sqlalchemy as sa
+
+    from valuation.models import QuantitySet, ValuationRun
+
+    with app.extensions["ecovalue.db"].session(write=False) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(QuantitySet)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(ValuationRun)) == 0
+
+
+def test_the_double_count_over_http_is_a_problem_naming_the_rows(client, tokens, problem, app):
+    import io
+
+    data = ("地区代码,年份,指标,项目,生态系统类型,实物量,单位\n"
+            "522326,2024,洪水调蓄,,湿地,2,亿m3\n"
+            "522326,2024,洪水调蓄,湖泊,湿地,1,亿m3\n").encode("gbk")
+    response = client.post("/valuation/quantity-sets/upload?region_code=522326&year=2024",
+                           data={"file": (io.BytesIO(data), "double.csv")},
+                           headers=tokens.registrar("522326"),
+                           content_type="multipart/form-data")
+    body = problem(response, 422)
+    assert "R-FLOOD is given as a whole and by its sub-items" in json.dumps(
+        body, ensure_ascii=False)
+    _assert_nothing_stored(app)
 
 
 def test_a_carbon_price_in_yuan_per_tonne_is_refused_with_a_hint(cli, app, tmp_path):
