@@ -91,7 +91,9 @@ class Demo:
     def __init__(self, folder: Path, env: dict[str, str], port: int) -> None:
         self.folder, self.env, self.port = folder, env, port
 
-    def run(self, script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run(self, script: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        # a ceiling, not a benchmark: each `ecovalue` command starts the app (~10 s on the
+        # shared 2-core machine under load) and valuation's README runs some forty of them
         return subprocess.run(["bash", "-c", script], cwd=self.folder, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
