@@ -426,3 +426,24 @@ def test_a_first_run_carries_nothing_over(database, month):
     run_id = _run(database, month)
     with database.session(write=False) as s:
         assert runs.carry_over_of(s, runs.get_run(s, PREPARER, run_id)) is None
+
+
+def test_the_console_run_page_lists_the_decisions_that_no_longer_apply(client, database,
+                                                                      month):
+    from ecovalue.auth import system_principal
+    from ecovalue.auth.services import create_token
+    run_id = _run(database, month)
+    interest_item = _items(database, run_id)[("only_in_statement", None, "open")]
+    with database.unit_of_work() as s:
+        runs.explain(s, PREPARER, run_id, interest_item.id, reason="interest, next month")
+        pay(s, "BANK", "FUND", 12_34, day(31))
+        secret = create_token(s, system_principal("test"), name="officer",
+                              role="finance").secret
+    with database.unit_of_work() as s:
+        new_id = runs.create_run(s, SIGNER, account="FUND", period=PERIOD).id
+    client.set_cookie("ecovalue_console", secret, path="/console")
+    page = client.get(f"/console/runs/{new_id}").get_data(as_text=True)
+    assert f"Decisions carried over from run {run_id}" in page
+    assert re.search(r'id="carried-gone">1<', page) and "interest, next month" in page
+    old_page = client.get(f"/console/runs/{run_id}").get_data(as_text=True)
+    assert "carried over" not in old_page
