@@ -313,31 +313,40 @@ class _Book:
     def open_items(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         return self._frame("item", self.item_open, columns)
 
-    def add(self, category: str, rule: str | None, *, line_groups: pd.DataFrame,
-            item_groups: pd.DataFrame, info: pd.DataFrame, close: bool = True) -> None:
+    def add(self, category: str, rule: str | None, *, line_groups: Any, item_groups: Any,
+            info: Any, close: bool = True) -> None:
         """Record groups: `info` has one row per new group (column `g`, local numbering, and
         confidence, certain, gap_days, difference_fen, related); `line_groups` and
-        `item_groups` map local group -> row position (`pos`) on each side."""
-        if info.empty:
+        `item_groups` map local group -> row position (`pos`) on each side. Each is a frame or
+        a dict of arrays (a scalar stands for a whole column)."""
+        g = np.asarray(info["g"]) if "g" in info else np.zeros(0, dtype=np.int64)
+        n = len(g)
+        if not n:
             return
+
+        def column(name: str, default: np.ndarray) -> np.ndarray:
+            if name not in info:
+                return default
+            values = np.asarray(info[name])
+            return np.broadcast_to(values, (n,)).copy() if values.ndim == 0 else values
+
         offset = self._next
-        self._next += int(info["g"].max()) + 1
+        self._next += int(g.max()) + 1
         groups = pd.DataFrame({
-            "group": info["g"].to_numpy() + offset, "category": category, "rule": rule,
-            "confidence": info.get("confidence", pd.Series(np.nan, index=info.index)).to_numpy(),
-            "certain": info.get("certain", pd.Series(False, index=info.index)).to_numpy(),
-            "gap_days": info.get("gap_days", pd.Series(0, index=info.index)).to_numpy(),
-            "difference_fen": info.get("difference_fen",
-                                       pd.Series(0, index=info.index)).to_numpy(),
-            "related": info.get("related", pd.Series(pd.NA, index=info.index)).to_numpy(),
+            "group": g + offset, "category": category, "rule": rule,
+            "confidence": column("confidence", np.full(n, np.nan)),
+            "certain": column("certain", np.zeros(n, dtype=bool)),
+            "gap_days": column("gap_days", np.zeros(n, dtype=np.int64)),
+            "difference_fen": column("difference_fen", np.zeros(n, dtype=np.int64)),
+            "related": column("related", np.full(n, pd.NA, dtype=object)),
         })
         self._groups.append(groups)
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
-            if frame.empty:
+            positions = np.asarray(frame["pos"]).astype(np.int64)
+            if not len(positions):
                 continue
-            positions = frame["pos"].to_numpy().astype(np.int64)
-            self._members.append((frame["g"].to_numpy().astype(np.int64) + offset,
+            self._members.append((np.asarray(frame["g"]).astype(np.int64) + offset,
                                   np.full(len(positions), side == "line"),
                                   table["id"][positions]))
             if close:
@@ -358,7 +367,9 @@ class _Book:
                 "id": ids[order]})
         else:
             members = pd.DataFrame(columns=["group", "side", "id"])
-        groups = groups.sort_values("group", kind="stable").reset_index(drop=True)
+        if not groups["group"].is_monotonic_increasing:  # (they come in order)
+            groups = groups.sort_values("group", kind="stable")
+        groups = groups.reset_index(drop=True)
         groups["group"] = groups["group"].astype("int64")
         members["group"] = members["group"].astype("int64")
         members["id"] = members["id"].astype("int64")
@@ -515,9 +526,29 @@ def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
     def has_ev(text: str) -> bool:
         return "EV" in text if upper else ("EV" in text.upper() or "ＥＶ" in text.upper())
 
-    return np.array([(_transaction_of(t, pattern) or -1)
-                     if isinstance(t, str) and has_ev(t) else -1 for t in texts],
-                    dtype=np.int64)
+    out = np.full(len(texts), -1, dtype=np.int64)
+    chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and has_ev(t)]
+    if not chosen:
+        return out
+    candidates = [texts[i] for i in chosen]
+    joined = _SEP.join(candidates)
+    if joined.count(_SEP) == len(candidates) - 1:
+        # one scan over all of them: each text normalised as the one-by-one search does, a
+        # match counted only inside one text (the separator is neither a letter nor a digit)
+        normal = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
+        parts = normal.split(_SEP)
+        if len(parts) == len(candidates):
+            ends = np.cumsum([len(part) + 1 for part in parts]) - 1
+            seen = np.zeros(len(candidates), dtype=bool)
+            for found in pattern.finditer(normal):
+                index = int(np.searchsorted(ends, found.start(), side="right"))
+                if found.end() <= ends[index] and not seen[index]:
+                    seen[index] = True
+                    out[chosen[index]] = int(found[1]) or -1
+            return out
+    for i, text in zip(chosen, candidates, strict=True):
+        out[i] = _transaction_of(text, pattern) or -1
+    return out
 
 
 def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
@@ -645,12 +676,10 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         pl, pi, gap, pk = pl[within], pi[within], gap[within], lk[paired][within]
         certain = bool(rule["auto_confirm"]) & (np.asarray(rule["confidence"]) >= 1)
         g = np.arange(len(pl), dtype=np.int64)
-        book.add("matched", rule["name"],
-                 line_groups=pd.DataFrame({"g": g, "pos": pl}),
-                 item_groups=pd.DataFrame({"g": g, "pos": pi}),
-                 info=pd.DataFrame({"g": g, "confidence": float(rule["confidence"]),
-                                    "certain": certain, "gap_days": gap,
-                                    "difference_fen": np.zeros(len(pl), dtype=np.int64)}))
+        book.add("matched", rule["name"], line_groups={"g": g, "pos": pl},
+                 item_groups={"g": g, "pos": pi},
+                 info={"g": g, "confidence": float(rule["confidence"]), "certain": certain,
+                       "gap_days": gap, "difference_fen": np.zeros(len(pl), dtype=np.int64)})
         # lines beyond the payments of their key and amount repeat the key's first match
         counts = np.searchsorted(ik, lk, side="right") - np.searchsorted(ik, lk, side="left")
         extra = np.flatnonzero(l_rank >= counts)
