@@ -61,6 +61,7 @@ def run_view(run: Any) -> dict:
         "prepared_by", "created_at", "signed_off_by", "signed_off_at", "sign_off_note",
         "assertion_id")}
     view["summary"] = dataclasses.asdict(runs.summarize(session, run))
+    view["carried_over"] = runs.carry_over_of(session, run)
     return view
 
 

@@ -230,7 +230,8 @@ def run(actor: Principal, run_id: int) -> Any:
     order = {"proposed": 0, "open": 1, "explained": 2, "confirmed": 3}
     listed.sort(key=lambda i: (order.get(i.status, 9), i.id))
     return _page("run.html", run=found, items=listed, summary=runs.summarize(session, found),
-                 month=f"{found.period:%Y-%m}", done=request.args.get("done"))
+                 month=f"{found.period:%Y-%m}", done=request.args.get("done"),
+                 carried=runs.carry_over_of(session, found))
 
 
 @bp.route("/runs/<int:run_id>/items/<int:item_id>/<string:action>", methods=["POST"])

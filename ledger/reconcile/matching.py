@@ -277,55 +277,78 @@ class MatchResult:
 
 
 class _Book:
-    """The two sides as the rules see them, and the groups found so far."""
+    """The two sides as the rules see them (integer numpy columns, one dict per side), and
+    the groups found so far. Counterparty names are coded only for the rows a rule asks
+    about (`_NameCodes`): after the reference rule few lines are left for the name rules."""
 
     def __init__(self, lines: pd.DataFrame, items: pd.DataFrame, pattern: str) -> None:
         self.lines, self.items = _prepare(lines, items, re.compile(pattern))
-        self.line_open = np.ones(len(self.lines), dtype=bool)
-        self.item_open = np.ones(len(self.items), dtype=bool)
+        self.names = _NameCodes(_column(lines, "counterparty"), _column(items, "counterparty"))
+        self.line_open = np.ones(len(self.lines["id"]), dtype=bool)
+        self.item_open = np.ones(len(self.items["id"]), dtype=bool)
         self._groups: list[pd.DataFrame] = []
-        self._members: list[pd.DataFrame] = []
+        self._members: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._next = 0
-        line_tx, line_ref = self.lines["tx"].to_numpy(), self.lines["ref"].to_numpy()
-        known_tx = (line_tx >= 0) & np.isin(line_tx, self.items["tx"].to_numpy())
-        known_ref = (line_ref >= 0) & np.isin(line_ref, self.items["ref"].to_numpy())
+        line_tx, line_ref = self.lines["tx"], self.lines["ref"]
+        known_tx = (line_tx >= 0) & _isin(line_tx, self.items["tx"])
+        known_ref = (line_ref >= 0) & _isin(line_ref, self.items["ref"])
         #: lines whose key names a ledger payment: matched only through that key
         self.keyed = known_tx | known_ref
 
-    def open_lines(self, *, unkeyed: bool = False) -> pd.DataFrame:
+    def _frame(self, side: str, mask: np.ndarray,
+               columns: Sequence[str] | None) -> pd.DataFrame:
+        table = self.lines if side == "line" else self.items
+        positions = np.flatnonzero(mask)
+        wanted = _COLUMNS if columns is None else columns
+        return pd.DataFrame({
+            c: self.names.of(side, positions) if c == "name" else table[c][positions]
+            for c in wanted if c in table or c == "name"},
+            index=positions)
+
+    def open_lines(self, *, unkeyed: bool = False,
+                   columns: Sequence[str] | None = None) -> pd.DataFrame:
         mask = self.line_open & ~self.keyed if unkeyed else self.line_open
-        return self.lines[mask]
+        return self._frame("line", mask, columns)
 
-    def open_items(self) -> pd.DataFrame:
-        return self.items[self.item_open]
+    def open_items(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return self._frame("item", self.item_open, columns)
 
-    def add(self, category: str, rule: str | None, *, line_groups: pd.DataFrame,
-            item_groups: pd.DataFrame, info: pd.DataFrame, close: bool = True) -> None:
+    def add(self, category: str, rule: str | None, *, line_groups: Any, item_groups: Any,
+            info: Any, close: bool = True) -> None:
         """Record groups: `info` has one row per new group (column `g`, local numbering, and
         confidence, certain, gap_days, difference_fen, related); `line_groups` and
-        `item_groups` map local group -> row position (`pos`) on each side."""
-        if info.empty:
+        `item_groups` map local group -> row position (`pos`) on each side. Each is a frame or
+        a dict of arrays (a scalar stands for a whole column)."""
+        g = np.asarray(info["g"]) if "g" in info else np.zeros(0, dtype=np.int64)
+        n = len(g)
+        if not n:
             return
+
+        def column(name: str, default: np.ndarray) -> np.ndarray:
+            if name not in info:
+                return default
+            values = np.asarray(info[name])
+            return np.broadcast_to(values, (n,)).copy() if values.ndim == 0 else values
+
         offset = self._next
-        self._next += int(info["g"].max()) + 1
+        self._next += int(g.max()) + 1
         groups = pd.DataFrame({
-            "group": info["g"].to_numpy() + offset, "category": category, "rule": rule,
-            "confidence": info.get("confidence", pd.Series(np.nan, index=info.index)).to_numpy(),
-            "certain": info.get("certain", pd.Series(False, index=info.index)).to_numpy(),
-            "gap_days": info.get("gap_days", pd.Series(0, index=info.index)).to_numpy(),
-            "difference_fen": info.get("difference_fen",
-                                       pd.Series(0, index=info.index)).to_numpy(),
-            "related": info.get("related", pd.Series(pd.NA, index=info.index)).to_numpy(),
+            "group": g + offset, "category": category, "rule": rule,
+            "confidence": column("confidence", np.full(n, np.nan)),
+            "certain": column("certain", np.zeros(n, dtype=bool)),
+            "gap_days": column("gap_days", np.zeros(n, dtype=np.int64)),
+            "difference_fen": column("difference_fen", np.zeros(n, dtype=np.int64)),
+            "related": column("related", np.full(n, pd.NA, dtype=object)),
         })
         self._groups.append(groups)
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
-            if frame.empty:
+            positions = np.asarray(frame["pos"]).astype(np.int64)
+            if not len(positions):
                 continue
-            positions = frame["pos"].to_numpy()
-            self._members.append(pd.DataFrame({
-                "group": frame["g"].to_numpy() + offset, "side": side,
-                "id": table["id"].to_numpy()[positions]}))
+            self._members.append((np.asarray(frame["g"]).astype(np.int64) + offset,
+                                  np.full(len(positions), side == "line"),
+                                  table["id"][positions]))
             if close:
                 open_[positions] = False
 
@@ -333,15 +356,65 @@ class _Book:
         groups = pd.concat(self._groups, ignore_index=True) if self._groups else pd.DataFrame(
             columns=["group", "category", "rule", "confidence", "certain", "gap_days",
                      "difference_fen", "related"])
-        members = pd.concat(self._members, ignore_index=True) if self._members else \
-            pd.DataFrame(columns=["group", "side", "id"])
-        groups = groups.sort_values("group", kind="stable").reset_index(drop=True)
-        members = members.sort_values(["group", "side", "id"], kind="stable") \
-            .reset_index(drop=True)
+        if self._members:
+            group, is_line, ids = (np.concatenate(parts) for parts in zip(*self._members))
+            # by group, side ("item" before "line") and id: groups come in order already,
+            # so one sort of group and side, and ids sorted only where a side has several
+            order, _ = _ranked(group * 2 + is_line, ids, ids)
+            members = pd.DataFrame({
+                "group": group[order],
+                "side": np.array(["item", "line"], dtype=object)[is_line[order].astype(int)],
+                "id": ids[order]})
+        else:
+            members = pd.DataFrame(columns=["group", "side", "id"])
+        if not groups["group"].is_monotonic_increasing:  # (they come in order)
+            groups = groups.sort_values("group", kind="stable")
+        groups = groups.reset_index(drop=True)
         groups["group"] = groups["group"].astype("int64")
         members["group"] = members["group"].astype("int64")
         members["id"] = members["id"].astype("int64")
         return MatchResult(groups, members)
+
+
+#: the columns of a side as the rules see them (memo: lines only)
+_COLUMNS = ("id", "pos", "day", "amount", "ref", "name", "tx", "memo")
+
+
+def _isin(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """`np.isin` of integers: a lookup table where they are dense (codes), else a hash table
+    (pandas), never a sort."""
+    if not len(values) or not len(among):
+        return np.zeros(len(values), dtype=bool)
+    low = min(int(values.min()), int(among.min()))
+    high = max(int(values.max()), int(among.max()))
+    if high - low <= 4 * (len(values) + len(among)):
+        table = np.zeros(high - low + 1, dtype=bool)
+        table[among - low] = True
+        return table[values - low]
+    return pd.Series(values).isin(among).to_numpy()
+
+
+class _NameCodes:
+    """Normalised counterparty names as integer codes, equal where the keys are equal (-1:
+    missing), worked out for the rows asked about only and kept for the next question."""
+
+    def __init__(self, lines: np.ndarray, items: np.ndarray) -> None:
+        self.raw = {"line": lines, "item": items}
+        self.codes = {"line": np.full(len(lines), -2, dtype=np.int64),
+                      "item": np.full(len(items), -2, dtype=np.int64)}
+        self.known: dict[str, int] = {}
+
+    def of(self, side: str, positions: np.ndarray) -> np.ndarray:
+        codes = self.codes[side]
+        todo = positions[codes[positions] == -2]
+        if len(todo):
+            raw, uniques = _distinct(self.raw[side][todo])
+            known = self.known
+            key_codes = np.array(
+                [-1 if k is None else known.setdefault(k, len(known))
+                 for k in _name_keys(uniques)] + [-1], dtype=np.int64)
+            codes[todo] = key_codes[raw]
+        return codes[positions]
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -349,9 +422,10 @@ def _days(values: pd.Series) -> np.ndarray:
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as an object array (missing values as they come: None or NaN, which the
+    coding treats alike), or all None when the frame has no such column."""
     if name in frame:
-        column = frame[name].astype(object)
-        return column.where(column.notna(), None).to_numpy(dtype=object)
+        return frame[name].to_numpy(dtype=object)
     return np.full(len(frame), None, dtype=object)
 
 
@@ -362,9 +436,14 @@ def _shared_codes(left: np.ndarray, right: np.ndarray,
     values' codes on the left side and the distinct keys. The key is computed once per
     distinct value (names and references repeat), and the rules then compare integers."""
     raw, uniques = _distinct(np.concatenate([left, right]))
-    keys = np.array([*key(uniques), None], dtype=object)
-    key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
-    codes = key_codes.astype(np.int64)[raw]
+    computed = key(uniques)
+    if computed is None:  # every distinct value is its own key: the codes are the raw ones
+        keys = np.concatenate([uniques, np.array([None], dtype=object)])
+        codes = raw.astype(np.int64)
+    else:
+        keys = np.array([*computed, None], dtype=object)
+        key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
+        codes = key_codes.astype(np.int64)[raw]
     return codes[:len(left)], codes[len(left):], raw[:len(left)], keys
 
 
@@ -377,18 +456,29 @@ _BATCH_SEPARATORS = re.compile(r"[ \t\n\r\f\v,.;:·・、，。；：'\"/\\_&\-]
 _UPPER_EV = re.compile(r"(?<![A-Z0-9])EV-?(\d{1,18})(?!\d)")
 
 
+def _all_text(values: np.ndarray) -> bool:
+    """Whether every value is a text (one pass in C)."""
+    return bool(len(values)) and pd.api.types.infer_dtype(values, skipna=False) == "string"
+
+
 def _joined(values: np.ndarray) -> str | None:
     """The distinct values as one text, or None when one of them holds the separator."""
-    texts = [v if isinstance(v, str) else str(v) for v in values]
+    texts = values.tolist() if _all_text(values) else \
+        [v if isinstance(v, str) else str(v) for v in values]
     joined = _SEP.join(texts)
     return None if joined.count(_SEP) != len(texts) - 1 else joined
 
 
-def _reference_keys(values: np.ndarray) -> list[str | None]:
-    """`_reference_key` of every value, as a batch."""
+def _reference_keys(values: np.ndarray) -> list[str | None] | None:
+    """`_reference_key` of every value, as a batch; None when every value is a text that is
+    its own key already (upper case ASCII, no spaces, not empty), as references mostly are."""
     joined = _joined(values) if len(values) else None
     if joined is None:
         return [_reference_key(v) for v in values]
+    if joined.isascii() and not _SPACES.search(joined) and joined.upper() == joined \
+            and _SEP * 2 not in joined and not joined.startswith(_SEP) \
+            and not joined.endswith(_SEP) and _all_text(values):
+        return None
     if not joined.isascii():
         joined = unicodedata.normalize("NFKC", joined)
     parts = _SPACES.sub("", joined).upper().split(_SEP)
@@ -415,7 +505,9 @@ def _reference_ids(keys: np.ndarray) -> np.ndarray:
     """Per normalised reference (upper case, no spaces): the ledger id it names, or -1; one
     regular-expression scan over all of them."""
     out = np.full(len(keys), -1, dtype=np.int64)
-    texts = [k if isinstance(k, str) else "" for k in keys]
+    filled = np.where(pd.isna(keys), "", keys)
+    texts = filled.tolist() if _all_text(filled) else \
+        [k if isinstance(k, str) else "" for k in keys]
     joined = _SEP.join(texts)
     if not texts or "EV" not in joined:
         return out
@@ -434,31 +526,52 @@ def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
     def has_ev(text: str) -> bool:
         return "EV" in text if upper else ("EV" in text.upper() or "ＥＶ" in text.upper())
 
-    return np.array([(_transaction_of(t, pattern) or -1)
-                     if isinstance(t, str) and has_ev(t) else -1 for t in texts],
-                    dtype=np.int64)
+    out = np.full(len(texts), -1, dtype=np.int64)
+    chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and has_ev(t)]
+    if not chosen:
+        return out
+    candidates = [texts[i] for i in chosen]
+    joined = _SEP.join(candidates)
+    if joined.count(_SEP) == len(candidates) - 1:
+        # one scan over all of them: each text normalised as the one-by-one search does, a
+        # match counted only inside one text (the separator is neither a letter nor a digit)
+        normal = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
+        parts = normal.split(_SEP)
+        if len(parts) == len(candidates):
+            ends = np.cumsum([len(part) + 1 for part in parts]) - 1
+            seen = np.zeros(len(candidates), dtype=bool)
+            for found in pattern.finditer(normal):
+                index = int(np.searchsorted(ends, found.start(), side="right"))
+                if found.end() <= ends[index] and not seen[index]:
+                    seen[index] = True
+                    out[chosen[index]] = int(found[1]) or -1
+            return out
+    for i, text in zip(chosen, candidates, strict=True):
+        out[i] = _transaction_of(text, pattern) or -1
+    return out
 
 
 def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
-             pattern: re.Pattern[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both sides as integer columns: id, pos, day, amount, ref, name, tx (and memo for lines);
-    references and names coded jointly, so equal keys have equal codes on both sides."""
+             pattern: re.Pattern[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Both sides as integer columns: id, pos, day, amount, ref, tx (and memo for lines);
+    references coded jointly, so equal keys have equal codes on both sides."""
     sides = []
     for frame, id_column, date_column in ((lines, "line_id", "value_date"),
                                           (items, "transaction_id", "effective_date")):
-        sides.append(pd.DataFrame({
+        sides.append({
             "id": frame[id_column].to_numpy(dtype=np.int64),
             "pos": np.arange(len(frame), dtype=np.int64),
             "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
-            "amount": frame["amount_fen"].to_numpy(dtype=np.int64)}))
+            "amount": frame["amount_fen"].to_numpy(dtype=np.int64)})
     left, right = sides
     left["ref"], right["ref"], raw_refs, ref_keys = _shared_codes(
         _column(lines, "reference"), _column(items, "reference"), _reference_keys)
-    left["name"], right["name"], _, _ = _shared_codes(
-        _column(lines, "counterparty"), _column(items, "counterparty"), _name_keys)
     # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
-    stated = pd.to_numeric(pd.Series(_column(lines, "transaction_id")), errors="coerce")
-    tx = stated.fillna(-1).to_numpy(dtype=np.int64)
+    if "transaction_id" in lines:
+        stated = pd.to_numeric(pd.Series(_column(lines, "transaction_id")), errors="coerce")
+        tx = stated.fillna(-1).to_numpy(dtype=np.int64)
+    else:
+        tx = np.full(len(lines), -1, dtype=np.int64)
     by_reference = _reference_ids(ref_keys) if pattern.pattern == TRANSACTION_PATTERN \
         else _written_ids(ref_keys, pattern, upper=True)
     tx = np.where(tx >= 0, tx, by_reference[raw_refs])
@@ -471,19 +584,42 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
     return left, right
 
 
-def _rank(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """`frame` sorted by `by`, day and id, with `k`: the row's rank among those equal in `by`
-    (numpy: one lexsort of integer columns, ranks from where the keys change)."""
-    columns = [frame[c].to_numpy() for c in by]
-    order = np.lexsort((frame["id"].to_numpy(), frame["day"].to_numpy(), *reversed(columns)))
-    n = len(order)
+def _combined_key(*columns: np.ndarray) -> np.ndarray:
+    """One int64 per row, ordered as the rows' `columns` are lexicographically (non-negative
+    codes and amounts), so that equal tuples have equal keys and a sort by the key is a sort
+    by the columns."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    span = 1
+    for column in columns:
+        low, high = (int(column.min()), int(column.max())) if len(column) else (0, 0)
+        width = high - low + 1
+        if span * width >= 2 ** 62:  # too wide to multiply out: rank what there is first
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
+            span = int(key.max()) + 1 if len(key) else 1
+            column = np.unique(column, return_inverse=True)[1].astype(np.int64)
+            low, width = 0, int(column.max()) + 1 if len(column) else 1
+        key = key * width + (column - low)
+        span *= width
+    return key
+
+
+def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, k): the rows sorted by key, day, id and position, and each row's rank (in that
+    order) among those of its key. One sort of the key; only rows sharing a key with another
+    row are sorted again."""
+    n = len(key)
+    order = np.argsort(key)
+    sorted_key = key[order]
     change = np.ones(n, dtype=bool)
-    if n > 1:
-        sorted_keys = [c[order] for c in columns]
-        change[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
+    change[1:] = sorted_key[1:] != sorted_key[:-1]
+    shared = ~change
+    shared[:-1] |= ~change[1:]
+    if shared.any():
+        rows = order[shared]
+        order[shared] = rows[np.lexsort((rows, ids[rows], day[rows], key[rows]))]
     index = np.arange(n)
     starts = np.maximum.accumulate(np.where(change, index, 0)) if n else index
-    return frame.iloc[order].assign(k=index - starts)
+    return order, index - starts
 
 
 def _confidence(base: float, gap: np.ndarray) -> np.ndarray:
@@ -502,39 +638,64 @@ def _pairs_info(pairs: pd.DataFrame, confidence: np.ndarray, certain: Any) -> tu
 
 
 def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
+    """One line to one payment with the same key and amount, the k-th line of a key and
+    amount (by date, then id) to the k-th payment; further lines repeat a matched one."""
     window = rule["window_days"]
+    lines_all, items_all = book.lines, book.items
     for key in rule["keys"]:
         column = "tx" if key == "transaction_id" else "ref"
-        lines = book.open_lines()
-        lines = lines[lines[column] >= 0]
-        items = book.open_items()
-        items = items[items[column] >= 0]
-        if lines.empty or items.empty:
+        lp = np.flatnonzero(book.line_open & (lines_all[column] >= 0))
+        ip = np.flatnonzero(book.item_open & (items_all[column] >= 0))
+        if not len(lp) or not len(ip):
             continue
-        by = [column, "amount"]
-        ranked_lines, ranked_items = _rank(lines, by), _rank(items, by)
-        pairs = ranked_lines.merge(ranked_items, on=[*by, "k"], suffixes=("_l", "_i"))
-        pairs["amount_l"] = pairs["amount_i"] = pairs["amount"]
-        pairs["gap"] = (pairs["day_l"] - pairs["day_i"]).abs()
-        within = pairs[pairs["gap"] <= window]
+        # one key for (column, amount) on both sides; only keys on both sides can pair
+        both = _combined_key(np.concatenate([lines_all[column][lp], items_all[column][ip]]),
+                             np.concatenate([lines_all["amount"][lp], items_all["amount"][ip]]))
+        lk, ik = both[:len(lp)], both[len(lp):]
+        # (a key on one side only pairs nothing: when one side is much the smaller, the
+        # other is cut down to its keys before sorting; ranks within a key do not change)
+        if 2 * len(lp) < len(ip):
+            keep = _isin(ik, lk)
+            ip, ik = ip[keep], ik[keep]
+        elif 2 * len(ip) < len(lp):
+            keep = _isin(lk, ik)
+            lp, lk = lp[keep], lk[keep]
+        if not len(lp) or not len(ip):
+            continue
+        l_order, l_rank = _ranked(lk, lines_all["day"][lp], lines_all["id"][lp])
+        i_order, i_rank = _ranked(ik, items_all["day"][ip], items_all["id"][ip])
+        lp, lk = lp[l_order], lk[l_order]
+        ip, ik = ip[i_order], ik[i_order]
+        # the k-th line of a key pairs with the k-th payment of that key
+        pair_key = _combined_key(np.concatenate([lk, ik]), np.concatenate([l_rank, i_rank]))
+        found = pd.Index(pair_key[len(lp):]).get_indexer(pair_key[:len(lp)])
+        paired = found >= 0
+        pl, pi = lp[paired], ip[found[paired]]
+        gap = np.abs(lines_all["day"][pl] - items_all["day"][pi])
+        within = gap <= window
+        pl, pi, gap, pk = pl[within], pi[within], gap[within], lk[paired][within]
         certain = bool(rule["auto_confirm"]) & (np.asarray(rule["confidence"]) >= 1)
-        line_groups, item_groups, info = _pairs_info(
-            within, np.full(len(within), float(rule["confidence"])), certain)
-        book.add("matched", rule["name"], line_groups=line_groups, item_groups=item_groups,
-                 info=info)
-        # lines beyond the payments of their key and amount repeat a matched line
-        counts = ranked_items.groupby(by).size().rename("n").reset_index()
-        extra = ranked_lines.merge(counts, on=by)
-        extra = extra[extra["k"] >= extra["n"]]
-        matched = within[[*by, "id_i"]].drop_duplicates(by)
-        extra = extra.merge(matched, on=by)
-        extra = extra[book.line_open[extra["pos"].to_numpy()]]
-        if not extra.empty:
+        g = np.arange(len(pl), dtype=np.int64)
+        book.add("matched", rule["name"], line_groups={"g": g, "pos": pl},
+                 item_groups={"g": g, "pos": pi},
+                 info={"g": g, "confidence": float(rule["confidence"]), "certain": certain,
+                       "gap_days": gap, "difference_fen": np.zeros(len(pl), dtype=np.int64)})
+        # lines beyond the payments of their key and amount repeat the key's first match
+        counts = np.searchsorted(ik, lk, side="right") - np.searchsorted(ik, lk, side="left")
+        extra = np.flatnonzero(l_rank >= counts)
+        if not len(extra) or not len(pk):
+            continue
+        first = np.minimum(np.searchsorted(pk, lk[extra], side="left"), len(pk) - 1)
+        has = pk[first] == lk[extra]
+        extra, first = extra[has], first[has]
+        open_ = book.line_open[lp[extra]]
+        extra, first = extra[open_], first[open_]
+        if len(extra):
             g = np.arange(len(extra), dtype=np.int64)
             book.add("duplicate", rule["name"],
-                     line_groups=pd.DataFrame({"g": g, "pos": extra["pos"].to_numpy()}),
+                     line_groups=pd.DataFrame({"g": g, "pos": lp[extra]}),
                      item_groups=pd.DataFrame(columns=["g", "pos"]),
-                     info=pd.DataFrame({"g": g, "related": extra["id_i"].to_numpy()}))
+                     info=pd.DataFrame({"g": g, "related": items_all["id"][pi[first]]}))
 
 
 def _nearest(lines: pd.DataFrame, items: pd.DataFrame, by: list[str], window: int,
@@ -576,8 +737,8 @@ def _nearest(lines: pd.DataFrame, items: pd.DataFrame, by: list[str], window: in
 
 
 def _proximity_rule(book: _Book, rule: dict[str, Any], by: list[str]) -> None:
-    lines = book.open_lines(unkeyed=True)[["pos", "id", "day", *by]]
-    items = book.open_items()[["pos", "day", *by]]
+    lines = book.open_lines(unkeyed=True, columns=["pos", "id", "day", *by])
+    items = book.open_items(columns=["pos", "day", *by])
     pairs = _nearest(lines, items, by, rule["window_days"])
     line_groups, item_groups, info = _pairs_info(
         pairs, _confidence(float(rule["confidence"]), pairs["gap"].to_numpy()), False)
@@ -638,9 +799,10 @@ def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
     what is only on one side."""
     windows = [r["window_days"] for r in rules if r["kind"] == "reference" and r["enabled"]]
     window = max(windows) if windows else RULE_KINDS["reference"]["window_days"]
+    keys = ["id", "pos", "day", "amount", "ref", "tx"]
     for column in ("tx", "ref"):
-        lines = book.open_lines()
-        items = book.open_items()
+        lines = book.open_lines(columns=keys)
+        items = book.open_items(columns=keys)
         lines = lines[lines[column] >= 0]
         items = items[items[column] >= 0]
         if lines.empty or items.empty:
@@ -661,7 +823,15 @@ def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
             book.add(category, None, line_groups=line_groups, item_groups=item_groups,
                      info=info)
     # a line equal in every field to an earlier line (matched or not) repeats it
-    ordered = book.lines.assign(open=book.line_open).sort_values(["day", "id"], kind="stable")
+    # (only lines that share day, amount, reference and memo with another can: their names
+    # are the only ones coded here)
+    table = book.lines
+    same = pd.Series(_combined_key(table["day"], table["amount"])) \
+        .duplicated(keep=False).to_numpy()
+    candidates = book._frame("line", same, ["id", "pos", "day", "amount", "ref", "name",
+                                            "memo"])
+    ordered = candidates.assign(open=book.line_open[same]) \
+        .sort_values(["day", "id"], kind="stable")
     by = ["day", "amount", "ref", "name", "memo"]  # integers; -1 (missing) equals itself
     grouped = ordered.groupby(by, sort=False)
     ordered = ordered.assign(k=grouped.cumcount(), first=grouped["id"].transform("first"))
@@ -672,7 +842,8 @@ def _classify_rest(book: _Book, rules: Sequence[dict[str, Any]]) -> None:
                  line_groups=pd.DataFrame({"g": g, "pos": repeats["pos"].to_numpy()}),
                  item_groups=pd.DataFrame(columns=["g", "pos"]),
                  info=pd.DataFrame({"g": g, "related": repeats["first"].to_numpy()}))
-    for side, frame in (("line", book.open_lines()), ("item", book.open_items())):
+    for side, frame in (("line", book.open_lines(columns=["pos", "amount"])),
+                        ("item", book.open_items(columns=["pos", "amount"]))):
         g = np.arange(len(frame), dtype=np.int64)
         groups = pd.DataFrame({"g": g, "pos": frame["pos"].to_numpy()})
         empty = pd.DataFrame(columns=["g", "pos"])

@@ -174,6 +174,25 @@ class RecSummarySchema(ma.Schema):
     balanced = fields.Boolean()
 
 
+class RecCarriedDecisionSchema(ma.Schema):
+    decision = fields.String(metadata={"description": "unmatch, match, confirm or explain"})
+    item_id = Integer(metadata={"description": "the item of the replaced run"})
+    category = fields.String()
+    line_ids = fields.List(Integer())
+    transaction_ids = fields.List(Integer())
+    reason = fields.String(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    new_item_ids = fields.List(Integer(), metadata={"description": "items of this run it "
+                                                                  "changed or made"})
+    why = fields.String(metadata={"description": "why it no longer applies"})
+
+
+class RecCarryOverSchema(ma.Schema):
+    from_run = Integer()
+    applied = fields.List(fields.Nested(RecCarriedDecisionSchema))
+    not_applicable = fields.List(fields.Nested(RecCarriedDecisionSchema))
+
+
 class RecRunSchema(ma.Schema):
     id = Integer()
     statement_id = Integer()
@@ -189,6 +208,9 @@ class RecRunSchema(ma.Schema):
     sign_off_note = fields.String(allow_none=True)
     assertion_id = Integer(allow_none=True)
     summary = fields.Nested(RecSummarySchema)
+    carried_over = fields.Nested(RecCarryOverSchema, allow_none=True, metadata={
+        "description": "the officers' decisions of the open run this one replaced: those "
+                       "applied again and those that no longer apply, with why"})
 
 
 class RecItemQuery(PageQuerySchema):

@@ -9,6 +9,13 @@ agreement or obligation comes from the transaction's metadata), distributions
 to villages and households (`payout*`, `distribution*`, `dividend*`, `sharing*`), carbon
 credits issued, retired and traded (the registry's batches, retirements and transfers), and
 the month's reconciliations. Amounts are integer fen; yuan columns are for reading only.
+
+The market section (trades, tonnes, value and fees per day, batch and mode) is read from the
+ledger's `market.settlement` transactions through `ledger.core` (their metadata names the
+mode, batch, value and fee; the tonnes are the carbon postings). The benefit-sharing section
+(per fund or programme and village: runs, households paid, fen to households, collectives and
+named accounts) needs the sharing run lines, which only the sharing package holds: it is read
+through its public service `ledger.sharing.services.totals.paid_by_village`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ledger import core as ledger
 from ledger.carbon.models import CarbonBatch, CarbonEvent, CarbonRetirement
 from ledger.reconcile.models import ReconcileRun
 from ledger.reconcile.statement_file import month_end
+from ledger.sharing.services import totals as sharing_totals
 
 #: compensation settlements (`compensation.settlement`, by agreement) and the thermal-power
 #: pilot's fees into the forest fund (`pilot.fee`, by obligation)
@@ -109,6 +117,70 @@ _TX_COLUMNS = [("交易号", "transaction"), ("日期", "date"), ("类型", "typ
                ("摘要", "memo")]
 
 
+#: the market's trading modes, as the settlement metadata names them
+MARKET_MODES = {"listed": "挂牌 listed", "block": "大宗协议 block", "auction": "单向竞价 auction"}
+SHARING_KINDS = {"distribution": "分配 distribution", "single_tree": "单株碳汇 single tree"}
+
+
+def _market(session: Session, actor: Principal, first: dt.date, last: dt.date) -> Section:
+    """Per trading day, batch and mode: trades, tonnes, value and fees (the ledger's
+    market.settlement transactions)."""
+    ids = list(session.scalars(ledger.list_transactions(
+        session, actor, type="market.settlement", date_from=first, date_to=last)
+        .limit(MAX_TRANSACTIONS)))
+    totals: dict[tuple[dt.date, str, str], list[int]] = {}
+    for view in ledger.load_views(session, ids):
+        metadata = view.metadata if isinstance(view.metadata, dict) else {}
+        batch = str(metadata.get("batch") or "")
+        tonnes = sum(p.amount for p in view.postings
+                     if p.direction == "credit" and p.asset == batch)
+        value = sum(p.amount for p in view.postings
+                    if p.direction == "debit" and p.asset == "CNY")
+        fee = metadata.get("fee_fen")
+        row = totals.setdefault((view.effective_date, batch, str(metadata.get("market"))),
+                                [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += tonnes
+        row[2] += int(metadata.get("value_fen", value))
+        row[3] += int(fee) if isinstance(fee, int) else 0
+    rows = [[day, batch, MARKET_MODES.get(mode, mode), n, tonnes, value, fee, yuan(value)]
+            for (day, batch, mode), (n, tonnes, value, fee) in sorted(totals.items())]
+    trades, tonnes, value, fees = (sum(t[i] for t in totals.values()) for i in range(4))
+    return Section("market", "碳汇交易", "Carbon market", [
+        ("日期", "date"), ("批次", "batch"), ("方式", "mode"), ("成交笔数", "trades"),
+        ("成交量(tCO2e)", "quantity_tco2e"), ("成交额(分)", "value_fen"),
+        ("手续费(分)", "fee_fen"), ("成交额(元)", "value_yuan")], rows,
+        note=f"合计 total: {trades} trades, {tonnes} tCO2e, {yuan(value)} yuan, fees "
+             f"{yuan(fees)} yuan")
+
+
+def _sharing(session: Session, actor: Principal, first: dt.date, last: dt.date) -> Section:
+    """Per fund (or tree programme) and village: what the paid benefit-sharing runs sent to
+    households, the collective and named accounts, and how many households they paid."""
+    rows = []
+    per_fund: dict[str, list[int]] = {}
+    for r in sharing_totals.paid_by_village(session, actor, date_from=first, date_to=last):
+        total = r["households_fen"] + r["collective_fen"] + r["accounts_fen"]
+        village = r["village_name_zh"] if r["village_party_id"] is not None \
+            else "指定账户 named accounts"
+        rows.append([r["fund_or_programme"], r["name_zh"],
+                     SHARING_KINDS.get(r["kind"], r["kind"]), r["village_party_id"], village,
+                     r["runs"], r["households"], r["households_fen"], r["collective_fen"],
+                     r["accounts_fen"], total, yuan(total)])
+        fund = per_fund.setdefault(r["fund_or_programme"], [0, 0])
+        fund[0] += total
+        fund[1] += r["households"]
+    note = "; ".join(f"{code}: {yuan(fen)} yuan, {households} households"
+                     for code, (fen, households) in per_fund.items())
+    return Section("sharing", "利益分配", "Benefit sharing", [
+        ("资金/项目", "fund_or_programme"), ("名称", "name"), ("类型", "kind"),
+        ("村集体", "village_party_id"), ("村", "village"), ("分配次数", "runs"),
+        ("农户数", "households"), ("农户金额(分)", "households_fen"),
+        ("村集体金额(分)", "collective_fen"), ("指定账户金额(分)", "accounts_fen"),
+        ("合计(分)", "total_fen"), ("合计(元)", "total_yuan")], rows,
+        note=f"per fund 按资金: {note}" if note else "no benefit-sharing run paid this month")
+
+
 def _carbon(session: Session, first: dt.date, last: dt.date) -> Section:
     rows: list[list[Any]] = []
     for batch in session.scalars(sa.select(CarbonBatch).where(
@@ -161,9 +233,12 @@ def build_report(session: Session, actor: Principal, period: dt.date) -> Report:
         _fund_balances(session, actor, first, last),
         Section("compensation", "生态补偿", "Compensation", _TX_COLUMNS, compensation,
                 note="ledger transactions of a compensation type, paid and received"),
-        Section("distributions", "分配", "Distributions", _TX_COLUMNS, distributions,
-                note="payouts and dividends to villages and households"),
+        _sharing(session, actor, first, sections_last),
+        Section("distributions", "分配交易", "Distribution transactions", _TX_COLUMNS,
+                distributions, note="every ledger transaction of a payout, distribution, "
+                                    "dividend or sharing type"),
         _carbon(session, first, sections_last),
+        _market(session, actor, first, sections_last),
         _reconciliations(session, first),
     ]
     return Report(first, clock.utcnow(), actor.label, sections)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Party
 from ecovalue import audit, clock
+from ecovalue.audit.models import AuditEvent
 from ecovalue.auth import Principal, authorize
 from ecovalue.db import utcnow
 from ecovalue.errors import ValidationFailed
@@ -230,7 +231,105 @@ def create_run(session: Session, actor: Principal, *, account: str, period: dt.d
     session.flush()
     audit.record(session, actor, "reconcile.run.create", "reconcile_run", run.id,
                  after={**audit.snapshot(run), "summary": matching.summary(result)})
+    replaced = [r for r in existing if r.status == "superseded"]
+    if replaced:
+        _carry_over(session, actor, max(replaced, key=lambda r: r.id), run, now)
     return run
+
+
+# --- decisions carried over to a run that replaces an open one -------------------------------
+
+
+def _carry_over(session: Session, actor: Principal, old: ReconcileRun, new: ReconcileRun,
+                now: dt.datetime) -> dict[str, Any]:
+    """Replay the officers' decisions of the replaced run `old` on `new`, where the same lines
+    and ledger transactions still exist: unmatches first, then matches by hand, confirmed
+    proposals, explanations (each the last state of the old run's items, in the order they
+    were decided). A decision that cannot be applied is listed with why. Each change is an
+    audited decision on the new run (reason kept, the old item and its officer named); the
+    whole is one `reconcile.run.carry_over` event on the new run."""
+    decided = list(session.scalars(sa.select(ReconcileItem).where(
+        ReconcileItem.run_id == old.id, ReconcileItem.decided_by.is_not(None),
+        ReconcileItem.decided_by != "rule").order_by(ReconcileItem.decided_at,
+                                                      ReconcileItem.id)))
+    manual = [str(i.id) for i in decided if i.rule == "manual"]
+    replaced: set[int] = set()
+    for start in range(0, len(manual), 500):
+        for event in session.scalars(sa.select(AuditEvent).where(
+                AuditEvent.action == "reconcile.item.match",
+                AuditEvent.entity_type == "reconcile_item",
+                AuditEvent.entity_id.in_(manual[start:start + 500]))):
+            replaced.update(int(i) for i in (event.after or {}).get("replaces", []))
+    unmatches = [i for i in decided if i.status == "withdrawn" and i.category == "matched"
+                 and i.id not in replaced]
+    matches = [i for i in decided if i.status == "confirmed" and i.category == "matched"]
+    explains = [i for i in decided if i.status == "explained"]
+    applied: list[dict[str, Any]] = []
+    not_applicable: list[dict[str, Any]] = []
+    for kind, group in (("unmatch", unmatches),
+                        ("match", [i for i in matches if i.rule == "manual"]),
+                        ("confirm", [i for i in matches if i.rule != "manual"]),
+                        ("explain", explains)):
+        for item in group:
+            entry = {"decision": kind, "item_id": item.id, "category": item.category,
+                     "line_ids": list(item.line_ids),
+                     "transaction_ids": list(item.transaction_ids), "reason": item.reason,
+                     "decided_by": item.decided_by}
+            extra = {"carried_from_item": item.id, "originally_decided_by": item.decided_by}
+            try:
+                outcome = _replay(session, actor, new, kind, item, now, extra)
+            except (errors.AlreadyMatched, errors.InvalidMatch) as problem:
+                not_applicable.append({**entry, "why": str(problem)})
+                continue
+            if isinstance(outcome, str):
+                not_applicable.append({**entry, "why": outcome})
+            else:
+                applied.append({**entry, "new_item_ids": outcome})
+    record = {"from_run": old.id, "applied": applied, "not_applicable": not_applicable}
+    audit.record(session, actor, "reconcile.run.carry_over", "reconcile_run", new.id,
+                 after=record)
+    return record
+
+
+def _same(item: ReconcileItem, line_ids: Iterable[int], tx_ids: Iterable[int]) -> bool:
+    return sorted(item.line_ids) == sorted(line_ids) \
+        and sorted(item.transaction_ids) == sorted(tx_ids)
+
+
+def _replay(session: Session, actor: Principal, run: ReconcileRun, kind: str,
+            old: ReconcileItem, now: dt.datetime, extra: dict[str, Any]) -> list[int] | str:
+    """Apply one decision of a replaced run to `run`: the ids of the items it changed or
+    made, or why it no longer applies."""
+    live = list(session.scalars(sa.select(ReconcileItem).where(
+        ReconcileItem.run_id == run.id, ReconcileItem.status != "withdrawn")))
+    same = [i for i in live if i.category == old.category and _same(i, old.line_ids,
+                                                                     old.transaction_ids)]
+    what = f"lines {sorted(old.line_ids)} with transactions {sorted(old.transaction_ids)}"
+    if kind == "unmatch":
+        if not same:
+            return f"the new run does not match {what}"
+        amounts = _run_movements(session, run)
+        return _withdraw(session, actor, same[:1], now, old.reason, set(), set(), amounts,
+                         extra=extra)
+    if kind == "explain":
+        target = next((i for i in same if i.status in UNRESOLVED), None)
+        if target is None:
+            return (f"the new run has no unresolved {old.category} of {what}" if not same
+                    else f"item {same[0].id} of the new run is {same[0].status} already")
+        _decide(session, actor, target, "explain", now, extra=extra, status="explained",
+                reason=old.reason)
+        return [target.id]
+    # a confirmed proposal or a match by hand: the same group confirmed, else matched again
+    target = next((i for i in same if i.status == "proposed"), None)
+    if target is not None:
+        _decide(session, actor, target, "confirm", now, extra=extra, status="confirmed",
+                reason=old.reason)
+        return [target.id]
+    if any(i.status == "confirmed" for i in same):
+        return f"the new run confirms {what} already"
+    matched = _match(session, actor, run, set(old.line_ids), set(old.transaction_ids),
+                     old.reason or "carried over", now, extra=extra)
+    return [matched.id]
 
 
 def _store_items(session: Session, run_id: int, result: matching.MatchResult) -> None:
@@ -363,14 +462,15 @@ def _item(session: Session, run: ReconcileRun, item_id: int) -> ReconcileItem:
 
 
 def _decide(session: Session, actor: Principal, item: ReconcileItem, action: str,
-            now: dt.datetime, **changes: Any) -> ReconcileItem:
+            now: dt.datetime, *, extra: dict[str, Any] | None = None,
+            **changes: Any) -> ReconcileItem:
     before = audit.snapshot(item)
     for key, value in changes.items():
         setattr(item, key, value)
     item.decided_by, item.decided_at = actor.label, now
     session.flush()
     audit.record(session, actor, f"reconcile.item.{action}", "reconcile_item", item.id,
-                 before=before, after=audit.snapshot(item))
+                 before=before, after={**audit.snapshot(item), **(extra or {})})
     return item
 
 
@@ -409,7 +509,7 @@ def manual_match(session: Session, actor: Principal, run_id: int, *, line_ids: S
     first (matching it twice is refused)."""
     now = now or utcnow()
     authorize(actor, "reconcile.run.decide")
-    reason_text = _reason(reason)
+    reason_text = _reason(reason) or ""
     run = _open_run(session, actor, run_id)
     lines_wanted, txs_wanted = set(line_ids), set(transaction_ids)
     if not lines_wanted or not txs_wanted:
@@ -419,6 +519,12 @@ def manual_match(session: Session, actor: Principal, run_id: int, *, line_ids: S
     if len(lines_wanted) != len(line_ids) or len(txs_wanted) != len(transaction_ids):
         raise errors.InvalidMatch("a line or transaction is named twice", errors=[
             {"location": "json", "field": "line_ids", "message": "named twice"}])
+    return _match(session, actor, run, lines_wanted, txs_wanted, reason_text, now)
+
+
+def _match(session: Session, actor: Principal, run: ReconcileRun, lines_wanted: set[int],
+           txs_wanted: set[int], reason_text: str, now: dt.datetime, *,
+           extra: dict[str, Any] | None = None) -> ReconcileItem:
     live = list(session.scalars(sa.select(ReconcileItem).where(
         ReconcileItem.run_id == run.id, ReconcileItem.status != "withdrawn")))
     holders: list[ReconcileItem] = []
@@ -450,7 +556,7 @@ def manual_match(session: Session, actor: Principal, run_id: int, *, line_ids: S
             "must balance exactly", errors=[{"location": "json", "field": "transaction_ids",
                                              "message": "sums differ"}])
     leftovers = _withdraw(session, actor, holders, now, reason_text,
-                          lines_wanted, txs_wanted, amounts)
+                          lines_wanted, txs_wanted, amounts, extra=extra)
     item = ReconcileItem(run_id=run.id, category="matched", rule="manual", confidence=None,
                          status="confirmed", line_ids=sorted(lines_wanted),
                          transaction_ids=sorted(txs_wanted), difference_fen=0, gap_days=0,
@@ -459,13 +565,13 @@ def manual_match(session: Session, actor: Principal, run_id: int, *, line_ids: S
     session.flush()
     audit.record(session, actor, "reconcile.item.match", "reconcile_item", item.id,
                  after={**audit.snapshot(item), "replaces": [h.id for h in holders],
-                        "leftovers": leftovers})
+                        "leftovers": leftovers, **(extra or {})})
     return item
 
 
 def _withdraw(session: Session, actor: Principal, holders: Iterable[ReconcileItem],
               now: dt.datetime, reason: str | None, lines_taken: set[int], txs_taken: set[int],
-              amounts: dict[int, int]) -> list[int]:
+              amounts: dict[int, int], *, extra: dict[str, Any] | None = None) -> list[int]:
     """Withdraw `holders`; what they held beyond the taken lines and transactions goes back
     as open items on its own side. Returns the new items' ids."""
     line_amounts = dict(session.execute(sa.select(ReconcileLine.id, ReconcileLine.amount_fen)
@@ -474,7 +580,8 @@ def _withdraw(session: Session, actor: Principal, holders: Iterable[ReconcileIte
         if holders else {}
     created = []
     for holder in holders:
-        _decide(session, actor, holder, "withdraw", now, status="withdrawn", reason=reason)
+        _decide(session, actor, holder, "withdraw", now, extra=extra, status="withdrawn",
+                reason=reason)
         if holder.category == "duplicate":
             continue_lines = [i for i in holder.line_ids if i not in lines_taken]
         else:
@@ -579,3 +686,13 @@ def close_period(session: Session, actor: Principal, period: dt.date, *,
                  f"{period:%Y-%m}", after={"accounts": sorted(s.account_code
                                                               for s in statements)})
     return closed
+
+
+def carry_over_of(session: Session, run: ReconcileRun) -> dict[str, Any] | None:
+    """What was carried over to `run` from the open run it replaced (`from_run`, `applied`,
+    `not_applicable` with why), or None when it replaced none."""
+    event = session.scalar(sa.select(AuditEvent).where(
+        AuditEvent.action == "reconcile.run.carry_over",
+        AuditEvent.entity_type == "reconcile_run", AuditEvent.entity_id == str(run.id))
+        .order_by(AuditEvent.seq.desc()).limit(1))
+    return dict(event.after) if event is not None and event.after else None

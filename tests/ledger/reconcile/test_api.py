@@ -74,12 +74,13 @@ def test_the_flow_over_http(client, tokens, database, world, problem):
     assert closed.status_code == 200 and closed.get_json()["status"] == "closed"
     xlsx = client.get("/reconcile/reports/2024-03/xlsx", headers=tokens.auditor)
     assert xlsx.status_code == 200
-    assert len(load_workbook(io.BytesIO(xlsx.data)).sheetnames) == 5
+    assert len(load_workbook(io.BytesIO(xlsx.data)).sheetnames) == 7
     html = client.get("/reconcile/reports/2024-03/html", headers=tokens.auditor)
     assert "资金余额" in html.get_data(as_text=True)
     data = client.get("/reconcile/reports/2024-03", headers=finance).get_json()
-    assert [s["key"] for s in data["sections"]] == ["funds", "compensation", "distributions",
-                                                    "carbon", "reconciliations"]
+    assert [s["key"] for s in data["sections"]] == [
+        "funds", "compensation", "sharing", "distributions", "carbon", "market",
+        "reconciliations"]
 
 
 @MONTH_OVER

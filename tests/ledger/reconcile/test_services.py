@@ -276,8 +276,10 @@ def test_report_sections_xlsx_and_html(database, month, app):
     with database.session(write=False) as s:
         report = reports.build_report(s, SIGNER, PERIOD)
     sections = {sec.key: sec for sec in report.sections}
-    assert set(sections) == {"funds", "compensation", "distributions", "carbon",
-                             "reconciliations"}
+    assert [sec.key for sec in report.sections] == [
+        "funds", "compensation", "sharing", "distributions", "carbon", "market",
+        "reconciliations"]
+    assert sections["sharing"].rows == [] and sections["market"].rows == []
     fund = next(r for r in sections["funds"].rows if r[0] == "FUND")
     assert fund[2:6] == [0, 580_000_00, 120_000_00, 460_000_00]
     assert [r[0] for r in sections["distributions"].rows] == [month["payout"]]
@@ -372,3 +374,76 @@ def test_compensation_section_by_agreement_from_posted_reservations(database, wo
     assert [(r[0], r[5], r[7]) for r in rows] == [(fee, 50_00, None),
                                                   (posted, 300_00, "CHISHUI-2018")]
     assert rows[1][8] == "CHISHUI 2024-03"
+
+
+def test_a_new_run_carries_over_the_decisions_that_still_apply(database, month):
+    """Decisions of an open run are applied again on the run that replaces it, where the same
+    lines and transactions are still there; those that no longer apply are listed with why,
+    and the carry-over is audited."""
+    run_id = _run(database, month)
+    found = _items(database, run_id)
+    payout = next(i for i in _all_items(database, run_id) if i.rule == "reference"
+                  and month["payout"] in i.transaction_ids)
+    with database.unit_of_work() as s:
+        runs.confirm(s, PREPARER, run_id, found[("matched", "counterparty", "proposed")].id,
+                     reason="payee confirmed by phone")
+        runs.explain(s, PREPARER, run_id, found[("only_in_statement", None, "open")].id,
+                     reason="interest, booked next month")
+        runs.unmatch(s, PREPARER, run_id, payout.id, reason="check the village's account")
+        runs.manual_match(s, PREPARER, run_id, line_ids=payout.line_ids,
+                          transaction_ids=[month["payout"]], reason="account checked")
+        interest = pay(s, "BANK", "FUND", 12_34, day(31))  # the interest, booked after all
+    with database.unit_of_work() as s:
+        new = runs.create_run(s, SIGNER, account="FUND", period=PERIOD)
+        carried = runs.carry_over_of(s, new)
+        assert runs.get_run(s, SIGNER, run_id).status == "superseded"
+    assert carried["from_run"] == run_id
+    assert [(d["decision"], d["reason"]) for d in carried["applied"]] == [
+        ("unmatch", "check the village's account"), ("match", "account checked"),
+        ("confirm", "payee confirmed by phone")]
+    [gone] = carried["not_applicable"]
+    assert (gone["decision"], gone["reason"]) == ("explain", "interest, booked next month")
+    assert "no unresolved only_in_statement" in gone["why"]
+    live = _items(database, new.id)
+    manual = live[("matched", "manual", "confirmed")]
+    assert (manual.transaction_ids, manual.reason) == ([month["payout"]], "account checked")
+    plant = live[("matched", "counterparty", "confirmed")]
+    assert (plant.transaction_ids, plant.reason) == ([month["plant"]], "payee confirmed by phone")
+    assert live[("matched", "amount_date", "proposed")].transaction_ids == [interest]
+    with database.session(write=False) as s:
+        summary = runs.summarize(s, runs.get_run(s, SIGNER, new.id))
+        assert summary.unresolved == 1 and summary.balanced
+        events = {e.action: e for e in s.scalars(sa.select(AuditEvent).where(
+            AuditEvent.action.in_(("reconcile.run.carry_over", "reconcile.item.match")))
+            .order_by(AuditEvent.seq))}
+    carry_event = events["reconcile.run.carry_over"]
+    assert carry_event.entity_id == str(new.id)
+    assert carry_event.after["not_applicable"][0]["item_id"] == gone["item_id"]
+    assert events["reconcile.item.match"].after["originally_decided_by"] == PREPARER.label
+
+
+def test_a_first_run_carries_nothing_over(database, month):
+    run_id = _run(database, month)
+    with database.session(write=False) as s:
+        assert runs.carry_over_of(s, runs.get_run(s, PREPARER, run_id)) is None
+
+
+def test_the_console_run_page_lists_the_decisions_that_no_longer_apply(client, database,
+                                                                      month):
+    from ecovalue.auth import system_principal
+    from ecovalue.auth.services import create_token
+    run_id = _run(database, month)
+    interest_item = _items(database, run_id)[("only_in_statement", None, "open")]
+    with database.unit_of_work() as s:
+        runs.explain(s, PREPARER, run_id, interest_item.id, reason="interest, next month")
+        pay(s, "BANK", "FUND", 12_34, day(31))
+        secret = create_token(s, system_principal("test"), name="officer",
+                              role="finance").secret
+    with database.unit_of_work() as s:
+        new_id = runs.create_run(s, SIGNER, account="FUND", period=PERIOD).id
+    client.set_cookie("ecovalue_console", secret, path="/console")
+    page = client.get(f"/console/runs/{new_id}").get_data(as_text=True)
+    assert f"Decisions carried over from run {run_id}" in page
+    assert re.search(r'id="carried-gone">1<', page) and "interest, next month" in page
+    old_page = client.get(f"/console/runs/{run_id}").get_data(as_text=True)
+    assert "carried over" not in old_page

@@ -321,3 +321,31 @@ def test_cancelled_runs_pay_nothing(database, world):
         with pytest.raises(errors.RunNotPrepared):
             runs.approve_run(s, APPROVER, run_id)
         assert core.account_balance(s, system_principal("t"), "FUND").balance == 500_000_00
+
+
+def test_paid_by_village_sums_each_villages_lines(database, world):
+    """The period reports' read: per fund and village, what a paid run sent to households,
+    the collective and named accounts, and how many households it paid, from its lines."""
+    from ledger.sharing.services import totals
+    with database.unit_of_work() as s:
+        _rule(s)
+        run_id = _prepare(s, world, amount=123_456_78).id
+    with database.unit_of_work() as s:
+        paid = runs.approve_run(s, APPROVER, run_id).run
+        day = paid.paid_on
+        lines = list(s.scalars(runs.lines_of(s, ADMIN, run_id)))
+        rows = totals.paid_by_village(s, ADMIN, date_from=day, date_to=day)
+        assert totals.paid_by_village(s, ADMIN, date_from=day + dt.timedelta(days=1),
+                                      date_to=day + dt.timedelta(days=30)) == []
+    assert {r["fund_or_programme"] for r in rows} == {"FUND"}
+    assert sum(r["households_fen"] + r["collective_fen"] + r["accounts_fen"]
+               for r in rows) == 123_456_78
+    for row in rows:
+        mine = [x for x in lines if x.village_party_id == row["village_party_id"]]
+        assert row["runs"] == 1 and row["kind"] == "distribution"
+        assert row["households"] == len({x.party_id for x in mine
+                                          if x.kind == "household" and x.amount_fen > 0})
+        for kind in ("household", "collective", "account"):
+            assert row[f"{kind}s_fen" if kind != "collective" else "collective_fen"] == sum(
+                x.amount_fen for x in mine if x.kind == kind)
+    assert {r["village_party_id"] for r in rows} >= {world.dalang, world.xinhe}
