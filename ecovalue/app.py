@@ -65,6 +65,7 @@ import ledger.reconcile.cli
 import ledger.reconcile.console
 import ledger.reconcile.demo
 import ledger.reconcile.models
+import ledger.reconcile.services.reports
 import ledger.sharing.api
 import ledger.sharing.cli
 import ledger.sharing.demo
@@ -122,6 +123,9 @@ PAGE_BLUEPRINTS = (ledger.reconcile.console.bp,)
 LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.verify,
                         ledger.compensation.services.settlements.verify,
                         ledger.sharing.services.verify)
+#: rows reconcile's period report reads from packages it may not import (never sideways)
+RECONCILE_REPORT_READERS = {
+    "sharing.paid_by_village": ledger.sharing.services.totals.paid_by_village}
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"
@@ -421,6 +425,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "trader_party_id": catalog.demo.trader_party_id,
     }
     app.extensions["ledger.verify_checks"] = list(LEDGER_VERIFY_CHECKS)
+    ledger.reconcile.services.reports.provide_readers(RECONCILE_REPORT_READERS)
     for command in CLI_COMMANDS:
         app.cli.add_command(command)
     app.config["ECOVALUE_VERSION"] = __version__

@@ -14,14 +14,18 @@ The market section (trades, tonnes, value and fees per day, batch and mode) is r
 ledger's `market.settlement` transactions through `ledger.core` (their metadata names the
 mode, batch, value and fee; the tonnes are the carbon postings). The benefit-sharing section
 (per fund or programme and village: runs, households paid, fen to households, collectives and
-named accounts) needs the sharing run lines, which only the sharing package holds: it is read
-through its public service `ledger.sharing.services.totals.paid_by_village`.
+named accounts) needs the sharing run lines, which only the sharing package holds. Reconcile may
+not import it (DESIGN.md: ledger packages import `ledger.core` and `ledger.carbon`, never
+sideways), so the composition root hands its public reader over: `ecovalue.app` calls
+`provide_readers({"sharing.paid_by_village": ledger.sharing.services.totals.paid_by_village})`.
+Without that reader the section is empty and says why.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +37,17 @@ from ledger import core as ledger
 from ledger.carbon.models import CarbonBatch, CarbonEvent, CarbonRetirement
 from ledger.reconcile.models import ReconcileRun
 from ledger.reconcile.statement_file import month_end
-from ledger.sharing.services import totals as sharing_totals
+
+#: a reader of rows another ledger package holds: `reader(session, actor, date_from=, date_to=)`
+Reader = Callable[..., Iterable[Mapping[str, Any]]]
+#: the readers the composition root provided (see the module docstring), by name
+READERS: dict[str, Reader] = {}
+
+
+def provide_readers(readers: Mapping[str, Reader]) -> None:
+    """Register the readers of rows from packages reconcile may not import (by `ecovalue.app`)."""
+    READERS.update(readers)
+
 
 #: compensation settlements (`compensation.settlement`, by agreement) and the thermal-power
 #: pilot's fees into the forest fund (`pilot.fee`, by obligation)
@@ -159,7 +173,8 @@ def _sharing(session: Session, actor: Principal, first: dt.date, last: dt.date) 
     households, the collective and named accounts, and how many households they paid."""
     rows = []
     per_fund: dict[str, list[int]] = {}
-    for r in sharing_totals.paid_by_village(session, actor, date_from=first, date_to=last):
+    reader = READERS.get("sharing.paid_by_village")
+    for r in reader(session, actor, date_from=first, date_to=last) if reader else ():
         total = r["households_fen"] + r["collective_fen"] + r["accounts_fen"]
         village = r["village_name_zh"] if r["village_party_id"] is not None \
             else "指定账户 named accounts"
@@ -178,7 +193,9 @@ def _sharing(session: Session, actor: Principal, first: dt.date, last: dt.date) 
         ("农户数", "households"), ("农户金额(分)", "households_fen"),
         ("村集体金额(分)", "collective_fen"), ("指定账户金额(分)", "accounts_fen"),
         ("合计(分)", "total_fen"), ("合计(元)", "total_yuan")], rows,
-        note=f"per fund 按资金: {note}" if note else "no benefit-sharing run paid this month")
+        note=f"per fund 按资金: {note}" if note
+        else "本月无已支付的分配 no benefit-sharing run paid this month" if reader
+        else "未接入利益分配 benefit sharing is not part of this service")
 
 
 def _carbon(session: Session, first: dt.date, last: dt.date) -> Section:
