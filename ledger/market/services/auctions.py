@@ -134,9 +134,10 @@ def close(session: Session, actor: Principal, auction_id: int, *,
                             np.array([b.price_fen_per_tco2e for b in bids], dtype=np.int64),
                             np.array([b.quantity_t for b in bids], dtype=np.int64),
                             np.array([b.id for b in bids], dtype=np.int64))
-    batch = common.get_batch(session, auction.asset_code)
-    escrow = common.escrow_credits(session, actor, batch)
-    escrow_cash = common.escrow_cash(session, actor)
+    ctx = common.context(session)  # the rules and operator, read once for every winner
+    batch = credits.BatchFacts(auction.batch_id, auction.asset_code)
+    escrow = common.escrow_credits(session, actor, batch, ctx)
+    escrow_cash = common.escrow_cash(session, actor, ctx)
     refunds: dict[int, int] = defaultdict(int)
     # settle in the ranking order (highest price first), so the best bids get the lowest serials
     for index in np.lexsort((np.array([b.id for b in bids]),
@@ -148,7 +149,7 @@ def close(session: Session, actor: Principal, auction_id: int, *,
                 buyer_party_id=bid.bidder_party_id, quantity_t=filled,
                 price_fen_per_tco2e=bid.price_fen_per_tco2e, credits_from=escrow,
                 money_from=escrow_cash, seller_cash=auction.cash_account_id,
-                auction_id=auction.id, bid_id=bid.id), now=now)
+                auction_id=auction.id, bid_id=bid.id), now=now, ctx=ctx)
         bid.filled_t = filled
         bid.status = "won" if filled == bid.quantity_t else "partly_won" if filled else "lost"
         unspent = bid.escrow_fen - filled * bid.price_fen_per_tco2e

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Party
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
+from ledger.carbon.services import credits
 from ledger.market import errors
 from ledger.market.models import SIDES, MarketBlockTrade
 from ledger.market.services import common, listings, settlement
@@ -96,8 +97,10 @@ def confirm(session: Session, actor: Principal, block_id: int, *,
     if block.expires_at <= now:
         raise errors.BlockTradeClosed(f"block trade {block.id} expired at "
                                       f"{block.expires_at.isoformat()}")
-    common.check_band(session, block.asset_code, block.price_fen_per_tco2e, today, block=True)
-    batch = common.get_batch(session, block.asset_code)
+    ctx = common.context(session, block.asset_code, today)
+    common.check_band(session, block.asset_code, block.price_fen_per_tco2e, today, block=True,
+                      ctx=ctx)
+    batch = credits.BatchFacts(block.batch_id, block.asset_code)
     own = common.holding(session, actor, batch, block.seller_party_id)
     common.check_sellable(session, actor, own, block.quantity_t, today)
     before = audit.snapshot(block)
@@ -107,7 +110,7 @@ def confirm(session: Session, actor: Principal, block_id: int, *,
         price_fen_per_tco2e=block.price_fen_per_tco2e, credits_from=own,
         money_from=common.cash_account(session, actor, block.buyer_party_id),
         seller_cash=common.cash_account(session, actor, block.seller_party_id),
-        block_trade_id=block.id), now=now)
+        block_trade_id=block.id), now=now, ctx=ctx)
     block.status, block.closed_at, block.trade_id = "confirmed", now, trade.id
     session.flush()
     audit.record(session, actor, "market.block.confirm", "market_block_trade", block.id,

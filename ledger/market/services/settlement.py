@@ -42,7 +42,7 @@ class Deal:
     """What is being settled."""
 
     mode: str
-    batch: CarbonBatch
+    batch: CarbonBatch | credits.BatchFacts  #: its id and asset code are what settling needs
     seller_party_id: int
     buyer_party_id: int
     quantity_t: int
@@ -57,11 +57,15 @@ class Deal:
     retirement: Retirement | None = None
 
 
-def settle(session: Session, actor: Principal, deal: Deal, *,
-           now: dt.datetime | None = None) -> MarketTrade:
-    """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules)."""
+def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime | None = None,
+           ctx: common.Context | None = None,
+           events: list[common.Event] | None = None) -> MarketTrade:
+    """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules).
+    `ctx` is the operation's `common.context` (read here when not given); `events` are the
+    caller's own feed events, appended after the trade's in the same statement."""
     now, today = common.now_and_today(now)
-    market = common.rules(session)
+    ctx = ctx or common.context(session)
+    market = ctx.rules
     value = deal.quantity_t * deal.price_fen_per_tco2e
     fee = pricing.fee_fen(value, market.fee_bp, market.fee_min_fen)
     buyer_holding = common.holding(session, actor, deal.batch, deal.buyer_party_id)
@@ -71,7 +75,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
     money = [ledger.PostingSpec(deal.money_from, common.CNY, "debit", value),
              ledger.PostingSpec(deal.seller_cash, common.CNY, "credit", value - fee)]
     if fee:
-        money.append(ledger.PostingSpec(common.fee_account(session, actor), common.CNY,
+        money.append(ledger.PostingSpec(common.fee_account(session, actor, ctx), common.CNY,
                                         "credit", fee))
     view = ledger.post(session, actor, ledger.TransactionSpec(
         type="market.settlement",
@@ -91,7 +95,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
         price_fen_per_tco2e=deal.price_fen_per_tco2e, value_fen=value, fee_fen=fee,
         trade_date=today, executed_at=now, ledger_transaction_id=view.id,
         carbon_event_id=moved.event_id, blocks=moved.blocks, actor=actor.label)
-    events: list[tuple[str, str | None, list[int], dict]] = []
+    feed: list[common.Event] = []
     if deal.retirement is not None:
         r = deal.retirement
         retired = credits.retire(session, actor, account=buyer_holding.id,
@@ -103,17 +107,17 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
     session.add(trade)
     session.flush()
     parties = [deal.seller_party_id, deal.buyer_party_id]
-    events.append(("trade", asset, parties, trade_data(trade)))
-    events.append(("settlement", asset, parties, {
+    feed.append(("trade", asset, parties, trade_data(trade)))
+    feed.append(("settlement", asset, parties, {
         "trade_id": trade.id, "ledger_transaction_id": view.id, "value_fen": value,
         "fee_fen": fee, "seller_receives_fen": value - fee, "quantity_t": deal.quantity_t,
         "serial_blocks": moved.blocks}))
     if trade.certificate_number:
-        events.append(("retirement", asset, [deal.buyer_party_id], {
+        feed.append(("retirement", asset, [deal.buyer_party_id], {
             "trade_id": trade.id, "certificate_number": trade.certificate_number,
             "quantity_t": deal.quantity_t,
             "certificate_url": f"/carbon/public/certificates/{trade.certificate_number}"}))
-    common.emit(session, events, now)
+    common.emit(session, [*feed, *(events or [])], now)
     return trade
 
 
