@@ -139,6 +139,35 @@ def withdraw(session: Session, actor: Principal, block_id: int, *,
     return block
 
 
+def expire(session: Session, actor: Principal, *, now: dt.datetime | None = None,
+           limit: int = 1000) -> list[int]:
+    """Close the proposals whose confirmation window has passed (oldest first, at most
+    `limit`): status `expired`, audited, a `block.expired` event in the feed for both
+    parties. Nothing was escrowed for a proposal, so nothing moves. Run with the listings'
+    expiry by `ecovalue market expire` (cron) or POST /market/expire; a confirmation after
+    the window is refused (409 block-trade-closed) whether or not the sweep has run."""
+    authorize(actor, "market.listing.expire")
+    now, _ = common.now_and_today(now)
+    ids = list(session.scalars(sa.select(MarketBlockTrade.id).where(
+        MarketBlockTrade.status == "proposed", MarketBlockTrade.expires_at <= now).order_by(
+        MarketBlockTrade.expires_at, MarketBlockTrade.id).limit(limit)))
+    done = []
+    for block_id in ids:
+        block = get_block(session, block_id, lock=True)
+        if block.status != "proposed" or block.expires_at > now:
+            continue  # confirmed or withdrawn meanwhile
+        before = audit.snapshot(block)
+        block.status, block.closed_at = "expired", now
+        session.flush()
+        audit.record(session, actor, "market.block.expire", "market_block_trade", block.id,
+                     before=before, after=audit.snapshot(block))
+        common.emit(session, [("block.expired", block.asset_code,
+                               [block.seller_party_id, block.buyer_party_id],
+                               block_data(block))], now)
+        done.append(block.id)
+    return done
+
+
 def block_data(block: MarketBlockTrade) -> dict:
     return {"block_trade_id": block.id, "batch": block.asset_code,
             "quantity_t": block.quantity_t, "price_fen_per_tco2e": block.price_fen_per_tco2e,

@@ -18,8 +18,9 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from ecovalue.auth import Principal
+from ecovalue.errors import ValidationFailed
 from ledger import core as ledger
-from ledger.carbon.models import CarbonBatch
+from ledger.carbon.models import RETIREMENT_PURPOSES, CarbonBatch
 from ledger.carbon.services import credits
 from ledger.market import pricing
 from ledger.market.models import MarketTrade
@@ -35,6 +36,33 @@ class Retirement:
     compliance_year: int | None = None
     jurisdiction: str | None = None
     reason: str | None = None
+
+
+def checked_retirement(retirement: Retirement | None) -> Retirement | None:
+    """Refuse a retirement the registry would refuse later (422 now, not at settlement: an
+    auction's close must not fail on one bid's retirement): its beneficiary (1-200
+    characters), purpose and compliance year, as `credits.retire` checks them."""
+    if retirement is None:
+        return None
+    problems = []
+    name = retirement.beneficiary_name
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+        problems.append({"field": "retire.beneficiary_name", "message": "1-200 characters"})
+    if retirement.purpose not in RETIREMENT_PURPOSES:
+        problems.append({"field": "retire.purpose",
+                         "message": f"one of {', '.join(RETIREMENT_PURPOSES)}"})
+    year = retirement.compliance_year
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)
+                             or not 2000 <= year <= 2100):
+        problems.append({"field": "retire.compliance_year", "message": "a year 2000-2100"})
+    for field, limit in (("jurisdiction", 100), ("reason", 500)):
+        value = getattr(retirement, field)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            problems.append({"field": f"retire.{field}", "message": f"at most {limit} characters"})
+    if problems:
+        raise ValidationFailed("invalid retirement", errors=[
+            {"location": "json", **p} for p in problems])
+    return retirement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +83,9 @@ class Deal:
     auction_id: int | None = None
     bid_id: int | None = None
     retirement: Retirement | None = None
+    #: who retires on the buyer's behalf when not the settling actor: an auction's winner
+    #: asked for the retirement with its bid (authorized then), the close is someone else's
+    retire_as: Principal | None = None
 
 
 def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime | None = None,
@@ -98,7 +129,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
     feed: list[common.Event] = []
     if deal.retirement is not None:
         r = deal.retirement
-        retired = credits.retire(session, actor, account=buyer_holding.id,
+        retired = credits.retire(session, deal.retire_as or actor, account=buyer_holding.id,
                                  quantity_t=deal.quantity_t, beneficiary_name=r.beneficiary_name,
                                  purpose=r.purpose, compliance_year=r.compliance_year,
                                  jurisdiction=r.jurisdiction, reason=r.reason, now=now)
