@@ -8,8 +8,7 @@ the listing (locked), the context (rules, operator, override, previous close: on
 statement), the escrow and buyer accounts of the registry, the buyer's cash and the fee
 account of the ledger, the escrow's serial blocks, the ledger's post (5), the registry's
 blocks and event (4), the trade, the feed's events (one statement) and the listing's
-update. PostgreSQL, same code: 18-19 and 21-22 round trips (one more when a statement is
-prepared during the measured take). Lowering the numbers is welcome;
+update. PostgreSQL, same code: 18 and 21 round trips. Lowering the numbers is welcome;
 raising them fails here instead of silently."""
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from tests.ledger.test_statement_budget import WARM_UP, talks
 
 #: side of the listing taken -> (SQLite statements, PostgreSQL round trips), not counting
 #: the COMMIT (PostgreSQL counts the BEGIN, which psycopg sends with the first statement)
-BUDGET = {"sell": (19, 19), "buy": (22, 22)}
+BUDGET = {"sell": (19, 18), "buy": (22, 21)}
 
 
 def _listing(database, market, side: str) -> int:
@@ -47,7 +46,9 @@ def test_a_take_keeps_its_statement_budget(database, market, side):
     takers = market.buyers if side == "sell" else [market.seller]
     for n in range(WARM_UP):
         _take(database, listing, takers[n % len(takers)])
-    used = _take(database, listing, takers[0])
+    # the steady state: psycopg prepares a statement on its 5th execution on a connection,
+    # one round trip more that once, on whichever pooled connection the unit of work gets
+    used = min(_take(database, listing, takers[0]) for _ in range(5))
     sqlite_budget, postgres_budget = BUDGET[side]
     budget = postgres_budget if database.dialect == "postgresql" else sqlite_budget
     assert used <= budget, f"a take of a {side} listing: {used} statements > budget {budget}"
