@@ -30,4 +30,6 @@ scripts/with-postgres.sh bash -c '
   .venv/bin/python bench/bench_registry.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
   echo; echo "== benefit-sharing distribution, PostgreSQL =="
   .venv/bin/python bench/bench_distribution.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
+  echo; echo "== offset market, PostgreSQL =="
+  .venv/bin/python bench/bench_market.py --database-url "$ECOVALUE_TEST_DATABASE_URL"
 '

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from functools import cache
 from typing import Any
 
@@ -23,6 +24,18 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "Wen
 PURPOSES = {"thermal_power_pilot": ("火电企业森林生态补偿试点", "thermal-power pilot"),
             "compliance": ("履约", "compliance"), "voluntary": ("自愿注销", "voluntary"),
             "other": ("其他", "other")}
+
+
+#: an obligation's reference as a retirement's reason names it: the thermal-power pilot's
+#: `PO-<year>-<plant party id>` (ledger/pilot/services/obligations.py `obligation_code`,
+#: which settles with the reason "pilot obligation PO-2025-15")
+OBLIGATION = re.compile(r"\bPO-\d{4}-\d+\b")
+
+
+def obligation_of(view: dict[str, Any]) -> str | None:
+    """The obligation a retirement settles, when its reason names one."""
+    found = OBLIGATION.search(view.get("reason") or "")
+    return found.group(0) if found else None
 
 
 @cache
@@ -42,6 +55,8 @@ def cjk_font() -> str | None:
 def _lines(view: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(label zh, label en, value) of everything a certificate states."""
     purpose_zh, purpose_en = PURPOSES.get(view["purpose"], (view["purpose"], view["purpose"]))
+    obligation = obligation_of(view)
+    settles = [("履约义务", "Obligation settled", obligation)] if obligation else []
     return [
         ("证书编号", "Certificate number", view["certificate_number"]),
         ("注销数量", "Quantity retired", f"{view['quantity_t']:,} tCO2e"),
@@ -49,6 +64,8 @@ def _lines(view: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("用途", "Purpose", f"{purpose_zh} / {purpose_en}"),
         ("履约年度", "Compliance year", str(view.get("compliance_year") or "-")),
         ("适用地区", "Jurisdiction", view.get("jurisdiction") or "-"),
+        *settles,
+        ("注销说明", "Reason", view.get("reason") or "-"),
         ("项目", "Project", f"{view['project_code']} {view['project_name_zh']}"
                            + (f" ({view['project_name_en']})" if view.get("project_name_en")
                               else "")),

@@ -145,10 +145,12 @@ def cancel_listing(listing_id: int) -> Any:
 @blp.response(200, schemas.MarketExpiredSchema)
 @errors()
 def expire() -> Any:
-    """End the listings whose time is up and close the auctions due (admin, finance): escrow
-    goes back, winners settle. `ecovalue market expire` does the same from cron."""
-    expired, closed = auctions.sweep(current_session(), current_actor())
-    return {"expired_listing_ids": expired, "closed_auction_ids": closed}
+    """End the listings and block-trade proposals whose time is up and close the auctions
+    due (admin, finance): escrow goes back, winners settle, each change an event in the
+    feed. `ecovalue market expire` does the same from cron."""
+    swept = auctions.sweep(current_session(), current_actor())
+    return {"expired_listing_ids": swept.listings, "expired_block_trade_ids": swept.blocks,
+            "closed_auction_ids": swept.auctions}
 
 
 # --- block trades ---------------------------------------------------------------------------
@@ -234,8 +236,9 @@ def get_auction(auction_id: int) -> Any:
 def place_bid(body: dict, auction_id: int) -> Any:
     """A sealed bid (its money is escrowed until the close)."""
     actor = current_actor()
-    return auctions.bid_view(auctions.place_bid(current_session(), actor, auction_id, **body),
-                             actor)
+    retirement = _retirement(body.pop("retire", None))
+    return auctions.bid_view(auctions.place_bid(current_session(), actor, auction_id,
+                                                retirement=retirement, **body), actor)
 
 
 @blp.route("/auctions/<int:auction_id>/close", methods=["POST"])

@@ -1,6 +1,6 @@
 """`ecovalue market ...`: the market from the server's console (wraps the services).
 
-    ecovalue market expire     # end expired listings, close auctions due (cron: every minute)
+    ecovalue market expire     # end expired listings and block proposals, close auctions (cron)
     ecovalue market rules      # the rules in force
     ecovalue market book BATCH # the order book of a batch
 """
@@ -24,10 +24,12 @@ def cli() -> None:
 @cli.command("expire")
 @with_appcontext
 def expire() -> None:
-    """End the listings whose time is up (their escrow goes back) and close the auctions due."""
+    """End the listings (their escrow goes back) and block-trade proposals whose time is up,
+    and close the auctions due."""
     with unit_of_work() as session:
-        expired, closed = auctions.sweep(session, operator())
-    click.echo(f"{len(expired)} listings expired, {len(closed)} auctions closed")
+        swept = auctions.sweep(session, operator())
+    click.echo(f"{len(swept.listings)} listings expired, {len(swept.blocks)} block-trade "
+               f"proposals expired, {len(swept.auctions)} auctions closed")
 
 
 @cli.command("rules")

@@ -197,6 +197,8 @@ class MarketTradeQuery(PageQuerySchema):
 
 class MarketExpiredSchema(ma.Schema):
     expired_listing_ids = fields.List(Integer())
+    expired_block_trade_ids = fields.List(Integer(), metadata={
+        "description": "block-trade proposals whose confirmation window had passed"})
     closed_auction_ids = fields.List(Integer())
 
 
@@ -251,6 +253,9 @@ class MarketBidIn(StrictSchema):
     quantity_t = tonnes(required=True)
     price_fen_per_tco2e = price(required=True)
     party_id = Integer(load_default=None, **_ID, **_PARTY)
+    retire = fields.Nested(MarketRetireIn, load_default=None, allow_none=True, metadata={
+        "description": "retire what the bid wins at the close, through the registry (a "
+                       "certificate per winning bid, on the bidder's behalf)"})
 
 
 class MarketBidSchema(ma.Schema):
@@ -262,6 +267,9 @@ class MarketBidSchema(ma.Schema):
     escrow_fen = fen("money escrowed (quantity_t x price)")
     status = fields.String(validate=validate.OneOf(BID_STATUSES))
     filled_t = tonnes("tonnes won, tCO2e", validate=validate.Range(min=0))
+    retire = fields.Dict(allow_none=True, metadata={
+        "description": "the retirement asked for with the bid (its bidder and readers who see "
+                       "parties only)"})
     placed_at = fields.AwareDateTime()
 
 

@@ -217,6 +217,11 @@ class EmissionReportSchema(ma.Schema):
     review_note = fields.String(allow_none=True)
     obligation_id = Integer(allow_none=True, metadata={
         "description": "the obligation fixed by its verification (when the year has a rule)"})
+    report_deadline = fields.Date(allow_none=True, metadata={
+        "description": "the year's report deadline (its rule's; null while it has none)"})
+    filed_late = fields.Boolean(allow_none=True, metadata={
+        "description": "filed after the report deadline (local date, Asia/Shanghai); null "
+                       "while the year has no rule"})
 
 
 class EmissionReportQuery(PageQuerySchema):
@@ -342,6 +347,8 @@ class CompliancePlantSchema(ma.Schema):
                        "open, partially_settled, settled, overdue"})
     report_id = Integer(allow_none=True)
     report_status = fields.String(allow_none=True)
+    report_filed_late = fields.Boolean(allow_none=True, metadata={
+        "description": "its report was filed after the year's report deadline"})
     emissions_tco2 = Integer(allow_none=True, metadata={"description": "verified, tCO2"})
     obligation_id = Integer(allow_none=True)
     obligation_code = fields.String(allow_none=True)

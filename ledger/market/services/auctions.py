@@ -6,6 +6,7 @@ delivery-versus-payment transaction, unspent bid money and unsold tonnes go back
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 
@@ -14,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ecovalue import audit
-from ecovalue.auth import Principal, authorize
+from ecovalue.auth import Principal, authorize, system_principal
 from ledger import core as ledger
 from ledger.carbon.services import credits
 from ledger.market import errors, matching
 from ledger.market.models import MarketAuction, MarketBid, MarketTrade
-from ledger.market.services import common, listings, settlement
+from ledger.market.services import blocks, common, listings, settlement
 
 
 def get_auction(session: Session, auction_id: int, *, lock: bool = False) -> MarketAuction:
@@ -77,10 +78,16 @@ def create_auction(session: Session, actor: Principal, *, batch: str, quantity_t
 
 def place_bid(session: Session, actor: Principal, auction_id: int, *, quantity_t: int,
               price_fen_per_tco2e: int, party_id: int | None = None,
+              retirement: settlement.Retirement | None = None,
               now: dt.datetime | None = None) -> MarketBid:
-    """A sealed bid; its money (quantity x price) is escrowed until the close."""
+    """A sealed bid; its money (quantity x price) is escrowed until the close. With
+    `retirement`, what the bid wins is retired at the close on the bidder's behalf (a
+    certificate per winning bid), as a take's retire-on-purchase: the bidder's right to
+    retire its own credits is checked now, when it asks."""
     now, _ = common.now_and_today(now)
     party = common.acting_party(actor, "market.auction.bid", party_id)
+    if settlement.checked_retirement(retirement) is not None:
+        authorize(actor, "carbon.retirement.create", party=party)
     auction = get_auction(session, auction_id, lock=True)
     if auction.status != "open" or auction.closes_at <= now:
         raise errors.AuctionClosed(f"auction {auction.id} closed at "
@@ -106,7 +113,8 @@ def place_bid(session: Session, actor: Principal, auction_id: int, *, quantity_t
                                      escrow_fen)]), action=common.SETTLE, now=now)
     bid = MarketBid(auction_id=auction.id, bidder_party_id=party, cash_account_id=cash,
                     quantity_t=quantity, price_fen_per_tco2e=price, escrow_fen=escrow_fen,
-                    status="sealed", filled_t=0, placed_at=now, placed_by=actor.label)
+                    status="sealed", filled_t=0, placed_at=now, placed_by=actor.label,
+                    retirement=dataclasses.asdict(retirement) if retirement else None)
     session.add(bid)
     session.flush()
     audit.record(session, actor, "market.auction.bid", "market_bid", bid.id,
@@ -114,6 +122,12 @@ def place_bid(session: Session, actor: Principal, auction_id: int, *, quantity_t
     common.emit(session, [("auction.bid", auction.asset_code, [party],
                            {"auction_id": auction.id, "bid_id": bid.id})], now)
     return bid
+
+
+def _clearing(bid: MarketBid) -> Principal:
+    """Who retires a winning bid's tonnes at the close: the market's clearing (as admin),
+    named after the bid and who placed it, which the retirement's record keeps."""
+    return system_principal(f"market clearing of bid {bid.id} placed by {bid.placed_by}"[:230])
 
 
 def close(session: Session, actor: Principal, auction_id: int, *,
@@ -134,9 +148,10 @@ def close(session: Session, actor: Principal, auction_id: int, *,
                             np.array([b.price_fen_per_tco2e for b in bids], dtype=np.int64),
                             np.array([b.quantity_t for b in bids], dtype=np.int64),
                             np.array([b.id for b in bids], dtype=np.int64))
-    batch = common.get_batch(session, auction.asset_code)
-    escrow = common.escrow_credits(session, actor, batch)
-    escrow_cash = common.escrow_cash(session, actor)
+    ctx = common.context(session)  # the rules and operator, read once for every winner
+    batch = credits.BatchFacts(auction.batch_id, auction.asset_code)
+    escrow = common.escrow_credits(session, actor, batch, ctx)
+    escrow_cash = common.escrow_cash(session, actor, ctx)
     refunds: dict[int, int] = defaultdict(int)
     # settle in the ranking order (highest price first), so the best bids get the lowest serials
     for index in np.lexsort((np.array([b.id for b in bids]),
@@ -148,7 +163,9 @@ def close(session: Session, actor: Principal, auction_id: int, *,
                 buyer_party_id=bid.bidder_party_id, quantity_t=filled,
                 price_fen_per_tco2e=bid.price_fen_per_tco2e, credits_from=escrow,
                 money_from=escrow_cash, seller_cash=auction.cash_account_id,
-                auction_id=auction.id, bid_id=bid.id), now=now)
+                auction_id=auction.id, bid_id=bid.id,
+                retirement=settlement.Retirement(**bid.retirement) if bid.retirement else None,
+                retire_as=_clearing(bid)), now=now, ctx=ctx)
         bid.filled_t = filled
         bid.status = "won" if filled == bid.quantity_t else "partly_won" if filled else "lost"
         unspent = bid.escrow_fen - filled * bid.price_fen_per_tco2e
@@ -222,9 +239,10 @@ def auction_view(session: Session, actor: Principal, auction_id: int) -> dict:
 
 
 def bid_view(bid: MarketBid, actor: Principal | None) -> dict:
+    sees = listings.sees_party(actor, "market.party.read", [bid.bidder_party_id])
     return {"id": bid.id, "auction_id": bid.auction_id,
-            "bidder_party_id": bid.bidder_party_id if listings.sees_party(
-                actor, "market.party.read", [bid.bidder_party_id]) else None,
+            "bidder_party_id": bid.bidder_party_id if sees else None,
+            "retire": bid.retirement if sees else None,
             "quantity_t": bid.quantity_t, "price_fen_per_tco2e": bid.price_fen_per_tco2e,
             "escrow_fen": bid.escrow_fen, "status": bid.status, "filled_t": bid.filled_t,
             "placed_at": bid.placed_at}
@@ -235,10 +253,22 @@ def trades_of(session: Session, auction_id: int) -> list[MarketTrade]:
         MarketTrade.auction_id == auction_id).order_by(MarketTrade.id)))
 
 
-def sweep(session: Session, actor: Principal, *,
-          now: dt.datetime | None = None) -> tuple[list[int], list[int]]:
-    """Expire the listings whose time is up and close the auctions due (admin, finance)."""
+@dataclasses.dataclass(frozen=True)
+class Swept:
+    """What one sweep ended: listings expired, block-trade proposals expired, auctions
+    closed (ids)."""
+
+    listings: list[int]
+    blocks: list[int]
+    auctions: list[int]
+
+
+def sweep(session: Session, actor: Principal, *, now: dt.datetime | None = None) -> Swept:
+    """Expire the listings and block-trade proposals whose time is up and close the
+    auctions due (admin, finance)."""
     now, _ = common.now_and_today(now)
     expired = listings.expire(session, actor, now=now)
+    proposals = blocks.expire(session, actor, now=now)
     authorize(actor, "market.listing.expire")
-    return expired, [close(session, actor, a, now=now).id for a in due(session, now)]
+    return Swept(expired, proposals, [close(session, actor, a, now=now).id
+                                      for a in due(session, now)])

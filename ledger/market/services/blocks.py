@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Party
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, can
+from ledger.carbon.services import credits
 from ledger.market import errors
 from ledger.market.models import SIDES, MarketBlockTrade
 from ledger.market.services import common, listings, settlement
@@ -96,8 +97,10 @@ def confirm(session: Session, actor: Principal, block_id: int, *,
     if block.expires_at <= now:
         raise errors.BlockTradeClosed(f"block trade {block.id} expired at "
                                       f"{block.expires_at.isoformat()}")
-    common.check_band(session, block.asset_code, block.price_fen_per_tco2e, today, block=True)
-    batch = common.get_batch(session, block.asset_code)
+    ctx = common.context(session, block.asset_code, today)
+    common.check_band(session, block.asset_code, block.price_fen_per_tco2e, today, block=True,
+                      ctx=ctx)
+    batch = credits.BatchFacts(block.batch_id, block.asset_code)
     own = common.holding(session, actor, batch, block.seller_party_id)
     common.check_sellable(session, actor, own, block.quantity_t, today)
     before = audit.snapshot(block)
@@ -107,7 +110,7 @@ def confirm(session: Session, actor: Principal, block_id: int, *,
         price_fen_per_tco2e=block.price_fen_per_tco2e, credits_from=own,
         money_from=common.cash_account(session, actor, block.buyer_party_id),
         seller_cash=common.cash_account(session, actor, block.seller_party_id),
-        block_trade_id=block.id), now=now)
+        block_trade_id=block.id), now=now, ctx=ctx)
     block.status, block.closed_at, block.trade_id = "confirmed", now, trade.id
     session.flush()
     audit.record(session, actor, "market.block.confirm", "market_block_trade", block.id,
@@ -134,6 +137,35 @@ def withdraw(session: Session, actor: Principal, block_id: int, *,
                            [block.seller_party_id, block.buyer_party_id], block_data(block))],
                 now)
     return block
+
+
+def expire(session: Session, actor: Principal, *, now: dt.datetime | None = None,
+           limit: int = 1000) -> list[int]:
+    """Close the proposals whose confirmation window has passed (oldest first, at most
+    `limit`): status `expired`, audited, a `block.expired` event in the feed for both
+    parties. Nothing was escrowed for a proposal, so nothing moves. Run with the listings'
+    expiry by `ecovalue market expire` (cron) or POST /market/expire; a confirmation after
+    the window is refused (409 block-trade-closed) whether or not the sweep has run."""
+    authorize(actor, "market.listing.expire")
+    now, _ = common.now_and_today(now)
+    ids = list(session.scalars(sa.select(MarketBlockTrade.id).where(
+        MarketBlockTrade.status == "proposed", MarketBlockTrade.expires_at <= now).order_by(
+        MarketBlockTrade.expires_at, MarketBlockTrade.id).limit(limit)))
+    done = []
+    for block_id in ids:
+        block = get_block(session, block_id, lock=True)
+        if block.status != "proposed" or block.expires_at > now:
+            continue  # confirmed or withdrawn meanwhile
+        before = audit.snapshot(block)
+        block.status, block.closed_at = "expired", now
+        session.flush()
+        audit.record(session, actor, "market.block.expire", "market_block_trade", block.id,
+                     before=before, after=audit.snapshot(block))
+        common.emit(session, [("block.expired", block.asset_code,
+                               [block.seller_party_id, block.buyer_party_id],
+                               block_data(block))], now)
+        done.append(block.id)
+    return done
 
 
 def block_data(block: MarketBlockTrade) -> dict:

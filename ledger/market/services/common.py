@@ -1,5 +1,10 @@
 """What every market operation needs: the rules, the operator's accounts, the batch, the
-reference price of the band, the T+1 check, and the event feed's append."""
+reference price of the band, the T+1 check, and the event feed's append.
+
+A settlement reads the rules, the operator, the batch's overrides and its previous close
+once, in one statement (`context`), and passes that `Context` on: the band check, the
+operator's escrow and fee accounts and the fee all come from it (a take used to read the
+rules four times and the registry's operator twice)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from ecovalue.clock import local_date, utcnow
 from ecovalue.errors import Forbidden, ValidationFailed
 from ledger import core as ledger
 from ledger.carbon import errors as carbon_errors
-from ledger.carbon.models import CarbonBatch
+from ledger.carbon.models import CarbonBatch, CarbonRegistry
 from ledger.carbon.services import credits
 from ledger.carbon.services.common import operator_party
 from ledger.market import errors, pricing
@@ -74,11 +79,85 @@ class Rules:
 
 def rules(session: Session) -> Rules:
     """The market's rules (the defaults until an admin sets them)."""
-    row = session.get(MarketSettings, 1)
-    if row is None:
-        return Rules(**DEFAULT_RULES, operator_party_id=None)
-    return Rules(row.price_band_bp, row.block_band_bp, row.block_min_t, row.fee_bp,
-                 row.fee_min_fen, row.operator_party_id)
+    return context(session).rules
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What one market operation reads once: the rules, the registry's operator, the
+    batch's overrides (reference price, bands) and its previous trading day's close."""
+
+    rules: Rules
+    registry_operator_party_id: int | None
+    asset_code: str | None = None
+    reference_price_fen_per_tco2e: int | None = None
+    price_band_bp: int | None = None
+    block_band_bp: int | None = None
+    previous_close_fen_per_tco2e: int | None = None
+
+
+_SETTINGS = MarketSettings.__table__
+_BATCH_RULES = MarketBatchRule.__table__
+_TRADES = MarketTrade.__table__
+_REGISTRY = CarbonRegistry.__table__
+
+
+def _setting(column: sa.Column) -> Any:
+    return sa.select(column).where(_SETTINGS.c.id == 1).scalar_subquery()
+
+
+def _batch_rule(column: sa.Column) -> Any:
+    return sa.select(column).where(
+        _BATCH_RULES.c.asset_code == sa.bindparam("asset", type_=sa.String)).scalar_subquery()
+
+
+_PREVIOUS_DAY = sa.select(sa.func.max(_TRADES.c.trade_date)).where(
+    _TRADES.c.asset_code == sa.bindparam("asset", type_=sa.String),
+    _TRADES.c.trade_date < sa.bindparam("today", type_=sa.Date)).scalar_subquery()
+
+
+def _previous_day_sum(column: sa.Column) -> Any:
+    return sa.select(sa.func.sum(column)).where(
+        _TRADES.c.asset_code == sa.bindparam("asset", type_=sa.String),
+        _TRADES.c.trade_date == _PREVIOUS_DAY).scalar_subquery()
+
+
+_RULE_FIELDS = ("price_band_bp", "block_band_bp", "block_min_t", "fee_bp", "fee_min_fen",
+                "operator_party_id")
+#: one statement: the settings row (or NULLs), the registry's operator, the batch's rule (or
+#: NULLs) and the previous trading day's value and volume of the batch
+_CONTEXT = sa.select(
+    *(_setting(_SETTINGS.c[name]) for name in _RULE_FIELDS),
+    sa.select(_REGISTRY.c.operator_party_id).where(_REGISTRY.c.id == 1).scalar_subquery(),
+    _batch_rule(_BATCH_RULES.c.reference_price_fen_per_tco2e),
+    _batch_rule(_BATCH_RULES.c.price_band_bp), _batch_rule(_BATCH_RULES.c.block_band_bp),
+    _previous_day_sum(_TRADES.c.value_fen), _previous_day_sum(_TRADES.c.quantity_t))
+
+
+def close_of(value_fen: int | None, volume_t: int | None) -> int | None:
+    """The volume-weighted price of a day (rounded half up), None without volume."""
+    if not volume_t:
+        return None
+    value, volume = int(value_fen or 0), int(volume_t)
+    return (2 * value + volume) // (2 * volume)
+
+
+def context(session: Session, asset_code: str | None = None,
+            today: dt.date | None = None) -> Context:
+    """The rules, the operator and (with `asset_code` and `today`) the batch's overrides
+    and previous close, in one statement."""
+    row = session.execute(_CONTEXT, {
+        "asset": asset_code or "", "today": today or dt.date.min}).one()
+    settings, registry_operator = row[:6], row[6]
+    if settings[0] is None:  # no settings row: the defaults
+        market = Rules(**DEFAULT_RULES, operator_party_id=None)
+    else:
+        market = Rules(*(int(v) if v is not None else None for v in settings))  # type: ignore[arg-type]
+    if asset_code is None:
+        return Context(market, registry_operator)
+    reference, band, block_band, value, volume = row[7:]
+    return Context(market, registry_operator, asset_code, reference, band, block_band,
+                   close_of(value, volume) if today is not None else None)
 
 
 def rules_view(session: Session) -> dict:
@@ -177,9 +256,15 @@ def get_batch(session: Session, ref: str) -> CarbonBatch:
     return batch
 
 
-def operator(session: Session) -> int:
-    party = rules(session).operator_party_id
-    return party if party is not None else operator_party(session)
+def operator(session: Session, ctx: Context | None = None) -> int:
+    """The party of the market's escrow and fee accounts: the market's operator, else the
+    registry's (409 registry-not-configured when neither is set); from `ctx` when given."""
+    ctx = ctx or context(session)
+    if ctx.rules.operator_party_id is not None:
+        return ctx.rules.operator_party_id
+    if ctx.registry_operator_party_id is not None:
+        return ctx.registry_operator_party_id
+    return operator_party(session)  # raises registry-not-configured
 
 
 def cash_account(session: Session, actor: Principal, party_id: int) -> int:
@@ -189,20 +274,21 @@ def cash_account(session: Session, actor: Principal, party_id: int) -> int:
                                  action=OPEN).id
 
 
-def escrow_cash(session: Session, actor: Principal) -> int:
-    return ledger.ensure_account(session, actor, party_id=operator(session), asset=CNY,
+def escrow_cash(session: Session, actor: Principal, ctx: Context | None = None) -> int:
+    return ledger.ensure_account(session, actor, party_id=operator(session, ctx), asset=CNY,
                                  kind="escrow", code=ESCROW_CNY, name="碳市场资金托管 market "
                                  "money escrow", action=OPEN).id
 
 
-def fee_account(session: Session, actor: Principal) -> int:
-    return ledger.ensure_account(session, actor, party_id=operator(session), asset=CNY,
+def fee_account(session: Session, actor: Principal, ctx: Context | None = None) -> int:
+    return ledger.ensure_account(session, actor, party_id=operator(session, ctx), asset=CNY,
                                  kind="fee", code=FEES_CNY, name="碳市场手续费 market fees",
                                  action=OPEN).id
 
 
-def escrow_credits(session: Session, actor: Principal, batch: Any) -> credits.Account:
-    return credits.escrow_account(session, actor, batch, operator(session), action=OPEN)
+def escrow_credits(session: Session, actor: Principal, batch: Any,
+                   ctx: Context | None = None) -> credits.Account:
+    return credits.escrow_account(session, actor, batch, operator(session, ctx), action=OPEN)
 
 
 def holding(session: Session, actor: Principal, batch: Any, party_id: int) -> credits.Account:
@@ -214,33 +300,25 @@ def holding(session: Session, actor: Principal, batch: Any, party_id: int) -> cr
 
 def previous_close(session: Session, asset_code: str, today: dt.date) -> int | None:
     """The close (volume-weighted price) of the batch's last trading day before `today`."""
-    day = sa.select(sa.func.max(MarketTrade.trade_date)).where(
-        MarketTrade.asset_code == asset_code, MarketTrade.trade_date < today).scalar_subquery()
-    row = session.execute(sa.select(sa.func.sum(MarketTrade.value_fen),
-                                    sa.func.sum(MarketTrade.quantity_t)).where(
-        MarketTrade.asset_code == asset_code, MarketTrade.trade_date == day)).first()
-    if row is None or not row[1]:
-        return None
-    value, volume = int(row[0]), int(row[1])
-    return (2 * value + volume) // (2 * volume)
+    return context(session, asset_code, today).previous_close_fen_per_tco2e
 
 
 def check_band(session: Session, asset_code: str, price: int, today: dt.date, *,
-               block: bool = False) -> tuple[int, int] | None:
+               block: bool = False, ctx: Context | None = None) -> tuple[int, int] | None:
     """Refuse a price outside the batch's band around its reference: the previous trading
     day's close, else the batch's reference price; no reference yet means no band (the
-    first trading day discovers the price). Returns the band, if any."""
-    market = rules(session)
-    override = session.get(MarketBatchRule, asset_code)
-    reference = previous_close(session, asset_code, today)
-    if reference is None and override is not None:
-        reference = override.reference_price_fen_per_tco2e
+    first trading day discovers the price). Returns the band, if any. `ctx` is the
+    batch's `context` of `today`, read here when not given."""
+    if ctx is None or ctx.asset_code != asset_code:
+        ctx = context(session, asset_code, today)
+    reference = ctx.previous_close_fen_per_tco2e
+    if reference is None:
+        reference = ctx.reference_price_fen_per_tco2e
     if reference is None:
         return None
-    band_bp = (override.block_band_bp if block else override.price_band_bp) \
-        if override is not None else None
+    band_bp = ctx.block_band_bp if block else ctx.price_band_bp
     if band_bp is None:
-        band_bp = market.block_band_bp if block else market.price_band_bp
+        band_bp = ctx.rules.block_band_bp if block else ctx.rules.price_band_bp
     low, high = pricing.price_band(reference, band_bp)
     if not low <= price <= high:
         kind = "block-trade" if block else "listed-trade"
@@ -289,9 +367,11 @@ def check_sellable(session: Session, actor: Principal, account: credits.Account,
 
 
 _EVENTS = MarketEvent.__table__
+#: a feed event: (kind, asset_code, party_ids, data)
+Event = tuple[str, str | None, list[int], dict]
 
 
-def emit(session: Session, events: Iterable[tuple[str, str | None, list[int], dict]],
+def emit(session: Session, events: Iterable[Event],
          now: dt.datetime) -> None:
     """Append events `(kind, asset_code, party_ids, data)` to the feed. Call it after the
     operation's audit record (or ledger posting), which holds the audit chain's lock until

@@ -135,13 +135,16 @@ def take(session: Session, actor: Principal, listing_id: int, *, quantity_t: int
             f"listing {listing.id} sells in lots of at least {listing.min_lot_t} t (or its "
             f"whole rest of {listing.remaining_t} t)", "quantity_t",
             f"at least {listing.min_lot_t}", errors.BelowMinimumLot)
-    batch = common.get_batch(session, listing.asset_code)
-    common.check_band(session, listing.asset_code, listing.price_fen_per_tco2e, today)
+    # the rules, operator, band and previous close in one read; the batch's id and code are
+    # on the listing (no read of the batch)
+    ctx = common.context(session, listing.asset_code, today)
+    common.check_band(session, listing.asset_code, listing.price_fen_per_tco2e, today, ctx=ctx)
+    batch = credits.BatchFacts(listing.batch_id, listing.asset_code)
     if listing.side == "sell":
         deal = settlement.Deal(
             mode="listed", batch=batch, seller_party_id=listing.party_id, buyer_party_id=party,
             quantity_t=quantity, price_fen_per_tco2e=listing.price_fen_per_tco2e,
-            credits_from=common.escrow_credits(session, actor, batch),
+            credits_from=common.escrow_credits(session, actor, batch, ctx),
             money_from=common.cash_account(session, actor, party),
             seller_cash=listing.cash_account_id, listing_id=listing.id, retirement=retirement)
     else:
@@ -153,20 +156,24 @@ def take(session: Session, actor: Principal, listing_id: int, *, quantity_t: int
         deal = settlement.Deal(
             mode="listed", batch=batch, seller_party_id=party, buyer_party_id=listing.party_id,
             quantity_t=quantity, price_fen_per_tco2e=listing.price_fen_per_tco2e,
-            credits_from=own, money_from=common.escrow_cash(session, actor),
+            credits_from=own, money_from=common.escrow_cash(session, actor, ctx),
             seller_cash=common.cash_account(session, actor, party), listing_id=listing.id)
+    remaining = listing.remaining_t - quantity
+    escrow_fen = listing.escrow_fen - (quantity * listing.price_fen_per_tco2e
+                                       if listing.side == "buy" else 0)
+    status = "filled" if remaining == 0 else "open"
+    changed: common.Event = (
+        "listing.filled" if status == "filled" else "listing.changed", listing.asset_code,
+        [listing.party_id], {**listing_data(listing), "remaining_t": remaining,
+                             "escrow_fen": escrow_fen, "status": status})
     # change the listing's row only after the ledger has posted: ORM changes pending while
-    # the ledger pipelines its statements (PostgreSQL) would be flushed inside that pipeline
-    trade = settlement.settle(session, actor, deal, now=now)
-    if listing.side == "buy":
-        listing.escrow_fen -= quantity * listing.price_fen_per_tco2e
-    listing.remaining_t -= quantity
-    if listing.remaining_t == 0:
-        listing.status, listing.closed_at = "filled", now
+    # the ledger pipelines its statements (PostgreSQL) would be flushed inside that pipeline.
+    # The listing's event goes into the feed with the trade's, in one statement.
+    trade = settlement.settle(session, actor, deal, now=now, ctx=ctx, events=[changed])
+    listing.remaining_t, listing.escrow_fen = remaining, escrow_fen
+    if status == "filled":
+        listing.status, listing.closed_at = status, now
     session.flush()
-    common.emit(session, [("listing.filled" if listing.status == "filled" else
-                           "listing.changed", listing.asset_code, [listing.party_id],
-                           listing_data(listing))], now)
     return trade
 
 

@@ -18,8 +18,9 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from ecovalue.auth import Principal
+from ecovalue.errors import ValidationFailed
 from ledger import core as ledger
-from ledger.carbon.models import CarbonBatch
+from ledger.carbon.models import RETIREMENT_PURPOSES, CarbonBatch
 from ledger.carbon.services import credits
 from ledger.market import pricing
 from ledger.market.models import MarketTrade
@@ -37,12 +38,39 @@ class Retirement:
     reason: str | None = None
 
 
+def checked_retirement(retirement: Retirement | None) -> Retirement | None:
+    """Refuse a retirement the registry would refuse later (422 now, not at settlement: an
+    auction's close must not fail on one bid's retirement): its beneficiary (1-200
+    characters), purpose and compliance year, as `credits.retire` checks them."""
+    if retirement is None:
+        return None
+    problems = []
+    name = retirement.beneficiary_name
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+        problems.append({"field": "retire.beneficiary_name", "message": "1-200 characters"})
+    if retirement.purpose not in RETIREMENT_PURPOSES:
+        problems.append({"field": "retire.purpose",
+                         "message": f"one of {', '.join(RETIREMENT_PURPOSES)}"})
+    year = retirement.compliance_year
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)
+                             or not 2000 <= year <= 2100):
+        problems.append({"field": "retire.compliance_year", "message": "a year 2000-2100"})
+    for field, limit in (("jurisdiction", 100), ("reason", 500)):
+        value = getattr(retirement, field)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            problems.append({"field": f"retire.{field}", "message": f"at most {limit} characters"})
+    if problems:
+        raise ValidationFailed("invalid retirement", errors=[
+            {"location": "json", **p} for p in problems])
+    return retirement
+
+
 @dataclasses.dataclass(frozen=True)
 class Deal:
     """What is being settled."""
 
     mode: str
-    batch: CarbonBatch
+    batch: CarbonBatch | credits.BatchFacts  #: its id and asset code are what settling needs
     seller_party_id: int
     buyer_party_id: int
     quantity_t: int
@@ -55,13 +83,20 @@ class Deal:
     auction_id: int | None = None
     bid_id: int | None = None
     retirement: Retirement | None = None
+    #: who retires on the buyer's behalf when not the settling actor: an auction's winner
+    #: asked for the retirement with its bid (authorized then), the close is someone else's
+    retire_as: Principal | None = None
 
 
-def settle(session: Session, actor: Principal, deal: Deal, *,
-           now: dt.datetime | None = None) -> MarketTrade:
-    """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules)."""
+def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime | None = None,
+           ctx: common.Context | None = None,
+           events: list[common.Event] | None = None) -> MarketTrade:
+    """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules).
+    `ctx` is the operation's `common.context` (read here when not given); `events` are the
+    caller's own feed events, appended after the trade's in the same statement."""
     now, today = common.now_and_today(now)
-    market = common.rules(session)
+    ctx = ctx or common.context(session)
+    market = ctx.rules
     value = deal.quantity_t * deal.price_fen_per_tco2e
     fee = pricing.fee_fen(value, market.fee_bp, market.fee_min_fen)
     buyer_holding = common.holding(session, actor, deal.batch, deal.buyer_party_id)
@@ -71,7 +106,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
     money = [ledger.PostingSpec(deal.money_from, common.CNY, "debit", value),
              ledger.PostingSpec(deal.seller_cash, common.CNY, "credit", value - fee)]
     if fee:
-        money.append(ledger.PostingSpec(common.fee_account(session, actor), common.CNY,
+        money.append(ledger.PostingSpec(common.fee_account(session, actor, ctx), common.CNY,
                                         "credit", fee))
     view = ledger.post(session, actor, ledger.TransactionSpec(
         type="market.settlement",
@@ -91,10 +126,10 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
         price_fen_per_tco2e=deal.price_fen_per_tco2e, value_fen=value, fee_fen=fee,
         trade_date=today, executed_at=now, ledger_transaction_id=view.id,
         carbon_event_id=moved.event_id, blocks=moved.blocks, actor=actor.label)
-    events: list[tuple[str, str | None, list[int], dict]] = []
+    feed: list[common.Event] = []
     if deal.retirement is not None:
         r = deal.retirement
-        retired = credits.retire(session, actor, account=buyer_holding.id,
+        retired = credits.retire(session, deal.retire_as or actor, account=buyer_holding.id,
                                  quantity_t=deal.quantity_t, beneficiary_name=r.beneficiary_name,
                                  purpose=r.purpose, compliance_year=r.compliance_year,
                                  jurisdiction=r.jurisdiction, reason=r.reason, now=now)
@@ -103,17 +138,17 @@ def settle(session: Session, actor: Principal, deal: Deal, *,
     session.add(trade)
     session.flush()
     parties = [deal.seller_party_id, deal.buyer_party_id]
-    events.append(("trade", asset, parties, trade_data(trade)))
-    events.append(("settlement", asset, parties, {
+    feed.append(("trade", asset, parties, trade_data(trade)))
+    feed.append(("settlement", asset, parties, {
         "trade_id": trade.id, "ledger_transaction_id": view.id, "value_fen": value,
         "fee_fen": fee, "seller_receives_fen": value - fee, "quantity_t": deal.quantity_t,
         "serial_blocks": moved.blocks}))
     if trade.certificate_number:
-        events.append(("retirement", asset, [deal.buyer_party_id], {
+        feed.append(("retirement", asset, [deal.buyer_party_id], {
             "trade_id": trade.id, "certificate_number": trade.certificate_number,
             "quantity_t": deal.quantity_t,
             "certificate_url": f"/carbon/public/certificates/{trade.certificate_number}"}))
-    common.emit(session, events, now)
+    common.emit(session, [*feed, *(events or [])], now)
     return trade
 
 

@@ -18,6 +18,7 @@ from ecovalue.errors import ValidationFailed
 from ledger import core as ledger
 from ledger.pilot.models import PilotEmissionReport, PilotObligation, PilotSettlement
 from ledger.pilot.services import obligations, rules
+from ledger.pilot.services import reports as filings
 from ledger.pilot.services.common import now_and_today, party_names, readable, valid_year
 
 #: a plant with no live report for the year, or one waiting for its verifier
@@ -66,6 +67,7 @@ def compliance(session: Session, actor: Principal, year: int, *,
                       "credit_code": party.credit_code if party else None},
             "year": year, "report_id": report.id if report else None,
             "report_status": report.status if report else None,
+            "report_filed_late": filings.filed_late(report, rule) if report else None,
             "emissions_tco2": report.emissions_tco2 if report and report.status == "verified"
             else None,
             "obligation_id": None, "obligation_code": None, "obligation_t": None,
@@ -112,6 +114,7 @@ _REPORT_COLUMNS = [
     ("paid_fen", "缴费 fee paid (fen)"), ("shortfall_t", "缺口 shortfall (tCO2)"),
     ("shortfall_fen", "缺口折算 shortfall at the fee (fen)"),
     ("settlement_deadline", "履约截止 settlement deadline"), ("settled_on", "履约日期 settled on"),
+    ("report_filed_late", "逾期报送 report filed late"),
 ]
 
 
@@ -127,7 +130,7 @@ def report_xlsx(session: Session, actor: Principal, year: int, *,
         plants.append([values.get(key) for key, _ in _REPORT_COLUMNS])
     totals = data["totals"]
     plants.append(["合计 total", None, None, None, *(totals[k] for k, _ in _REPORT_COLUMNS[4:11]),
-                   None, None])
+                   None, None, None])
     ids = [r["obligation_id"] for r in data["plants"] if r["obligation_id"] is not None]
     names = {r["obligation_id"]: r["plant"]["name_zh"] for r in data["plants"]}
     settled: list[list[Any]] = [["义务 obligation", "企业 plant", "方式 kind", "吨 tonnes (tCO2e)",

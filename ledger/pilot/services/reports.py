@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from catalog.models import Party
 from ecovalue import audit, spreadsheet
 from ecovalue.auth import Principal, authorize
+from ecovalue.clock import local_date
 from ecovalue.errors import UnsupportedMediaType
 from ledger.pilot import emissions, errors
-from ledger.pilot.models import PilotEmissionReport, PilotObligation
-from ledger.pilot.services import factors
+from ledger.pilot.models import PilotEmissionReport, PilotObligation, PilotRule
+from ledger.pilot.services import factors, rules
 from ledger.pilot.services.common import fetch, now_and_today, readable, valid_year
 
 MAX_LINES = 1_000
@@ -40,11 +41,24 @@ def report_data(report: PilotEmissionReport) -> dict:
     return audit.snapshot(report)
 
 
+def filed_late(report: PilotEmissionReport, rule: PilotRule | None) -> bool | None:
+    """Whether the report was filed after its year's report deadline (the filing's local
+    date, Asia/Shanghai, after `report_deadline`); None while the year has no rule. The
+    deadline is the rule's in force when asked (a rule's change is versioned and audited)."""
+    if rule is None:
+        return None
+    return local_date(report.filed_at) > rule.report_deadline
+
+
 def report_view(session: Session, report: PilotEmissionReport) -> dict[str, Any]:
-    """A report as the API shows it, with its obligation's id once it has one."""
+    """A report as the API shows it, with its obligation's id once it has one, and whether
+    it was filed late."""
+    rule = rules.find_rule(session, report.year)
     return {**{c.key: getattr(report, c.key) for c in sa.inspect(report).mapper.column_attrs},
             "obligation_id": session.scalar(sa.select(PilotObligation.id).where(
-                PilotObligation.report_id == report.id))}
+                PilotObligation.report_id == report.id)),
+            "report_deadline": rule.report_deadline if rule else None,
+            "filed_late": filed_late(report, rule)}
 
 
 def _plant(session: Session, party_id: Any) -> Party:

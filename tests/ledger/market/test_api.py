@@ -7,9 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
 from ecovalue.clock import utcnow
+from ledger.carbon.models import CarbonRetirement
 from tests.ledger.market.conftest import FUNDS_FEN, cash
 
 
@@ -142,7 +144,8 @@ def test_expiry_over_http(client, market, traders, tokens, problem):
                             json={"quantity_t": 10}), 409, "listing-expired")
         problem(client.post("/market/expire", headers=traders["plant"]), 403)
         swept = client.post("/market/expire", headers=tokens.finance).get_json()
-        assert swept == {"expired_listing_ids": [sold["id"]], "closed_auction_ids": []}
+        assert swept == {"expired_listing_ids": [sold["id"]], "expired_block_trade_ids": [],
+                         "closed_auction_ids": []}
     back = client.get(f"/market/listings/{sold['id']}", headers=traders["seller"]).get_json()
     assert back["status"] == "expired"
 
@@ -166,14 +169,21 @@ def test_block_trades_over_http(client, market, traders, tokens, problem):
     assert confirmed.status_code == 201 and confirmed.get_json()["mode"] == "block"
 
 
-def test_auction_over_http(client, market, traders, problem):
+def test_auction_over_http(client, market, traders, problem, database):
     closes = (utcnow() + dt.timedelta(minutes=30)).isoformat()
     auction = client.post("/market/auctions", headers=traders["seller"], json={
         "batch": market.batch, "quantity_t": 100, "reserve_price_fen_per_tco2e": 4_000,
         "closes_at": closes}).get_json()
     url = f"/market/auctions/{auction['id']}"
-    client.post(f"{url}/bids", headers=traders["plant"], json={"quantity_t": 60,
-                                                               "price_fen_per_tco2e": 4_500})
+    problem(client.post(f"{url}/bids", headers=traders["plant"], json={
+        "quantity_t": 60, "price_fen_per_tco2e": 4_500,
+        "retire": {"purpose": "thermal_power_pilot"}}),
+        422, "validation-error")
+    bid = client.post(f"{url}/bids", headers=traders["plant"], json={
+        "quantity_t": 60, "price_fen_per_tco2e": 4_500, "retire": {
+            "beneficiary_name": "电厂", "purpose": "thermal_power_pilot",
+            "compliance_year": 2025}})
+    assert bid.status_code == 201 and bid.get_json()["retire"]["beneficiary_name"] == "电厂"
     client.post(f"{url}/bids", headers=traders["buyer"], json={"quantity_t": 60,
                                                                "price_fen_per_tco2e": 4_600})
     sealed = client.get(url, headers=traders["plant"]).get_json()
@@ -186,6 +196,11 @@ def test_auction_over_http(client, market, traders, problem):
     assert closed["status"] == "closed" and closed["sold_t"] == 100
     assert sorted((b["filled_t"], b["price_fen_per_tco2e"]) for b in closed["bids"]) == [
         (40, 4_500), (60, 4_600)]
+    # the plant's 40 t won were retired at the close, on its behalf (the seller closed)
+    with database.unit_of_work() as s:
+        retired = s.scalars(sa.select(CarbonRetirement)).all()
+    assert [(r.party_id, r.quantity_t, r.beneficiary_name) for r in retired] == [
+        (market.plant, 40, "电厂")]
 
 
 def test_rate_limit_is_a_429_problem_with_retry_after(app, client, market, traders, problem):

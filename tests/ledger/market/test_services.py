@@ -329,8 +329,8 @@ def test_auction_unsold_tonnes_go_back(s, market):
                                       party_id=market.seller, now=NOW)
     auctions.place_bid(s, ADMIN, auction.id, quantity_t=30, price_fen_per_tco2e=4_000,
                        party_id=market.plant, now=NOW)
-    expired, closed = auctions.sweep(s, ADMIN, now=NOW + dt.timedelta(hours=2))
-    assert (expired, closed) == ([], [auction.id])
+    swept = auctions.sweep(s, ADMIN, now=NOW + dt.timedelta(hours=2))
+    assert (swept.listings, swept.blocks, swept.auctions) == ([], [], [auction.id])
     assert auction.sold_t == 30
     assert held(s, market.batch, market.seller) == 1116 - 30
     verified(s)

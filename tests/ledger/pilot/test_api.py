@@ -75,7 +75,10 @@ def test_file_verify_obligation_settle_certificate(client, tokens, pilot):
     assert count(database_of(client), PilotSettlement) == 2
     certificate = client.get(settled["settlements"][0]["certificate_url"])
     assert certificate.status_code == 200
-    assert settled["settlements"][0]["certificate_number"] in certificate.get_data(as_text=True)
+    text = certificate.get_data(as_text=True)
+    assert settled["settlements"][0]["certificate_number"] in text
+    # the certificate names the obligation it settles
+    assert "履约义务" in text and f"<td>{obligation['code']}</td>" in text
     public = client.get("/carbon/public/retirements?purpose=thermal_power_pilot"
                         "&compliance_year=2025").get_json()["items"]
     assert [(r["reason"], r["quantity_t"]) for r in public] == \
