@@ -22,8 +22,9 @@ one prebuilt statement on the driver's cursor (accounts, key, expired holds, bal
 closed months, the audit chain's head, which the writer's database lock keeps current), the
 write a few more there, without SQLAlchemy's per-statement work. Reversals and resolutions
 read their original with its legs and its reversal in one statement (`original`), then go
-as a post does (resolution: after the hold's delete). Batches and the rare paths (expired holds to release first, a back-dated debit) use the
-same look-up and the Core statements below, built once at import.
+as a post does (resolution: after the hold's delete). Batches and the rare paths (expired
+holds to release first, a back-dated debit) use the same look-up and the Core statements
+below, built once at import.
 """
 
 from __future__ import annotations
