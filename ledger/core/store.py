@@ -20,9 +20,11 @@ CTE: header, postings, hold, balances, and the audit append reading the header's
 the chain's lock is taken last): three round trips with the BEGIN. SQLite: the look-up is
 one prebuilt statement on the driver's cursor (accounts, key, expired holds, balance rows,
 closed months, the audit chain's head, which the writer's database lock keeps current), the
-write a few more there, without SQLAlchemy's per-statement work. Reversals, resolutions,
-batches and the rare paths (expired holds to release first, a back-dated debit) use the
-same look-up and the Core statements below, built once at import.
+write a few more there, without SQLAlchemy's per-statement work. Reversals and resolutions
+read their original with its legs and its reversal in one statement (`original`), then go
+as a post does (resolution: after the hold's delete). Batches and the rare paths (expired
+holds to release first, a back-dated debit) use the same look-up and the Core statements
+below, built once at import.
 """
 
 from __future__ import annotations
@@ -163,11 +165,32 @@ _LOOK_UP = {
                                      _expired_holds("postgresql").label("expired")),
     "sqlite": _accounts_with_key(_expired_holds("sqlite").label("expired")),
 }
-#: a transaction by id, for a reversal or a resolution; on PostgreSQL with the period lock
+_FOLLOWER = TX.alias("follower")
+#: the reversal of the transaction `id`, if any
+_REVERSED_BY = sa.select(_FOLLOWER.c.id).where(_FOLLOWER.c.reverses_id == TX.c.id) \
+    .scalar_subquery()
+_LEG_ROW = {"postgresql": sa.func.json_build_array, "sqlite": sa.func.json_array}
+_JSON_AGGREGATE = {"postgresql": sa.func.json_agg, "sqlite": sa.func.json_group_array}
+
+
+def _legs_of_original(dialect: str) -> sa.ScalarSelect:
+    """The original's legs as one JSON array of [posting id, account id, direction, amount]
+    (in no set order: `original` sorts them by posting id)."""
+    return sa.select(_JSON_AGGREGATE[dialect](_LEG_ROW[dialect](
+        POSTINGS.c.id, POSTINGS.c.account_id, POSTINGS.c.direction, POSTINGS.c.amount))) \
+        .where(POSTINGS.c.transaction_id == TX.c.id).scalar_subquery()
+
+
+#: a transaction by id, for a reversal or a resolution, with its reversal and its legs; on
+#: PostgreSQL with the period lock
 _ORIGINAL = {
-    "postgresql": sa.select(TX, _LOCK_PERIODS_SHARED.label("locked")).where(
+    "postgresql": sa.select(TX, _LOCK_PERIODS_SHARED.label("locked"),
+                            _REVERSED_BY.label("reversed_by"),
+                            _legs_of_original("postgresql").label("legs_json")).where(
         TX.c.id == sa.bindparam("id")),
-    "sqlite": sa.select(TX).where(TX.c.id == sa.bindparam("id")),
+    "sqlite": sa.select(TX, _REVERSED_BY.label("reversed_by"),
+                        _legs_of_original("sqlite").label("legs_json")).where(
+        TX.c.id == sa.bindparam("id")),
 }
 _LOCK_PERIODS_EXCLUSIVE = sa.select(sa.func.pg_advisory_xact_lock(PERIOD_LOCK_KEY))
 _INSERT_HEADER = {dialect: insert_ignoring_conflicts(dialect, TX, returning=(TX.c.id,))
@@ -439,10 +462,31 @@ def resolve_accounts(session: Session, refs: Iterable[int | str]) -> dict[int | 
     return _account_rows(run(session, _SELECT_ACCOUNTS, {"ids": ids, "codes": codes}))
 
 
-def original(session: Session, tx_id: int) -> Any:
-    """The transaction a reversal or a resolution follows (None if there is none), read as
-    the first statement of that write (on PostgreSQL with the period lock)."""
-    return run(session, _ORIGINAL[dialect_name(session)], {"id": tx_id}).first()
+@dataclasses.dataclass(frozen=True)
+class Original:
+    """The transaction a reversal or a resolution follows: its row, the id of its reversal
+    (None if it has none) and its legs in posting order."""
+
+    row: Any
+    reversed_by: int | None
+    legs: list[StoredLeg]
+
+
+def original(session: Session, tx_id: int) -> Original | None:
+    """The transaction a reversal or a resolution follows (None if there is none), with its
+    reversal and its legs, read in one statement as the first of that write (on PostgreSQL
+    with the period lock). A reversal found here is only the early, friendly answer: the
+    unique reversal per original is what the header's insert enforces."""
+    dialect = dialect_name(session)
+    row = run(session, _ORIGINAL[dialect], {"id": tx_id}).first()
+    if row is None:
+        return None
+    legs = row.legs_json
+    if isinstance(legs, str):
+        legs = json.loads(legs)
+    return Original(row, row.reversed_by, [
+        (account_id, direction, amount)
+        for _, account_id, direction, amount in sorted(legs or [], key=lambda leg: leg[0])])
 
 
 def reversal_of(session: Session, tx_id: int) -> int | None:

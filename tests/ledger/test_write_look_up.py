@@ -136,3 +136,37 @@ def test_a_key_is_free_held_by_a_transaction_or_held_by_another_route(world, dat
                     request_hash="h").found == (None, None)
     # the claim made by a free key's look-up is the write's: it stays only if the write commits
     assert _look_up(database, ["ALICE"], ["ALICE"], key=free, request_hash="h").found is None
+
+
+def test_the_original_of_a_follow_up_carries_its_legs_and_its_reversal(world, database):
+    """`store.original` reads a reversal's or a resolution's original with its legs and its
+    reversal in one statement: the same legs, in posting order, as `store.pending_legs`, and
+    the same reversal as `store.reversal_of`, before and after the reversal, for a pending
+    and for an unknown id."""
+    fund(database, "ALICE", 100)
+    with database.unit_of_work() as s:
+        posted = services.create_transaction(s, SYS, rules.TransactionSpec("transfer", [
+            rules.PostingSpec("ALICE", "CNY", "debit", 7),
+            rules.PostingSpec("PLANT", "CNY", "credit", 3),
+            rules.PostingSpec("ESCROW", "CNY", "credit", 4)]), now=NOW).id
+        pending = services.create_transaction(
+            s, SYS, transfer("ALICE", "PLANT", 5, pending=True), now=NOW).id
+
+    def agrees(tx_id: int) -> store.Original:
+        with database.session() as s:
+            found = store.original(s, tx_id)
+            assert found is not None and found.row.id == tx_id
+            assert found.legs == store.pending_legs(s, [tx_id])[tx_id]
+            assert found.reversed_by == store.reversal_of(s, tx_id)
+            s.rollback()
+        return found
+
+    assert [d for _, d, _ in agrees(posted).legs] == ["debit", "credit", "credit"]
+    assert agrees(posted).reversed_by is None
+    assert agrees(pending).legs and agrees(pending).reversed_by is None
+    with database.unit_of_work() as s:
+        reversal = services.reverse_transaction(s, SYS, posted, now=NOW).id
+    assert agrees(posted).reversed_by == reversal
+    assert agrees(reversal).reversed_by is None
+    with database.session() as s:
+        assert store.original(s, 10**12) is None

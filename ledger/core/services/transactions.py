@@ -80,21 +80,20 @@ def create_transaction(session: Session, actor: Principal, spec: TransactionSpec
     return fresh_view(prepared, tx_id, actor.label, now)
 
 
-def _original(session: Session, tx_id: int) -> sa.Row:
-    row = store.original(session, tx_id) if valid_id(tx_id) else None
-    if row is None:
+def _original(session: Session, tx_id: int) -> store.Original:
+    found = store.original(session, tx_id) if valid_id(tx_id) else None
+    if found is None:
         raise errors.TransactionNotFound(f"no transaction {tx_id}")
-    return row
+    return found
 
 
-def _legs_and_look_up(session: Session, actor: Principal, tx_id: int, *, mirrored: bool,
-                      effective_date: dt.date | None, key: str | None,
+def _legs_and_look_up(session: Session, actor: Principal, stored: list[rules.StoredLeg], *,
+                      mirrored: bool, effective_date: dt.date | None, key: str | None,
                       request_hash: str | None, now: dt.datetime
                       ) -> tuple[list[rules.Leg], store.Lookup]:
-    """The legs of `tx_id` (`mirrored`: debit <-> credit, for a reversal) with the look-up of
-    the follow-up that writes them (`posting.look_up_accounts`: on PostgreSQL the claim of
-    its key and the locks of its balance rows), which also reads their accounts."""
-    stored = store.pending_legs(session, [tx_id]).get(tx_id, [])
+    """The original's legs `stored` (`mirrored`: debit <-> credit, for a reversal) with the
+    look-up of the follow-up that writes them (`posting.look_up_accounts`: on PostgreSQL the
+    claim of its key and the locks of its balance rows), which also reads their accounts."""
     if mirrored:
         stored = [(a, "credit" if d == "debit" else "debit", amount) for a, d, amount in stored]
     lookup = posting.look_up_accounts(
@@ -126,7 +125,8 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
     replayed = replay.replay_if_used(session, actor, idempotency_key, request_hash, now)
     if replayed is not None:
         return replayed
-    original = _original(session, tx_id)
+    found = _original(session, tx_id)
+    original = found.row
     if original.reverses_id is not None:
         raise errors.NotReversible(f"transaction {tx_id} is itself a reversal; post a new "
                                    "transaction instead of reversing a reversal")
@@ -135,14 +135,14 @@ def reverse_transaction(session: Session, actor: Principal, tx_id: int, *,
     if original.phase in ("void_pending", "expire_pending"):
         raise errors.NotReversible(f"transaction {tx_id} moved nothing (it resolves pending "
                               f"{original.pending_id}); there is nothing to reverse")
-    existing = store.reversal_of(session, tx_id)
+    existing = found.reversed_by
     if existing is not None:
         raise errors.AlreadyReversed(f"transaction {tx_id} was already reversed by {existing}",
                                 reversed_by_id=existing)
     spec = TransactionSpec(type="reversal", postings=[], effective_date=effective_date,
                            memo=memo if memo is not None else f"reversal of {tx_id}",
                            metadata={"reverses": tx_id}, idempotency_key=idempotency_key)
-    legs, lookup = _legs_and_look_up(session, actor, tx_id, mirrored=True,
+    legs, lookup = _legs_and_look_up(session, actor, found.legs, mirrored=True,
                                      effective_date=effective_date, key=idempotency_key,
                                      request_hash=request_hash, now=now)
     if lookup.found is not None:  # a racing request with the key committed first
@@ -173,7 +173,8 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
     replayed = replay.replay_if_used(session, actor, idempotency_key, request_hash, now)
     if replayed is not None:
         return replayed
-    original = _original(session, tx_id)
+    found = _original(session, tx_id)
+    original = found.row
     if original.phase != "pending":
         raise errors.NotPending(f"transaction {tx_id} is not a pending transfer")
     hold = store.delete_hold(session, tx_id)
@@ -194,7 +195,7 @@ def _resolve(session: Session, actor: Principal, tx_id: int, *, phase: str,
                                     f"{expires_at.isoformat()}; "
                                "its reservation is released and it can no longer be "
                                f"{'posted' if op == 'post' else 'voided'}")
-    pending_legs, lookup = _legs_and_look_up(session, actor, tx_id, mirrored=False,
+    pending_legs, lookup = _legs_and_look_up(session, actor, found.legs, mirrored=False,
                                              effective_date=effective_date
                                              if phase == "post_pending" else None,
                                              key=idempotency_key, request_hash=request_hash,
