@@ -310,3 +310,21 @@ class SharingRunSource(Base):
         sa.UniqueConstraint("run_id", "inflow_transaction_id"),
         sa.CheckConstraint("amount_fen > 0", name="amount_positive"),
     )
+
+
+class SharingRunAttribution(Base):
+    """The attribution matrix of a paid distribution (`allocation.attribution_matrix`: who
+    received what of which source), computed once when the run is paid, so that the
+    traceability queries read it instead of recomputing it over every line. Immutable."""
+
+    __tablename__ = "sharing_run_attributions"
+
+    #: the distribution
+    run_id: Mapped[int] = mapped_column(BigInt, sa.ForeignKey("sharing_runs.id"),
+                                        primary_key=True)
+    #: the columns: the run's sources (inflow transaction ids), ascending
+    source_ids: Mapped[list] = mapped_column(JSONDocument)
+    #: the rows: the run's lines, line_no 1 .. line_count (a line without amount is zeros)
+    line_count: Mapped[int] = mapped_column(sa.Integer)
+    #: the cells, fen: int64 little-endian, row-major (line_count x sources)
+    matrix: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -274,7 +274,10 @@ def approve_run(session: Session, actor: Principal, run_id: int, *,
         raise errors.FundInsufficient(
             f"the fund {fund.account_code} holds {available} fen available, less than the "
             f"{run.amount_fen} fen of run {run.id}", available_fen=available)
-    from ledger.sharing.services.trace import unattributed  # the attribution rule
+    from ledger.sharing.services.trace import (  # the attribution rule
+        store_attribution,
+        unattributed,
+    )
 
     today = local_date(now)
     inflows, remaining = unattributed(session, fund, window_from=run.window_from, date_to=today)
@@ -291,6 +294,8 @@ def approve_run(session: Session, actor: Principal, run_id: int, *,
                 "fund_id": fund.id, "amount_fen": int(part)}
                for inflow, part in zip(inflows, attributed.tolist(), strict=True) if part > 0]
     bulk_insert_records(session, SharingRunSource.__table__, sources)
+    store_attribution(session, run, [(ln[1], ln[7]) for ln in lines],
+                      [(s["inflow_transaction_id"], s["amount_fen"]) for s in sources])
     fund.attributed_fen += run.amount_fen
     before = audit.snapshot(run)
     run.status, run.approved_by, run.paid_at, run.paid_on = "paid", actor.label, now, today

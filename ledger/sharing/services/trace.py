@@ -14,7 +14,9 @@ households; which yuan went where is therefore a rule, not a fact. The rule:
 3. **Within a distribution.** Each recipient line's amount is attributed to the run's
    sources by `allocation.attribution_matrix`: every cell is the exact pro-rata
    `line x source / run amount` rounded down or up, rows summing exactly to the line,
-   columns exactly to the source's part.
+   columns exactly to the source's part. The matrix is computed once, when the run is paid,
+   and stored (`sharing_run_attributions`); the queries read it (a run paid before it was
+   stored has its matrix computed by the same rule when asked).
 
 So for a payment into a fund, the recipients' parts plus what is still undistributed sum
 exactly to the payment; for a household's receipt, its sources sum exactly to the receipt.
@@ -36,7 +38,13 @@ from catalog.models import Party
 from ecovalue.auth import Principal, authorize
 from ledger import core
 from ledger.sharing import allocation, errors
-from ledger.sharing.models import SharingFund, SharingRun, SharingRunLine, SharingRunSource
+from ledger.sharing.models import (
+    SharingFund,
+    SharingRun,
+    SharingRunAttribution,
+    SharingRunLine,
+    SharingRunSource,
+)
 from ledger.sharing.services.register import READER
 
 
@@ -71,16 +79,61 @@ class Receipt:
     amount_fen: int
 
 
-def _run_matrix(session: Session, run: SharingRun) -> tuple[list[sa.Row], list[int],
-                                                           np.ndarray]:
-    """A paid distribution's paying lines, its sources (inflow ids) and the attribution
-    matrix (lines x sources)."""
-    lines = list(session.execute(
+def store_attribution(session: Session, run: SharingRun, lines: list[tuple[int, int]],
+                      sources: list[tuple[int, int]]) -> None:
+    """Compute and store the attribution matrix of a run being paid: `lines` are its
+    (line_no, amount_fen) in line order, `sources` its (inflow transaction id, amount_fen).
+    A run too large for one matrix (`allocation.MAX_MATRIX_CELLS`) stores none (its queries
+    refuse as they would when computing it)."""
+    ordered = sorted(sources)
+    paying = [(no, amount) for no, amount in lines if amount > 0]
+    if len(paying) * len(ordered) > allocation.MAX_MATRIX_CELLS:
+        return
+    matrix = allocation.attribution_matrix(
+        np.array([amount for _, amount in paying], dtype=np.int64),
+        np.array([amount for _, amount in ordered], dtype=np.int64))
+    full = np.zeros((len(lines), len(ordered)), dtype="<i8")
+    if paying:
+        full[np.array([no for no, _ in paying], dtype=np.int64) - 1] = matrix
+    session.add(SharingRunAttribution(run_id=run.id, source_ids=[i for i, _ in ordered],
+                                      line_count=len(lines), matrix=full.tobytes()))
+
+
+def stored_matrix(session: Session, run_id: int) -> tuple[list[int], np.ndarray] | None:
+    """A paid run's stored attribution (source ids, line_count x sources matrix whose row
+    line_no - 1 is that line's), or None for a run paid before it was stored."""
+    row = session.connection().execute(
+        sa.select(SharingRunAttribution.source_ids, SharingRunAttribution.line_count,
+                  SharingRunAttribution.matrix)
+        .where(SharingRunAttribution.run_id == run_id)).first()
+    if row is None:
+        return None
+    ids = [int(i) for i in row[0]]
+    return ids, np.frombuffer(row[2], dtype="<i8").reshape(row[1], len(ids))
+
+
+def _paying_lines(session: Session, run: SharingRun) -> list[sa.Row]:
+    """A run's lines with an amount, in line order, with the recipient's name (Core rows:
+    a run may have 100,000 lines)."""
+    return list(session.connection().execute(
         sa.select(SharingRunLine.line_no, SharingRunLine.kind, SharingRunLine.party_id,
                   SharingRunLine.village_party_id, SharingRunLine.account_code,
-                  SharingRunLine.amount_fen)
+                  SharingRunLine.amount_fen, Party.name_zh)
+        .outerjoin(Party, Party.id == SharingRunLine.party_id)
         .where(SharingRunLine.run_id == run.id, SharingRunLine.amount_fen > 0)
         .order_by(SharingRunLine.line_no)).all())
+
+
+def _run_matrix(session: Session, run: SharingRun, *, stored: bool = True
+                ) -> tuple[list[sa.Row], list[int], np.ndarray]:
+    """A paid distribution's paying lines, its sources (inflow ids, ascending) and the
+    attribution matrix (paying lines x sources): the stored one, or (`stored=False`, or a
+    run paid before it was stored) computed from the lines and sources."""
+    lines = _paying_lines(session, run)
+    kept = stored_matrix(session, run.id) if stored else None
+    if kept is not None:
+        ids, full = kept
+        return lines, ids, full[np.array([ln.line_no for ln in lines], dtype=np.int64) - 1]
     sources = session.execute(
         sa.select(SharingRunSource.inflow_transaction_id, SharingRunSource.amount_fen)
         .where(SharingRunSource.run_id == run.id)
@@ -163,13 +216,13 @@ def trace_payment(session: Session, actor: Principal | None, transaction_id: int
             lines, sources, matrix = _run_matrix(session, run)
             column = matrix[:, sources.index(transaction_id)]
             distributed += int(column.sum())
-            for ln, part in zip(lines, column.tolist(), strict=True):
-                if part:
-                    receipts.append(Receipt(run.id, run.reference, run.paid_on, ln.line_no,
-                                            ln.kind, ln.party_id, None, ln.village_party_id,
-                                            ln.account_code, part))
+            run_id, reference, paid = run.id, run.reference, run.paid_on
+            receipts.extend([
+                Receipt(run_id, reference, paid, ln[0], ln[1], ln[2], ln[6], ln[3], ln[4], part)
+                for ln, part in zip(lines, column.tolist(), strict=True) if part])
         undistributed = amount - distributed
-    names = _names(session, {r.party_id for r in receipts if r.party_id is not None} |
+    names = _names(session, {r.party_id for r in receipts
+                             if r.party_id is not None and r.name_zh is None} |
                    {r.village_party_id for r in receipts if r.village_party_id is not None} |
                    set(payers))
     villages: dict[int | None, dict[str, Any]] = {}
@@ -197,8 +250,8 @@ def trace_payment(session: Session, actor: Principal | None, transaction_id: int
                 "(ledger/sharing/README.md, 'Where every fen went')",
     }
     if detail:
-        out["recipients"] = [dataclasses.replace(r, name_zh=names.get(r.party_id or 0))
-                             for r in receipts]
+        out["recipients"] = [r if r.name_zh is not None else dataclasses.replace(
+            r, name_zh=names.get(r.party_id or 0)) for r in receipts]
     return out
 
 
@@ -235,15 +288,20 @@ def trace_household(session: Session, actor: Principal, household_party_id: int,
                             "memo": run.memo, "amount_fen": line.amount_fen})
             party_ids.add(run.buyer_party_id or 0)
         else:
-            lines, source_ids, matrix = _run_matrix(session, run)
-            index = next(i for i, ln in enumerate(lines) if ln.line_no == line.line_no)
+            kept = stored_matrix(session, run.id)
+            if kept is not None:  # the one row of the household's line
+                source_ids, row = kept[0], kept[1][line.line_no - 1]
+            else:
+                lines, source_ids, matrix = _run_matrix(session, run)
+                row = matrix[next(i for i, ln in enumerate(lines)
+                                  if ln.line_no == line.line_no)]
             fund = session.get(SharingFund, run.fund_id)
             assert fund is not None
             missing = [s for s in source_ids if s not in inflow_cache]
             if missing:
                 inflow_cache.update((i.transaction_id, i) for i in core.account_inflows(
                     session, READER, fund.account_code, transaction_ids=missing))
-            for source_id, part in zip(source_ids, matrix[index].tolist(), strict=True):
+            for source_id, part in zip(source_ids, row.tolist(), strict=True):
                 if part:
                     inflow = inflow_cache[source_id]
                     payer_parties = sorted({p for _, p in inflow.payers})

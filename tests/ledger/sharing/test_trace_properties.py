@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import sqlalchemy as sa
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.services import parties
 from ledger import core
+from ledger.sharing.models import SharingRun, SharingRunAttribution
 from ledger.sharing.services import config, register, runs, trace
 from tests.ledger.sharing.conftest import (
     ADMIN,
@@ -99,3 +101,33 @@ def test_both_directions_sum_exactly(database, ops, shares):
                 received += got["received_fen"]
             assert received == distributed
             assert core.verify(s, ADMIN) == []
+        with database.unit_of_work() as s:
+            _stored_answers_are_the_recomputed_ones(s, fund, list(inflows),
+                                                    [collective, *households])
+
+
+def _answers(s, inflow_ids, party_ids):
+    return ([trace.trace_payment(s, ADMIN, tx_id, detail=True) for tx_id in inflow_ids],
+            [trace.trace_household(s, ADMIN, h) for h in party_ids])
+
+
+def _stored_answers_are_the_recomputed_ones(s, fund_code, inflow_ids, party_ids):
+    """The attribution stored when a run is paid is the matrix recomputed from its lines and
+    sources, and both queries answer the same with it as without it."""
+    fund = config.get_fund(s, fund_code)
+    paid = s.scalars(sa.select(SharingRun).where(SharingRun.fund_id == fund.id,
+                                                 SharingRun.status == "paid")).all()
+    for run in paid:
+        assert trace.stored_matrix(s, run.id) is not None
+        _, ids, stored = trace._run_matrix(s, run)
+        _, recomputed_ids, recomputed = trace._run_matrix(s, run, stored=False)
+        assert ids == recomputed_ids
+        assert stored.tolist() == recomputed.tolist()
+    with_stored = _answers(s, inflow_ids, party_ids)
+    nested = s.begin_nested()
+    s.execute(sa.delete(SharingRunAttribution).where(
+        SharingRunAttribution.run_id.in_([run.id for run in paid])))
+    assert all(trace.stored_matrix(s, run.id) is None for run in paid)
+    recomputed_answers = _answers(s, inflow_ids, party_ids)
+    nested.rollback()
+    assert with_stored == recomputed_answers
