@@ -1,5 +1,7 @@
 """Demo valuation data for Wangmo (望谟县, 522326): a DEMO price book (the default book plus
-local parameters), DEMO quantities for 2023 and 2024, and two published runs.
+local parameters), DEMO quantities for 2023 and 2024, and two published runs; and a quantity set
+of Qianxinan (522300) from the SAMPLE rasters of `valuation/sample_rasters.py` (GeoTIFF factors,
+GB/T 21010 land cover, the Wangmo and Ceheng polygons), so that the raster route is seen working.
 
 Every number here is made up for demonstration (order of magnitude only) and labelled DEMO;
 none of it is an official statistic or an approved price.
@@ -8,6 +10,8 @@ none of it is an official statistic or an approved price.
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +22,11 @@ from valuation.models import PriceBook, ValuationRun
 from valuation.services import prices, quantities, runs
 
 WANGMO = "522326"
+PREFECTURE = "522300"  #: Qianxinan, holding Wangmo and Ceheng (the SAMPLE rasters' counties)
+#: cells per side of the demo's SAMPLE rasters (60 x 60 cells of 30 m: 3.24 km2, well under 1 s)
+DEMO_RASTER_SIZE = 60
+DEMO_RASTER_NOTE = ("DEMO raster route: SAMPLE rasters written by valuation/sample_rasters.py "
+                    "(synthetic factors, not survey data)")
 DEMO_BOOK = "demo-2024"
 DEMO_NOTE = "DEMO quantities: illustrative orders of magnitude, not official statistics"
 DEMO_SOURCE = "DEMO value for the demonstration dataset, not for use"
@@ -164,7 +173,36 @@ def load(session: Session, actor: Principal) -> list[str]:
                      f"{run.gep_current / 1e8:,.2f} 亿元, published")
     lines.append(f"valuation: compare with GET /valuation/comparisons?base={run_ids[0]}&other="
                  f"{run_ids[1]}")
+    lines.extend(load_raster_set(session, actor))
     return lines
+
+
+def load_raster_set(session: Session, actor: Principal) -> list[str]:
+    """A quantity set of Qianxinan 2024 from the SAMPLE rasters: the raster route over
+    GeoTIFFs written to a temporary folder (factors with a nodata corner, land cover, the two
+    county polygons), as `ecovalue valuation grid --factor ...` stores it."""
+    from valuation import raster, sample_rasters, zones
+    from valuation.services import rasters
+
+    with tempfile.TemporaryDirectory(prefix="ecovalue-demo-rasters-") as name:
+        folder = Path(name)
+        sample_rasters.write_sample(folder, size=DEMO_RASTER_SIZE)
+        inputs = raster.RasterInputs(
+            factors={factor: str(folder / f"{factor}.tif")
+                     for factor in sample_rasters.factors(1)},
+            land_cover=str(folder / "land_cover.tif"),
+            reclassification=zones.read_reclassification(
+                (folder / "reclassification.csv").read_bytes(), source="reclassification.csv"),
+            zone_polygons=zones.read_polygons(folder / "counties.geojson", "region_code"))
+        outcome = rasters.create_from_rasters(session, actor, region_code=PREFECTURE,
+                                              year=2024, inputs=inputs, note=DEMO_RASTER_NOTE,
+                                              filename="sample-rasters (DEMO)")
+    created = outcome.quantity_set
+    record = created.grid or {}
+    return [f"valuation: quantity set {created.id} of Qianxinan 2024 from SAMPLE rasters "
+            f"(raster route: {len(inputs.factors)} factor GeoTIFFs, land cover, 2 county "
+            f"polygons; {record.get('cells', 0):,} cells of 30 m): {created.row_count} "
+            f"aggregates; see `ecovalue valuation rows {created.id}`"]
 
 
 def demo_run_ids(session: Session) -> list[int]:

@@ -949,42 +949,63 @@ def _cells_writer(plan_: Plan, path: str) -> Any:
     return writer
 
 
+def cell_values(plan_: Plan, block: Block, quantities: Mapping[str, Quantity],
+                shape: tuple[int, int]) -> np.ndarray:
+    """The per-cell GeoTIFF's bands of one block (`cell_bands`): each quantity where the cell
+    lies in a group and has the data it needs, else NaN; and the cell's region code."""
+    inside = block.group < plan_.n_groups
+    keys = [c for c in plan_.indicators if c not in ("R-AIR", "R-WQ")]
+    keys += [f"q{n}" for n in range(len(plan_.quantities))]
+    out = np.empty((len(keys) + 1, *shape))
+    for band, key in enumerate(keys):
+        invalid = quantities[key][1]
+        keep = inside if invalid is None else inside & ~invalid
+        out[band] = np.where(keep, per_cell(quantities[key]), np.nan).reshape(shape)
+    labels = np.array([float(c) for c in plan_.zone_labels] or [np.nan])
+    out[-1] = np.where(block.zone >= 0, labels[block.zone.clip(0)], np.nan).reshape(shape)
+    return out
+
+
 def _write_cells(plan_: Plan, writer: Any, block: Block,
                  quantities: Mapping[str, Quantity], row_off: int,
                  height: int) -> None:
     from rasterio.windows import Window
 
     window = Window(0, row_off, plan_.grid.width, height)
-    shape = (height, plan_.grid.width)
-    inside = block.group < plan_.n_groups
-    keys = [c for c in plan_.indicators if c not in ("R-AIR", "R-WQ")]
-    keys += [f"q{n}" for n in range(len(plan_.quantities))]
-    for band, key in enumerate(keys, start=1):
-        invalid = quantities[key][1]
-        keep = inside if invalid is None else inside & ~invalid
-        writer.write(np.where(keep, per_cell(quantities[key]), np.nan).reshape(shape), band,
-                     window=window)
-    labels = np.array([float(c) for c in plan_.zone_labels] or [np.nan])
-    region = np.where(block.zone >= 0, labels[block.zone.clip(0)], np.nan)
-    writer.write(region.reshape(shape), len(keys) + 1, window=window)
+    writer.write(cell_values(plan_, block, quantities, (height, plan_.grid.width)),
+                 window=window)
 
 
-def _chunk_sums(plan_: Plan, row_off: int, nodata: Mapping[str, float | None],
-                *arrays: np.ndarray) -> np.ndarray:
+def _chunk_all(plan_: Plan, row_off: int, nodata: Mapping[str, float | None], cells: bool,
+               *arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The kernel's sums of one Dask chunk and, with `cells`, its per-cell bands."""
     keys = [s.key for s in plan_.sources]
     raw = {key: np.asarray(array).reshape(array.shape[-2:]) for key, array in zip(keys, arrays)}
-    return block_sums(plan_, raw, row_off, nodata)
+    block = decode_block(plan_, raw, row_off, nodata)
+    quantities = cell_quantities(plan_, block)
+    first: np.ndarray = next(iter(raw.values()))
+    shape = (int(first.shape[0]), int(first.shape[1]))
+    values = cell_values(plan_, block, quantities, shape) if cells else None
+    return sums_of(plan_, block, quantities), values
 
 
 def compute_dask(plan_: Plan, *, address: str | None = None,
                  cells_per_block: int = DEFAULT_CELLS_PER_BLOCK, n_workers: int = 2,
-                 client: Any = None, scheduler: str | None = None) -> np.ndarray:
+                 client: Any = None, scheduler: str | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 cells_path: str | None = None) -> np.ndarray:
     """The same kernel over xarray + Dask arrays (rioxarray), on the Dask cluster at `address`
     (whose workers must see the same paths), on `client`, on one of Dask's local schedulers
-    (`scheduler="threads"`), or by default on a local cluster (distributed.LocalCluster of
-    `n_workers` processes) started for the call. Warped sources are read through rioxarray's
-    WarpedVRT support."""
+    (`scheduler="threads"` or "synchronous"), or by default on a local cluster
+    (distributed.LocalCluster of `n_workers` processes) started for the call. Warped sources
+    are read through rioxarray's WarpedVRT support.
+
+    `progress` is called with the cells of each chunk as it completes (the CLI's progress
+    bar); `cells_path` writes the per-cell quantities to a GeoTIFF as the windowed route does
+    (rioxarray's `to_raster`, chunks written under a lock: a distributed.Lock on a cluster,
+    whose workers must see the path; each chunk is computed once for both)."""
     import dask
+    import dask.array as dask_array
     import rioxarray
 
     rows = windows(plan_, cells_per_block)
@@ -1011,28 +1032,102 @@ def compute_dask(plan_: Plan, *, address: str | None = None,
                                        lock=False, mask_and_scale=False, cache=False)
         assert not isinstance(data, list)  # one GeoTIFF is one DataArray
         arrays[source.key] = data.isel(band=0).data
-    tasks = []
     blocks = {key: array.to_delayed().ravel() for key, array in arrays.items()}
-    for index, (row_off, _height) in enumerate(rows):
-        tasks.append(dask.delayed(_chunk_sums)(plan_, row_off, nodata,
-                                               *[blocks[s.key][index] for s in plan_.sources]))
-    total = _tree_sum(tasks)
+    chunk = dask.delayed(_chunk_all, nout=2)
+    chunks = [chunk(plan_, row_off, nodata, cells_path is not None,
+                    *[blocks[s.key][index] for s in plan_.sources])
+              for index, (row_off, _height) in enumerate(rows)]
+    total = _tree_sum([c[0] for c in chunks])
+    chunk_cells = {c.key: height * plan_.grid.width for c, (_row, height) in zip(chunks, rows)}
+    bands = cell_bands(plan_)
+    cells = None
+    if cells_path is not None:
+        cells = dask_array.concatenate(
+            [dask_array.from_delayed(c[1], shape=(len(bands), height, plan_.grid.width),
+                                     dtype=np.float64) for c, (_row, height) in zip(chunks, rows)],
+            axis=1)
+
+    def store(lock: Callable[[], Any]) -> list[Any]:
+        return [] if cells is None else [_cells_store(plan_, cells, cells_path, strip, lock())]
+
     try:
         if scheduler is not None:
-            return np.asarray(dask.compute(total, scheduler=scheduler)[0])
-        if client is not None:
-            return np.asarray(client.compute(total).result())
-        from distributed import Client, LocalCluster
+            if scheduler not in ("threads", "synchronous", "sync", "single-threaded"):
+                raise ValueError("a local scheduler here is threads or synchronous")
+            import threading
 
-        if address:
-            with Client(address) as remote:
-                return np.asarray(remote.compute(total).result())
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as local:
-            return np.asarray(local.compute(total).result())
+            from dask.callbacks import Callback
+
+            class Progress(Callback):
+                def _posttask(self, key: Any, *_args: Any) -> None:
+                    if progress is not None and key in chunk_cells:
+                        progress(chunk_cells[key])
+
+            with Progress():
+                result = dask.compute(total, *store(threading.Lock), scheduler=scheduler)[0]
+        elif client is not None:
+            result = _on_client(client, total, store, chunks, chunk_cells, progress)
+        else:
+            from distributed import Client, LocalCluster
+
+            if address:
+                with Client(address) as remote:
+                    result = _on_client(remote, total, store, chunks, chunk_cells, progress)
+            else:
+                with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, Client(cluster) as local:
+                    result = _on_client(local, total, store, chunks, chunk_cells, progress)
     finally:
         for item in opened:
             item.close()
+    if cells_path is not None:
+        import rasterio
+
+        with rasterio.open(cells_path, "r+") as written:  # per-band units, as the windowed
+            for number, (_description, unit) in enumerate(bands, start=1):
+                written.update_tags(number, unit=unit)
+    return np.asarray(result)
+
+
+def _on_client(client: Any, total: Any, store: Callable[[Any], list[Any]], chunks: list[Any],
+               chunk_cells: Mapping[Any, int], progress: Callable[[int], None] | None) -> Any:
+    """Compute the sums (and the per-cell GeoTIFF) on a distributed client, reporting each
+    chunk as it completes."""
+    from distributed import Lock, as_completed, wait
+
+    writes = store(lambda: Lock("ecovalue-raster-cells"))
+    if progress is None:
+        futures = client.compute([total, *writes])
+        wait(futures)
+        return futures[0].result()
+    futures = client.compute([total, *writes, *chunks])
+    watched = dict(zip(futures[1 + len(writes):], chunk_cells.values()))  # in chunk order
+    for future in as_completed(list(watched)):
+        progress(watched[future])
+        future.release()  # the sums' tree holds what it still needs
+    wait(futures[:1 + len(writes)])
+    return futures[0].result()
+
+
+def _cells_store(plan_: Plan, cells: Any, path: str | None, strip: int, lock: Any) -> Any:
+    """The delayed write of the per-cell bands (a Dask array band x y x x) to `path`."""
+    import xarray
+
+    a, _b, c, _d, e, f = plan_.grid.transform
+    bands = cell_bands(plan_)
+    data = xarray.DataArray(cells, dims=("band", "y", "x"), coords={
+        "band": np.arange(1, len(bands) + 1),
+        "y": f + e * (np.arange(plan_.grid.height) + 0.5),
+        "x": c + a * (np.arange(plan_.grid.width) + 0.5)})
+    data = data.rio.write_crs(_crs(plan_.grid)).rio.write_transform(plan_.grid.affine)
+    data = data.rio.write_nodata(np.nan)
+    data.attrs["long_name"] = tuple(description for description, _unit in bands)
+    # tiles as tall as a chunk, so that each chunk writes whole tiles (compressed tiles written
+    # twice would grow the file); a chunk height that is no multiple of 16 writes strips
+    layout: dict[str, Any] = {"tiled": True, "blockxsize": 256, "blockysize": strip,
+                              "compress": "deflate"} if strip % 16 == 0 else {"tiled": False}
+    return data.rio.to_raster(path, lock=lock, compute=False, dtype="float64",
+                              recalc_transform=False, BIGTIFF="IF_SAFER", **layout)
 
 
 def _tree_sum(tasks: list[Any]) -> Any:

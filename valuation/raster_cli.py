@@ -158,7 +158,7 @@ def run_raster_grid(*, region_code: str, year: int, indicators: list[str] | None
         total_cells = 0  # the service names the bad file with every other problem
     with unit_of_work() as session, contextlib.ExitStack() as stack:
         progress: Callable[[int], None] | None = None
-        if engine == "windowed" and total_cells > 4 * block_cells:
+        if total_cells > 4 * block_cells:  # both engines report the cells of each block
             stderr = sys.stderr
             bar: Any = stack.enter_context(click.progressbar(
                 length=total_cells, label="reading rasters", file=stderr))

@@ -541,3 +541,44 @@ def test_decode_masks_nodata_only_when_the_block_holds_it():
     values, masked, undeclared, low, high = raster.decode(np.array([2, 0, 7], "int16"), 0)
     assert masked.tolist() == [False, True, False] and undeclared is None
     assert (low, high) == (2.0, 7.0)
+
+
+# --- the Dask route's progress and per-cell GeoTIFF --------------------------------------------
+
+
+def _assert_same_cells(path, expected_path) -> None:
+    import rasterio
+
+    with rasterio.open(path) as cells, rasterio.open(expected_path) as expected:
+        assert cells.descriptions == expected.descriptions
+        assert [cells.tags(b).get("unit") for b in cells.indexes] == \
+            [expected.tags(b).get("unit") for b in expected.indexes]
+        assert cells.crs == expected.crs and cells.transform == expected.transform
+        np.testing.assert_allclose(cells.read(), expected.read(), rtol=1e-12, atol=0)
+
+
+def test_dask_threads_write_the_per_cell_geotiff_and_report_progress(tmp_path):
+    paths = soil_factors(tmp_path, shape=(20, 8), seed=7)
+    plan = raster.plan(_inputs(paths), INDICATORS, grid.GridOptions(), known_regions=SCOPE)
+    windowed = raster.compute_windowed(plan, cells_per_block=24,
+                                       cells_path=str(tmp_path / "windowed.tif"))
+    seen: list[int] = []
+    total = raster.compute_dask(plan, cells_per_block=48, scheduler="threads",
+                                progress=seen.append, cells_path=str(tmp_path / "dask.tif"))
+    np.testing.assert_allclose(total, windowed, rtol=1e-12, atol=0)
+    assert seen == [height * 8 for _row, height in raster.windows(plan, 48)]
+    assert sum(seen) == 20 * 8 and len(seen) > 1
+    _assert_same_cells(tmp_path / "dask.tif", tmp_path / "windowed.tif")
+
+
+def test_dask_on_a_local_cluster_writes_the_per_cell_geotiff_under_a_lock(tmp_path):
+    paths = soil_factors(tmp_path, shape=(12, 8), seed=9)
+    plan = raster.plan(_inputs(paths), ["R-SOIL", "R-CARB"], grid.GridOptions(),
+                       known_regions=SCOPE)
+    windowed = raster.compute_windowed(plan, cells_path=str(tmp_path / "windowed.tif"))
+    seen: list[int] = []
+    clustered = raster.compute_dask(plan, cells_per_block=32, n_workers=1,
+                                    progress=seen.append, cells_path=str(tmp_path / "dask.tif"))
+    np.testing.assert_allclose(clustered, windowed, rtol=1e-12, atol=0)
+    assert sorted(seen) == [32, 32, 32] and sum(seen) == 12 * 8
+    _assert_same_cells(tmp_path / "dask.tif", tmp_path / "windowed.tif")

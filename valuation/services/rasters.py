@@ -99,7 +99,8 @@ def create_from_rasters(session: Session, actor: Principal, *, region_code: str,
             return RasterOutcome(existing, True)
         if engine == "dask":
             total = raster.compute_dask(plan, address=dask_address,
-                                        cells_per_block=cells_per_block)
+                                        cells_per_block=cells_per_block, progress=progress,
+                                        cells_path=cells_path)
         else:
             total = raster.compute_windowed(plan, cells_per_block=cells_per_block,
                                             progress=progress, cells_path=cells_path)
