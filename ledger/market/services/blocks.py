@@ -128,12 +128,19 @@ def withdraw(session: Session, actor: Principal, block_id: int, *,
     authorize(actor, "market.block.propose", party=side)
     if block.status != "proposed":
         raise errors.BlockTradeClosed(f"block trade {block.id} is {block.status}")
+    return _close(session, actor, block, "withdrawn", "market.block.withdraw", now)
+
+
+def _close(session: Session, actor: Principal, block: MarketBlockTrade, status: str,
+           action: str, now: dt.datetime) -> MarketBlockTrade:
+    """End a proposal (`withdrawn` or `expired`): audited, a `block.<status>` event in the
+    feed for both parties; nothing was escrowed, so nothing moves."""
     before = audit.snapshot(block)
-    block.status, block.closed_at = "withdrawn", now
+    block.status, block.closed_at = status, now
     session.flush()
-    audit.record(session, actor, "market.block.withdraw", "market_block_trade", block.id,
+    audit.record(session, actor, action, "market_block_trade", block.id,
                  before=before, after=audit.snapshot(block))
-    common.emit(session, [("block.withdrawn", block.asset_code,
+    common.emit(session, [(f"block.{status}", block.asset_code,
                            [block.seller_party_id, block.buyer_party_id], block_data(block))],
                 now)
     return block
@@ -156,15 +163,7 @@ def expire(session: Session, actor: Principal, *, now: dt.datetime | None = None
         block = get_block(session, block_id, lock=True)
         if block.status != "proposed" or block.expires_at > now:
             continue  # confirmed or withdrawn meanwhile
-        before = audit.snapshot(block)
-        block.status, block.closed_at = "expired", now
-        session.flush()
-        audit.record(session, actor, "market.block.expire", "market_block_trade", block.id,
-                     before=before, after=audit.snapshot(block))
-        common.emit(session, [("block.expired", block.asset_code,
-                               [block.seller_party_id, block.buyer_party_id],
-                               block_data(block))], now)
-        done.append(block.id)
+        done.append(_close(session, actor, block, "expired", "market.block.expire", now).id)
     return done
 
 
