@@ -27,18 +27,20 @@ batch debits, once validation is known to pass, as the ordinary path does.
 in ascending account id; SQLite's writer lock covers everything.
 
 **Statement budget** (tests/ledger/test_statement_budget.py), whatever the batch's size:
-SQLite 15 statements — the look-up (period, expired holds), the ids, the temporary table
-(create if missing, empty), the legs (one executemany), the unknown accounts and assets,
-the debited accounts, the guard and range check, the batch row, the headers, the postings,
-the balances, the batch's digest, and the audit event (two); PostgreSQL the same plus the
-ANALYZE of the legs and the lock of the balance rows, in as many round trips (the test
-pins both).
+SQLite 18 statements — the look-up (period, expired holds), the ids, the two temporary
+tables (create if missing, empty: four), the legs (one executemany), the per-account sums
+(one `INSERT ... SELECT`), the unknown accounts and assets, the debited accounts, the guard
+and range check, the batch row, the headers, the postings, the balances, the batch's
+digest, and the audit event (two); PostgreSQL the same with one TRUNCATE for both tables,
+plus an ANALYZE of each and the lock of the balance rows, in as many round trips (the
+test pins both).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -66,51 +68,56 @@ LEGS = sa.Table("ledger_staged_legs", sa.MetaData(),
                 sa.Column("amount", sa.BigInteger), sa.Column("asset", sa.Text))
 _COLUMNS = ("leg_no", "tx_id", "code", "direction", "amount", "asset")
 _CREATE = {
-    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS ledger_staged_legs (leg_no INTEGER, "
-              "tx_id INTEGER, code TEXT, direction TEXT, amount INTEGER, asset TEXT)",
-    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS ledger_staged_legs (leg_no bigint, "
-                  "tx_id bigint, code text, direction text, amount bigint, asset text) "
-                  "ON COMMIT DELETE ROWS",
+    "sqlite": ["CREATE TEMP TABLE IF NOT EXISTS ledger_staged_legs (leg_no INTEGER, "
+               "tx_id INTEGER, code TEXT, direction TEXT, amount INTEGER, asset TEXT)",
+               "CREATE TEMP TABLE IF NOT EXISTS ledger_staged_sums (account_id INTEGER "
+               "PRIMARY KEY, debits INTEGER, credits INTEGER, legs INTEGER)"],
+    "postgresql": ["CREATE TEMP TABLE IF NOT EXISTS ledger_staged_legs (leg_no bigint, "
+                   "tx_id bigint, code text, direction text, amount bigint, asset text) "
+                   "ON COMMIT DELETE ROWS",
+                   "CREATE TEMP TABLE IF NOT EXISTS ledger_staged_sums (account_id bigint "
+                   "PRIMARY KEY, debits bigint, credits bigint, legs bigint) "
+                   "ON COMMIT DELETE ROWS"],
 }
-_EMPTY = {"sqlite": "DELETE FROM temp.ledger_staged_legs",
-          "postgresql": "TRUNCATE ledger_staged_legs"}
-#: the legs whose account does not exist or holds another asset
+_EMPTY = {"sqlite": ["DELETE FROM temp.ledger_staged_legs", "DELETE FROM temp.ledger_staged_sums"],
+          "postgresql": ["TRUNCATE ledger_staged_legs, ledger_staged_sums"]}
+#: each account's sums, once, over the legs that name it by code and in its asset (the
+#: sums stay in 64 bits: `_plain` bounds the batch's total)
+_SUMS = """
+INSERT INTO ledger_staged_sums (account_id, debits, credits, legs)
+SELECT a.id, sum(CASE WHEN l.direction = 'debit' THEN l.amount ELSE 0 END),
+       sum(CASE WHEN l.direction = 'credit' THEN l.amount ELSE 0 END), count(*)
+  FROM ledger_staged_legs AS l
+  JOIN ledger_accounts AS a ON a.code = l.code
+  JOIN ledger_assets AS s ON s.id = a.asset_id AND s.code = l.asset
+ GROUP BY a.id
+"""
+#: the legs that name no account, or an account of another asset
 _UNKNOWN = """
-SELECT count(*) FROM ledger_staged_legs AS l
-  LEFT JOIN ledger_accounts AS a ON a.code = l.code
-  LEFT JOIN ledger_assets AS s ON s.id = a.asset_id
- WHERE a.id IS NULL OR s.code <> l.asset
+SELECT (SELECT count(*) FROM ledger_staged_legs)
+       - (SELECT coalesce(sum(legs), 0) FROM ledger_staged_sums)
 """
 #: the accounts the batch debits, as the write path knows them (for authorization)
 _DEBITED = """
-SELECT DISTINCT a.id, a.code, a.party_id, a.kind, a.no_overdraft, a.asset_id, s.code
-  FROM ledger_staged_legs AS l
-  JOIN ledger_accounts AS a ON a.code = l.code
+SELECT a.id, a.code, a.party_id, a.kind, a.no_overdraft, a.asset_id, s.code
+  FROM ledger_staged_sums AS x
+  JOIN ledger_accounts AS a ON a.id = x.account_id
   JOIN ledger_assets AS s ON s.id = a.asset_id
- WHERE l.direction = 'debit'
+ WHERE x.debits > 0
  ORDER BY a.id
-"""
-#: each touched account's sums, once
-_SUMS = """
-SELECT a.id AS account_id,
-       sum(CASE WHEN l.direction = 'debit' THEN l.amount ELSE 0 END) AS debits,
-       sum(CASE WHEN l.direction = 'credit' THEN l.amount ELSE 0 END) AS credits
-  FROM ledger_staged_legs AS l JOIN ledger_accounts AS a ON a.code = l.code
- GROUP BY a.id
 """
 #: PostgreSQL: the balance rows of every touched account, locked in ascending account id
 _LOCK = """
 SELECT count(*) FROM (
   SELECT b.account_id FROM ledger_balances AS b
-   WHERE b.account_id IN (SELECT a.id FROM ledger_staged_legs AS l
-                            JOIN ledger_accounts AS a ON a.code = l.code)
+   WHERE b.account_id IN (SELECT account_id FROM ledger_staged_sums)
    ORDER BY b.account_id FOR UPDATE) AS locked
 """
 #: the touched accounts the batch cannot post to as it stands: a guarded account debited
 #: below zero available or back-dated (its last posting is later than the batch), or a
 #: running total leaving the 64-bit range (written without overflowing it)
 _REFUSED = f"""
-SELECT count(*) FROM ({_SUMS}) AS x
+SELECT count(*) FROM ledger_staged_sums AS x
   JOIN ledger_balances AS b ON b.account_id = x.account_id
   JOIN ledger_accounts AS a ON a.id = x.account_id
  WHERE (x.debits > 0 AND a.no_overdraft = %(true)s
@@ -126,7 +133,7 @@ SELECT l.tx_id, a.id, a.asset_id, l.direction, l.amount, %(day)s, %(false)s
   FROM ledger_staged_legs AS l JOIN ledger_accounts AS a ON a.code = l.code
  ORDER BY l.leg_no
 """
-_UPDATE_BALANCES = f"""
+_UPDATE_BALANCES = """
 UPDATE ledger_balances AS b
    SET posted_debits = b.posted_debits + x.debits,
        posted_credits = b.posted_credits + x.credits,
@@ -134,7 +141,7 @@ UPDATE ledger_balances AS b
                                     OR b.last_effective_date < %(day)s
                                   THEN %(day)s ELSE b.last_effective_date END,
        version = b.version + 1, updated_at = %(now)s
-  FROM ({_SUMS}) AS x
+  FROM ledger_staged_sums AS x
  WHERE b.account_id = x.account_id
 """
 
@@ -237,8 +244,8 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
     if lookup.expired or lookup.closed:
         return None
     ids = store.allocate_ids(session, len(specs))
-    _sql(session, _CREATE[dialect], {})
-    _sql(session, _EMPTY[dialect], {})
+    for statement in (*_CREATE[dialect], *_EMPTY[dialect]):
+        _sql(session, statement, {})
     rows = []
     n = 0
     for tx_id, legs in zip(ids, staged.legs, strict=True):
@@ -248,6 +255,9 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
     bulk_insert(session, LEGS, _COLUMNS, rows)
     if postgres:
         _sql(session, "ANALYZE ledger_staged_legs", {})
+    _sql(session, _SUMS, {})
+    if postgres:
+        _sql(session, "ANALYZE ledger_staged_sums", {})
     if _sql(session, _UNKNOWN, {}):
         return None
     debited = [AccountRow(*row) for row in _rows(session, _DEBITED)]
@@ -272,18 +282,20 @@ def _write(session: Session, actor: Principal, specs: Sequence[TransactionSpec],
     session.add(batch)
     session.flush()
     headers = store.BatchRows(session, author=actor.label, now=now, batch_id=batch.id)
-    digest_rows: list[tuple] = []
+    # the lines of `rules.batch_digest`, a transaction's header then its legs (the code
+    # named is the account's, matched exactly; the asset its asset, checked), the legs
+    # (ints and text, never None) formatted at once
+    lines: list[str] = []
     day = staged.effective_date
     for tx_id, spec, legs in zip(ids, specs, staged.legs, strict=True):
         headers.add(tx_id, spec.type, "posted", day, spec.memo, spec.metadata, None, [])
-        digest_rows.append((tx_id, spec.type, "posted", day, spec.memo))
-        # the code named is the account's (matched exactly), the asset its asset (checked)
-        digest_rows.extend((tx_id, code, asset, d, amount) for code, d, amount, asset in legs)
+        lines.append(rules.digest_line((tx_id, spec.type, "posted", day, spec.memo)))
+        lines.extend([f"{tx_id}|{code}|{asset}|{d}|{amount}" for code, d, amount, asset in legs])
     headers.insert(session)
     _sql(session, _INSERT_POSTINGS, {"day": stored_day, "false": False if postgres else 0})
     _sql(session, _UPDATE_BALANCES, {
         "day": stored_day, "now": now if postgres else store.stamp(now)})
-    batch.content_sha256 = rules.batch_digest(digest_rows)
+    batch.content_sha256 = hashlib.sha256(("\n".join(lines) + "\n").encode()).hexdigest()
     session.flush()
     audit.record(session, actor, "ledger.batch.post", "ledger_batch", batch.id, after={
         "id": batch.id, "transaction_count": len(specs), "first_transaction_id": ids[0],

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ecovalue.auth.policy import Principal, authorize, row_filter
+from ecovalue.bulk import paused_gc
 from ecovalue.db import utcnow
 from ledger.core import errors, posting, replay, rules, staged, store
 from ledger.core.calendar import local_date, month_of
@@ -254,6 +255,7 @@ def expire_pendings(session: Session, actor: Principal, *, now: dt.datetime | No
     return done
 
 
+@paused_gc()
 def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
                memo: str | None = None, now: dt.datetime | None = None,
                action: str = CREATE, enter: str = posting.ENTER) -> tuple[int, list[int]]:

@@ -29,6 +29,7 @@ from catalog.models import Party
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize, county_of
 from ecovalue.auth.policy import row_filter
+from ecovalue.bulk import paused_gc
 from ecovalue.clock import local_date, utcnow
 from ecovalue.db import bulk_insert, bulk_insert_records
 from ecovalue.errors import ValidationFailed
@@ -141,6 +142,7 @@ def _collectives(session: Session, ids: list[int]) -> list[Party]:
 # --- distributions -----------------------------------------------------------------------------
 
 
+@paused_gc()
 def prepare_run(session: Session, actor: Principal, *, reference: str, fund_code: str,
                 rule_code: str, amount_fen: int, collective_party_ids: list[int],
                 record_date: dt.date, rule_version: int | None = None,
@@ -252,6 +254,7 @@ def get_run(session: Session, run_id: int, *, lock: bool = False) -> SharingRun:
     return run
 
 
+@paused_gc()
 def approve_run(session: Session, actor: Principal, run_id: int, *,
                 now: dt.datetime | None = None) -> RunResult:
     """Approve a prepared distribution and pay it: one ledger batch from the fund to every
@@ -360,6 +363,13 @@ def _pay(session: Session, actor: Principal, run: SharingRun, lines: Sequence[tu
                       *[credit(code, "CNY", "credit", amount) for _, code, amount in chunk]]))
         chunks.append((chunk[0][0], chunk[-1][0]))
     batch_id, tx_ids = core.post_batch(session, actor, specs, memo=memo, action=action)
+    _mark_paid(session, run, chunks, tx_ids)
+    return batch_id
+
+
+def _mark_paid(session: Session, run: SharingRun, chunks: list[tuple[int, int]],
+               tx_ids: list[int]) -> None:
+    """Each paying line learns its transaction (`chunks`: the line ranges, in order)."""
     table = SharingRunLine.__table__
     session.connection().execute(
         table.update().where(table.c.run_id == run.id,
@@ -369,7 +379,6 @@ def _pay(session: Session, actor: Principal, run: SharingRun, lines: Sequence[tu
         .values(transaction_id=sa.bindparam("tx_id")),
         [{"first": first, "last": last, "tx_id": tx_id}
          for (first, last), tx_id in zip(chunks, tx_ids, strict=True)])
-    return batch_id
 
 
 # --- single-tree purchases -----------------------------------------------------------------------
@@ -389,6 +398,7 @@ def eligible_trees(trees: np.ndarray, area_m2: np.ndarray,
     return eligible
 
 
+@paused_gc()
 def create_purchase(session: Session, actor: Principal, *, reference: str, programme_code: str,
                     buyer_account_code: str, collective_party_ids: list[int],
                     record_date: dt.date, years: int = 1,
