@@ -4,8 +4,11 @@ price; escrow while open; cancel and expiry return what is left of it.
 Lock order of a take (so that concurrent takes, cancels and expiries queue and never
 deadlock): the Idempotency-Key (route), the listing row, the registry rows of the two
 carbon accounts (ascending), the ledger balance rows (ascending). On SQLite every writer
-holds the database's write lock from BEGIN. Two buyers racing for the last tonne: the second
-finds the listing filled and gets a clean 409 listing-closed.
+holds the database's write lock from BEGIN. A take locks the listing's row with the UPDATE
+that takes the tonnes, its guards in the WHERE clause (`_TAKE`): two buyers racing for the
+last tonne, the second's UPDATE waits for the first and then finds the row no longer matching
+(PostgreSQL re-checks the guards on the committed row); reading the listing then tells it why,
+a clean 409 listing-closed.
 """
 
 from __future__ import annotations
@@ -144,6 +147,8 @@ class _Qualified(ColumnElement):
 def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
     kw.pop("include_table", None)
     return str(compiler.process(element.inner, **kw))
+
+
 #: the listing's columns a take returns (after the update)
 _TAKEN_COLUMNS = (_L.id, _L.side, _L.party_id, _L.batch_id, _L.asset_code, _L.quantity_t,
                   _L.remaining_t, _L.price_fen_per_tco2e, _L.min_lot_t, _L.escrow_fen,
