@@ -408,6 +408,7 @@ def check_sellable_of(account: credits.Account, quantity_t: int, held: int, toda
 
 
 _EVENTS = MarketEvent.__table__
+_INSERT_EVENTS = _EVENTS.insert()
 #: a feed event: (kind, asset_code, party_ids, data)
 Event = tuple[str, str | None, list[int], dict]
 
@@ -421,4 +422,4 @@ def emit(session: Session, events: Iterable[Event],
              "data": audit.to_jsonable(data), "occurred_at": now}
             for kind, asset, parties, data in events]
     if rows:
-        session.connection().execute(_EVENTS.insert(), rows)
+        session.connection().execute(_INSERT_EVENTS, rows)

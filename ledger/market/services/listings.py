@@ -268,9 +268,10 @@ def _claim(session: Session, listing_id: int, party: int, quantity: int, now: dt
     else:  # pragma: no cover - a listing only ever gets less takeable
         raise errors.ListingClosed(f"listing {listing_id} changed while being taken")
     # a listing this session holds as an object is stale now
-    loaded = session.identity_map.get(Session.identity_key(MarketListing, listing_id))
-    if loaded is not None:
-        session.expire(loaded)
+    if session.identity_map:
+        loaded = session.identity_map.get(Session.identity_key(MarketListing, listing_id))
+        if loaded is not None:
+            session.expire(loaded)
     return row
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -96,9 +97,36 @@ _TRADES = MarketTrade.__table__
 _INSERT_TRADE = _TRADES.insert().returning(_TRADES.c.id)
 
 
+@dataclasses.dataclass(frozen=True)
+class Trade:
+    """A trade as settled (the row written, without an ORM object: a trade never changes)."""
+
+    id: int
+    mode: str
+    listing_id: int | None
+    block_trade_id: int | None
+    auction_id: int | None
+    bid_id: int | None
+    batch_id: int
+    asset_code: str
+    seller_party_id: int
+    buyer_party_id: int
+    quantity_t: int
+    price_fen_per_tco2e: int
+    value_fen: int
+    fee_fen: int
+    trade_date: dt.date
+    executed_at: dt.datetime
+    ledger_transaction_id: int
+    carbon_event_id: int
+    blocks: list[str]
+    actor: str
+    certificate_number: str | None
+
+
 def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime | None = None,
            ctx: common.Context | None = None,
-           events: list[common.Event] | None = None) -> MarketTrade:
+           events: list[common.Event] | None = None) -> Trade:
     """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules).
     `ctx` is the operation's `common.context` (read here when not given); `events` are the
     caller's own feed events, appended after the trade's in the same statement."""
@@ -128,7 +156,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
         postings=[*plan.postings(), *money]), action=common.SETTLE, now=now)
     moved = credits.apply_movement(session, actor, plan, ledger_transaction_id=view.id,
                                    reason=f"market {deal.mode} trade", now=now)
-    values = {
+    values: dict[str, Any] = {
         "mode": deal.mode, "listing_id": deal.listing_id, "block_trade_id": deal.block_trade_id,
         "auction_id": deal.auction_id, "bid_id": deal.bid_id, "batch_id": deal.batch.id,
         "asset_code": asset, "seller_party_id": deal.seller_party_id,
@@ -148,7 +176,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
         values["certificate_number"] = retired.retirement.certificate_number
     # a Core insert: the trade is written once and never changed, no unit-of-work flush
     trade_id: int = session.connection().execute(_INSERT_TRADE, values).scalar_one()
-    trade = MarketTrade(id=trade_id, **values)  # the trade as written (not in the session)
+    trade = Trade(id=trade_id, **values)
     parties = [deal.seller_party_id, deal.buyer_party_id]
     feed.append(("trade", asset, parties, trade_data(trade)))
     feed.append(("settlement", asset, parties, {
@@ -164,7 +192,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
     return trade
 
 
-def trade_data(trade: MarketTrade) -> dict:
+def trade_data(trade: MarketTrade | Trade) -> dict:
     """A trade as the feed and the API show it (parties kept apart: see `feed`)."""
     return {"trade_id": trade.id, "mode": trade.mode, "batch": trade.asset_code,
             "listing_id": trade.listing_id, "block_trade_id": trade.block_trade_id,
