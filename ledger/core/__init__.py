@@ -17,7 +17,8 @@ never commits, so a sibling's own rows and the ledger's postings commit or roll 
 
 The contract for the floors above is `post` (one transaction, or a pending one with
 `pending=True`), `post_batch`, `post_pending` / `void_pending`, `reverse_transaction`,
-`ensure_account` / `create_account`, `create_asset` / `get_asset`, and the reads
+`ensure_account` / `create_account` (and `account_id_sql`, the account `ensure_account`
+finds as a subquery for a sibling's own statement), `create_asset` / `get_asset`, and the reads
 `account_balance`, `party_balances`, `statement`, `account_inflows` (the credits of an
 account with who paid them, for tracing pooled money), `get_transaction`, and the one
 rounding rule for splitting an amount, `largest_remainder` (refusing with `SplitError`);
