@@ -234,9 +234,11 @@ class WriterQueue:
             os.close(held[0])
 
     def release_after(self, dialect: sa.Dialect) -> None:
-        """Release after every COMMIT and ROLLBACK the engine's dialect issues (wrapping the
-        engine's own dialect instance: SQLAlchemy's commit events fire before the COMMIT)."""
-        for name in ("do_commit", "do_rollback"):
+        """Release after every COMMIT and ROLLBACK the engine's dialect issues, and when a
+        connection is closed (an invalidated one is closed without a ROLLBACK), wrapping
+        the engine's own dialect instance (SQLAlchemy's commit events fire before the
+        COMMIT)."""
+        for name in ("do_commit", "do_rollback", "do_close", "do_terminate"):
             original = getattr(dialect, name)
 
             def released(dbapi_connection: Any, _original: Any = original) -> None:

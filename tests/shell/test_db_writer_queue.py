@@ -65,6 +65,22 @@ def test_a_rollback_and_a_failed_unit_of_work_release_the_queue(db, tmp_path):
         assert s.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 0
 
 
+def test_an_invalidated_connection_releases_the_queue(db, tmp_path):
+    """A connection dropped in mid-transaction (closed without a ROLLBACK) lets the next
+    writer go instead of holding the queue for ever."""
+    lock_file = tmp_path / "queue.sqlite3-writers.lock"
+    session = db.session(write=True)
+    session.execute(sa.text("INSERT INTO t VALUES (1)"))
+    assert _queue_taken(lock_file)
+    session.connection().invalidate()
+    assert not _queue_taken(lock_file)
+    session.close()
+    with db.unit_of_work() as s:
+        s.execute(sa.text("INSERT INTO t VALUES (2)"))
+    with db.session(write=False) as s:
+        assert s.execute(sa.text("SELECT x FROM t")).scalars().all() == [2]
+
+
 def test_readers_do_not_queue(db, tmp_path):
     lock_file = tmp_path / "queue.sqlite3-writers.lock"
     with db.session(write=False) as s:
