@@ -196,7 +196,11 @@ class WriterQueue:
     waited for by the busy timeout; a thread that already holds the queue through one
     connection and begins a write on another does not queue (it would wait for itself) and
     meets SQLite's busy timeout as before; and if the lock file cannot be opened, writers
-    just do not queue."""
+    just do not queue. What it does change: a waiting writer no longer gives up after the
+    busy timeout (30 s, "database is locked") but waits as long as the holder holds, so
+    code that holds a write open while waiting for another thread's write would hang
+    instead of failing (none does; in a web worker the request budget's alarm still
+    interrupts the wait)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
