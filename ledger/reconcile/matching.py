@@ -663,14 +663,15 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         if not len(lp) or not len(ip):
             continue
         l_order, l_rank = _ranked(lk, lines_all["day"][lp], lines_all["id"][lp])
-        i_order, i_rank = _ranked(ik, items_all["day"][ip], items_all["id"][ip])
+        i_order, _ = _ranked(ik, items_all["day"][ip], items_all["id"][ip])
         lp, lk = lp[l_order], lk[l_order]
         ip, ik = ip[i_order], ik[i_order]
-        # the k-th line of a key pairs with the k-th payment of that key
-        pair_key = _combined_key(np.concatenate([lk, ik]), np.concatenate([l_rank, i_rank]))
-        found = pd.Index(pair_key[len(lp):]).get_indexer(pair_key[:len(lp)])
-        paired = found >= 0
-        pl, pi = lp[paired], ip[found[paired]]
+        # the k-th line of a key pairs with the k-th payment of that key: the payments are
+        # sorted by key and rank, so that one sits `k` places after its key's first payment
+        first_item = np.searchsorted(ik, lk, side="left")
+        counts = np.searchsorted(ik, lk, side="right") - first_item
+        paired = l_rank < counts
+        pl, pi = lp[paired], ip[first_item[paired] + l_rank[paired]]
         gap = np.abs(lines_all["day"][pl] - items_all["day"][pi])
         within = gap <= window
         pl, pi, gap, pk = pl[within], pi[within], gap[within], lk[paired][within]
@@ -681,7 +682,6 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
                  info={"g": g, "confidence": float(rule["confidence"]), "certain": certain,
                        "gap_days": gap, "difference_fen": np.zeros(len(pl), dtype=np.int64)})
         # lines beyond the payments of their key and amount repeat the key's first match
-        counts = np.searchsorted(ik, lk, side="right") - np.searchsorted(ik, lk, side="left")
         extra = np.flatnonzero(l_rank >= counts)
         if not len(extra) or not len(pk):
             continue
