@@ -511,23 +511,34 @@ def _reference_ids(keys: np.ndarray) -> np.ndarray:
     joined = _SEP.join(texts)
     if not texts or "EV" not in joined:
         return out
+    hits = [(found.start(), int(found[1])) for found in _UPPER_EV.finditer(joined)]
+    if not hits:
+        return out
+    starts, numbers = (np.array(column, dtype=np.int64) for column in zip(*hits))
     ends = np.cumsum([len(t) + 1 for t in texts])
-    for found in _UPPER_EV.finditer(joined):
-        index = int(np.searchsorted(ends, found.start(), side="right"))
-        if out[index] < 0:
-            out[index] = int(found[1])
+    index = np.searchsorted(ends, starts, side="right")
+    first = _firsts(index)  # the first id in a reference counts
+    out[index[first]] = numbers[first]
     return out
+
+
+def _firsts(index: np.ndarray) -> np.ndarray:
+    """Where a sorted `index` takes a value for the first time."""
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = index[1:] != index[:-1]
+    return first
 
 
 def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
                  upper: bool = False) -> np.ndarray:
     """Per distinct text: the ledger id it names (EV-n), or -1 (`upper`: already in upper
     case, as normalised references are)."""
-    def has_ev(text: str) -> bool:
-        return "EV" in text if upper else ("EV" in text.upper() or "ＥＶ" in text.upper())
-
     out = np.full(len(texts), -1, dtype=np.int64)
-    chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and has_ev(t)]
+    if upper:
+        chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and "EV" in t]
+    else:
+        chosen = [i for i, t in enumerate(texts)
+                  if isinstance(t, str) and ("EV" in (u := t.upper()) or "ＥＶ" in u)]
     if not chosen:
         return out
     candidates = [texts[i] for i in chosen]
@@ -538,13 +549,19 @@ def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
         normal = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
         parts = normal.split(_SEP)
         if len(parts) == len(candidates):
+            hits = [(found.start(), found.end(), int(found[1]))
+                    for found in pattern.finditer(normal)]
+            if not hits:
+                return out
+            starts, stops, numbers = (np.array(column, dtype=np.int64)
+                                      for column in zip(*hits))
             ends = np.cumsum([len(part) + 1 for part in parts]) - 1
-            seen = np.zeros(len(candidates), dtype=bool)
-            for found in pattern.finditer(normal):
-                index = int(np.searchsorted(ends, found.start(), side="right"))
-                if found.end() <= ends[index] and not seen[index]:
-                    seen[index] = True
-                    out[chosen[index]] = int(found[1]) or -1
+            index = np.searchsorted(ends, starts, side="right")
+            inside = stops <= ends[index]
+            index, numbers = index[inside], numbers[inside]
+            first = _firsts(index)  # the first id in a text counts (EV-0 names nothing)
+            out[np.asarray(chosen, dtype=np.int64)[index[first]]] = \
+                np.where(numbers[first] != 0, numbers[first], -1)
             return out
     for i, text in zip(chosen, candidates, strict=True):
         out[i] = _transaction_of(text, pattern) or -1
