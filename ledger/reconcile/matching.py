@@ -166,8 +166,16 @@ def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
 # --- normalisation (vectorised, on the distinct values only) ---------------------------------
 
 
-def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, distinct values) of an object array; code -1 where the value is missing."""
+def _distinct(values: np.ndarray, *, sparse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array; code -1 where the value is missing.
+    `sparse`: most values are missing (memos), so only the others are hashed (a hash table
+    sized for every row would be mostly empty)."""
+    if sparse:
+        present = ~pd.isna(values)
+        if 2 * int(np.count_nonzero(present)) < len(values):
+            codes = np.full(len(values), -1, dtype=np.intp)
+            codes[present], uniques = pd.factorize(values[present], use_na_sentinel=True)
+            return codes, np.asarray(uniques, dtype=object)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
 
@@ -318,29 +326,16 @@ class _Book:
         """Record groups: `info` has one row per new group (column `g`, local numbering, and
         confidence, certain, gap_days, difference_fen, related); `line_groups` and
         `item_groups` map local group -> row position (`pos`) on each side. Each is a frame or
-        a dict of arrays (a scalar stands for a whole column)."""
+        a dict of arrays (a scalar stands for a whole column). The group rows are kept as
+        arrays (a scalar as it came) and become one frame in `result`."""
         g = np.asarray(info["g"]) if "g" in info else np.zeros(0, dtype=np.int64)
         n = len(g)
         if not n:
             return
-
-        def column(name: str, default: np.ndarray) -> np.ndarray:
-            if name not in info:
-                return default
-            values = np.asarray(info[name])
-            return np.broadcast_to(values, (n,)).copy() if values.ndim == 0 else values
-
         offset = self._next
         self._next += int(g.max()) + 1
-        groups = pd.DataFrame({
-            "group": g + offset, "category": category, "rule": rule,
-            "confidence": column("confidence", np.full(n, np.nan)),
-            "certain": column("certain", np.zeros(n, dtype=bool)),
-            "gap_days": column("gap_days", np.zeros(n, dtype=np.int64)),
-            "difference_fen": column("difference_fen", np.zeros(n, dtype=np.int64)),
-            "related": column("related", np.full(n, pd.NA, dtype=object)),
-        })
-        self._groups.append(groups)
+        values = {name: np.asarray(info[name]) for name in _INFO if name in info}
+        self._groups.append((g + offset, category, rule, values))
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
             positions = np.asarray(frame["pos"]).astype(np.int64)
@@ -352,19 +347,71 @@ class _Book:
             if close:
                 open_[positions] = False
 
+    def _group_frame(self) -> pd.DataFrame:
+        """The groups recorded, one row each, as one frame: each column filled piece by piece
+        into one array (no frame per `add` to concatenate), with the dtypes a concatenation
+        of one frame per `add` has."""
+        pieces = self._groups
+        sizes = [len(group) for group, *_ in pieces]
+        total = sum(sizes)
+        bounds = np.cumsum([0, *sizes])
+        columns: dict[str, Any] = {"group": np.concatenate([group for group, *_ in pieces])}
+        kinds = np.repeat(np.array([CATEGORIES.index(c) for _, c, _, _ in pieces]), sizes)
+        columns["category"] = pd.array(np.array(CATEGORIES, dtype=object)[kinds], dtype="str")
+        rules = [rule for _, _, rule, _ in pieces]
+        if all(isinstance(rule, str) for rule in rules):
+            names = sorted(set(rules))
+            columns["rule"] = pd.array(np.array(names, dtype=object)[np.repeat(
+                np.array([names.index(r) for r in rules]), sizes)], dtype="str")
+        else:
+            columns["rule"] = np.repeat(np.array(rules, dtype=object), sizes)
+        for name, default in _INFO.items():
+            given = [values.get(name, default) for *_, values in pieces]
+            dtypes = {value.dtype for value in given}
+            if len(dtypes) > 1 and np.dtype(object) in dtypes:  # related: NA or a line id
+                dtypes = {np.dtype(object)}
+            if len(dtypes) != 1:  # (never so far: then as a concatenation would do it)
+                columns[name] = pd.concat([pd.Series(np.broadcast_to(v, (k,)))
+                                           for v, k in zip(given, sizes, strict=True)],
+                                          ignore_index=True).to_numpy()
+                continue
+            out = np.empty(total, dtype=dtypes.pop())
+            for value, low, high in zip(given, bounds[:-1], bounds[1:], strict=True):
+                out[low:high] = value
+            columns[name] = out
+        return pd.DataFrame({  # (object columns stay object: no text inferred from them)
+            name: pd.Series(values, dtype=object, copy=False)
+            if isinstance(values, np.ndarray) and values.dtype == object else values
+            for name, values in columns.items()}, copy=False)
+
     def result(self) -> MatchResult:
-        groups = pd.concat(self._groups, ignore_index=True) if self._groups else pd.DataFrame(
+        groups = self._group_frame() if self._groups else pd.DataFrame(
             columns=["group", "category", "rule", "confidence", "certain", "gap_days",
                      "difference_fen", "related"])
         if self._members:
-            group, is_line, ids = (np.concatenate(parts) for parts in zip(*self._members))
+            key, is_line, ids = (np.concatenate(parts) for parts in zip(*self._members))
             # by group, side ("item" before "line") and id: groups come in order already,
-            # so one sort of group and side, and ids sorted only where a side has several
-            order, _ = _ranked(group * 2 + is_line, ids, ids)
+            # so one sort of group and side (runs in order: merged in linear time), and ids
+            # sorted only where a side of a group has several
+            key *= 2
+            key += is_line
+            del is_line
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            ids = ids[order]
+            del order
+            tied = key[1:] == key[:-1]
+            if tied.any():
+                shared = np.zeros(len(key), dtype=bool)
+                shared[1:] = tied
+                shared[:-1] |= tied
+                rows = np.flatnonzero(shared)
+                ids[rows] = ids[rows[np.lexsort((rows, ids[rows], key[rows]))]]
+            del tied
             members = pd.DataFrame({
-                "group": group[order],
-                "side": np.array(["item", "line"], dtype=object)[is_line[order].astype(int)],
-                "id": ids[order]})
+                "group": key >> 1,
+                "side": np.array(["item", "line"], dtype=object)[key & 1],
+                "id": ids}, copy=False)
         else:
             members = pd.DataFrame(columns=["group", "side", "id"])
         if not groups["group"].is_monotonic_increasing:  # (they come in order)
@@ -374,6 +421,13 @@ class _Book:
         members["group"] = members["group"].astype("int64")
         members["id"] = members["id"].astype("int64")
         return MatchResult(groups, members)
+
+
+#: a group's figures beside category and rule, and their values when a rule gives none
+_INFO: dict[str, np.ndarray] = {
+    "confidence": np.asarray(np.nan), "certain": np.asarray(False),
+    "gap_days": np.asarray(0, dtype=np.int64), "difference_fen": np.asarray(0, dtype=np.int64),
+    "related": np.asarray(pd.NA, dtype=object)}
 
 
 #: the columns of a side as the rules see them (memo: lines only)
@@ -592,7 +646,7 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
     by_reference = _reference_ids(ref_keys) if pattern.pattern == TRANSACTION_PATTERN \
         else _written_ids(ref_keys, pattern, upper=True)
     tx = np.where(tx >= 0, tx, by_reference[raw_refs])
-    memo_codes, memo_uniques = _distinct(_column(lines, "memo"))
+    memo_codes, memo_uniques = _distinct(_column(lines, "memo"), sparse=True)
     memo_ids = _written_ids(np.array([*memo_uniques, None], dtype=object), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
     left["tx"] = tx
@@ -625,7 +679,7 @@ def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarr
     order) among those of its key. One sort of the key; only rows sharing a key with another
     row are sorted again."""
     n = len(key)
-    order = np.argsort(key)
+    order = np.argsort(key, kind="stable")  # (runs of sorted keys merge in linear time)
     sorted_key = key[order]
     change = np.ones(n, dtype=bool)
     change[1:] = sorted_key[1:] != sorted_key[:-1]
