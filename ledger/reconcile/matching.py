@@ -483,22 +483,24 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(frame), None, dtype=object)
 
 
-def _shared_codes(left: np.ndarray, right: np.ndarray,
-                  key: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _shared_codes(left: np.ndarray, right: np.ndarray, key: Any) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """Integer codes of `key(value)` on both sides, equal where the keys are equal; -1 where
     the value is missing or its key is None; and, for more work per distinct value, the raw
-    values' codes on the left side and the distinct keys. The key is computed once per
-    distinct value (names and references repeat), and the rules then compare integers."""
+    values' codes on the left side, the distinct keys and whether one of them may hold
+    `EV` (`key` returns the keys, or None when every value is its own key, and that). The
+    key is computed once per distinct value (names and references repeat), and the rules
+    then compare integers."""
     raw, uniques = _distinct(np.concatenate([left, right]))
-    computed = key(uniques)
+    computed, ev = key(uniques)
     if computed is None:  # every distinct value is its own key: the codes are the raw ones
         keys = np.concatenate([uniques, np.array([None], dtype=object)])
-        codes = raw.astype(np.int64)
+        codes = raw.astype(np.int64, copy=False)
     else:
         keys = np.array([*computed, None], dtype=object)
         key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
-        codes = key_codes.astype(np.int64)[raw]
-    return codes[:len(left)], codes[len(left):], raw[:len(left)], keys
+        codes = key_codes.astype(np.int64, copy=False)[raw]
+    return codes[:len(left)], codes[len(left):], raw[:len(left)], keys, ev
 
 
 #: separates the distinct values joined into one text, so that each normalisation step runs
@@ -515,33 +517,35 @@ def _all_text(values: np.ndarray) -> bool:
     return bool(len(values)) and pd.api.types.infer_dtype(values, skipna=False) == "string"
 
 
-def _joined(values: np.ndarray) -> str | None:
-    """The distinct values as one text, or None when one of them holds the separator."""
-    texts = values.tolist() if _all_text(values) else \
-        [v if isinstance(v, str) else str(v) for v in values]
+def _joined(values: np.ndarray) -> tuple[str | None, bool]:
+    """(the distinct values as one text, or None when one of them holds the separator;
+    whether every value is a text)."""
+    text = _all_text(values)
+    texts = values.tolist() if text else [v if isinstance(v, str) else str(v) for v in values]
     joined = _SEP.join(texts)
-    return None if joined.count(_SEP) != len(texts) - 1 else joined
+    return (None if joined.count(_SEP) != len(texts) - 1 else joined), text
 
 
-def _reference_keys(values: np.ndarray) -> list[str | None] | None:
-    """`_reference_key` of every value, as a batch; None when every value is a text that is
-    its own key already (upper case ASCII, no spaces, not empty), as references mostly are."""
-    joined = _joined(values) if len(values) else None
+def _reference_keys(values: np.ndarray) -> tuple[list[str | None] | None, bool]:
+    """(`_reference_key` of every value, as a batch, or None when every value is a text that
+    is its own key already (upper case ASCII, no spaces, not empty), as references mostly
+    are; whether a key may hold `EV`, a ledger id)."""
+    joined, text = _joined(values) if len(values) else (None, False)
     if joined is None:
-        return [_reference_key(v) for v in values]
+        return [_reference_key(v) for v in values], True
     if joined.isascii() and not _SPACES.search(joined) and joined.upper() == joined \
             and _SEP * 2 not in joined and not joined.startswith(_SEP) \
-            and not joined.endswith(_SEP) and _all_text(values):
-        return None
+            and not joined.endswith(_SEP) and text:
+        return None, "EV" in joined
     if not joined.isascii():
         joined = unicodedata.normalize("NFKC", joined)
-    parts = _SPACES.sub("", joined).upper().split(_SEP)
-    return [p or None for p in parts]
+    joined = _SPACES.sub("", joined).upper()
+    return [p or None for p in joined.split(_SEP)], "EV" in joined
 
 
 def _name_keys(values: np.ndarray) -> list[str | None]:
     """`_name_key_of` of every value, as a batch."""
-    joined = _joined(values) if len(values) else None
+    joined = _joined(values)[0] if len(values) else None
     if joined is None:
         return [_name_key_of(v) for v in values]
     if not joined.isascii():
@@ -635,7 +639,7 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
             "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
             "amount": frame["amount_fen"].to_numpy(dtype=np.int64)})
     left, right = sides
-    left["ref"], right["ref"], raw_refs, ref_keys = _shared_codes(
+    left["ref"], right["ref"], raw_refs, ref_keys, ev = _shared_codes(
         _column(lines, "reference"), _column(items, "reference"), _reference_keys)
     # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
     if "transaction_id" in lines:
@@ -643,9 +647,10 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
         tx = stated.fillna(-1).to_numpy(dtype=np.int64)
     else:
         tx = np.full(len(lines), -1, dtype=np.int64)
-    by_reference = _reference_ids(ref_keys) if pattern.pattern == TRANSACTION_PATTERN \
-        else _written_ids(ref_keys, pattern, upper=True)
-    tx = np.where(tx >= 0, tx, by_reference[raw_refs])
+    if pattern.pattern != TRANSACTION_PATTERN:
+        tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern, upper=True)[raw_refs])
+    elif ev:  # (a reference without EV names no ledger id)
+        tx = np.where(tx >= 0, tx, _reference_ids(ref_keys)[raw_refs])
     memo_codes, memo_uniques = _distinct(_column(lines, "memo"), sparse=True)
     memo_ids = _written_ids(np.array([*memo_uniques, None], dtype=object), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
