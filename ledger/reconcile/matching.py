@@ -309,8 +309,9 @@ class _Book:
         positions = np.flatnonzero(mask)
         wanted = _COLUMNS if columns is None else columns
         return pd.DataFrame({
-            c: self.names.of(side, positions) if c == "name" else table[c][positions]
-            for c in wanted if c in table or c == "name"},
+            c: self.names.of(side, positions) if c == "name"
+            else positions if c == "pos" else table[c][positions]
+            for c in wanted if c in table or c in ("name", "pos")},
             index=positions)
 
     def open_lines(self, *, unkeyed: bool = False,
@@ -335,13 +336,16 @@ class _Book:
         offset = self._next
         self._next += int(g.max()) + 1
         values = {name: np.asarray(info[name]) for name in _INFO if name in info}
-        self._groups.append((g + offset, category, rule, values))
+        group = g + offset
+        self._groups.append((group, category, rule, values))
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
-            positions = np.asarray(frame["pos"]).astype(np.int64)
+            positions = np.asarray(frame["pos"]).astype(np.int64, copy=False)
             if not len(positions):
                 continue
-            self._members.append((np.asarray(frame["g"]).astype(np.int64) + offset,
+            members = np.asarray(frame["g"])
+            self._members.append((group if members is g else  # (one pair per group)
+                                  members.astype(np.int64, copy=False) + offset,
                                   np.full(len(positions), side == "line"),
                                   table["id"][positions]))
             if close:
@@ -472,7 +476,7 @@ class _NameCodes:
 
 
 def _days(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").view(np.int64)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -635,7 +639,6 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
                                           (items, "transaction_id", "effective_date")):
         sides.append({
             "id": frame[id_column].to_numpy(dtype=np.int64),
-            "pos": np.arange(len(frame), dtype=np.int64),
             "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
             "amount": frame["amount_fen"].to_numpy(dtype=np.int64)})
     left, right = sides
@@ -655,7 +658,7 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
     memo_ids = _written_ids(np.array([*memo_uniques, None], dtype=object), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
     left["tx"] = tx
-    left["memo"] = memo_codes.astype(np.int64)
+    left["memo"] = memo_codes.astype(np.int64, copy=False)
     right["tx"] = right["id"]
     return left, right
 
@@ -679,10 +682,11 @@ def _combined_key(*columns: np.ndarray) -> np.ndarray:
     return key
 
 
-def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray, *,
+            rank: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(order, k): the rows sorted by key, day, id and position, and each row's rank (in that
-    order) among those of its key. One sort of the key; only rows sharing a key with another
-    row are sorted again."""
+    order) among those of its key (`rank`: else None). One sort of the key; only rows sharing
+    a key with another row are sorted again."""
     n = len(key)
     order = np.argsort(key, kind="stable")  # (runs of sorted keys merge in linear time)
     sorted_key = key[order]
@@ -693,9 +697,39 @@ def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarr
     if shared.any():
         rows = order[shared]
         order[shared] = rows[np.lexsort((rows, ids[rows], day[rows], key[rows]))]
+    del sorted_key, shared
+    if not rank:
+        return order, None
     index = np.arange(n)
-    starts = np.maximum.accumulate(np.where(change, index, 0)) if n else index
-    return order, index - starts
+    starts = np.where(change, index, 0)
+    if n:
+        np.maximum.accumulate(starts, out=starts)
+    index -= starts
+    return order, index
+
+
+def _pair_keys(left: np.ndarray, left_amount: np.ndarray, lp: np.ndarray,
+               right: np.ndarray, right_amount: np.ndarray,
+               rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_combined_key` of (code, amount) at rows `lp` on the left and `rp` on the right, as
+    one key space, computed side by side (no concatenated copy)."""
+    code_l, code_r = left[lp], right[rp]
+    amount_l, amount_r = left_amount[lp], right_amount[rp]
+    lows = [min(int(a.min()), int(b.min())) for a, b in ((code_l, code_r), (amount_l, amount_r))]
+    highs = [max(int(a.max()), int(b.max())) for a, b in ((code_l, code_r), (amount_l, amount_r))]
+    code_width, amount_width = (high - low + 1 for low, high in zip(lows, highs, strict=True))
+    if code_width * amount_width >= 2 ** 62:  # too wide to multiply out: rank them jointly
+        both = _combined_key(np.concatenate([code_l, code_r]),
+                             np.concatenate([amount_l, amount_r]))
+        return both[:len(lp)], both[len(lp):]
+    out = []
+    for code, amount in ((code_l, amount_l), (code_r, amount_r)):
+        code -= lows[0]
+        code *= amount_width
+        amount -= lows[1]
+        code += amount
+        out.append(code)
+    return out[0], out[1]
 
 
 def _confidence(base: float, gap: np.ndarray) -> np.ndarray:
@@ -725,9 +759,8 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         if not len(lp) or not len(ip):
             continue
         # one key for (column, amount) on both sides; only keys on both sides can pair
-        both = _combined_key(np.concatenate([lines_all[column][lp], items_all[column][ip]]),
-                             np.concatenate([lines_all["amount"][lp], items_all["amount"][ip]]))
-        lk, ik = both[:len(lp)], both[len(lp):]
+        lk, ik = _pair_keys(lines_all[column], lines_all["amount"], lp,
+                            items_all[column], items_all["amount"], ip)
         # (a key on one side only pairs nothing: when one side is much the smaller, the
         # other is cut down to its keys before sorting; ranks within a key do not change)
         if 2 * len(lp) < len(ip):
@@ -739,7 +772,8 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         if not len(lp) or not len(ip):
             continue
         l_order, l_rank = _ranked(lk, lines_all["day"][lp], lines_all["id"][lp])
-        i_order, _ = _ranked(ik, items_all["day"][ip], items_all["id"][ip])
+        assert l_rank is not None
+        i_order, _ = _ranked(ik, items_all["day"][ip], items_all["id"][ip], rank=False)
         lp, lk = lp[l_order], lk[l_order]
         ip, ik = ip[i_order], ik[i_order]
         # the k-th line of a key pairs with the k-th payment of that key: the payments are
@@ -748,15 +782,19 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         counts = np.searchsorted(ik, lk, side="right") - first_item
         paired = l_rank < counts
         pl, pi = lp[paired], ip[first_item[paired] + l_rank[paired]]
-        gap = np.abs(lines_all["day"][pl] - items_all["day"][pi])
+        gap = lines_all["day"][pl]
+        gap -= items_all["day"][pi]
+        np.abs(gap, out=gap)
         within = gap <= window
-        pl, pi, gap, pk = pl[within], pi[within], gap[within], lk[paired][within]
+        pk = lk[paired]
+        if not within.all():
+            pl, pi, gap, pk = pl[within], pi[within], gap[within], pk[within]
         certain = bool(rule["auto_confirm"]) & (np.asarray(rule["confidence"]) >= 1)
         g = np.arange(len(pl), dtype=np.int64)
         book.add("matched", rule["name"], line_groups={"g": g, "pos": pl},
                  item_groups={"g": g, "pos": pi},
                  info={"g": g, "confidence": float(rule["confidence"]), "certain": certain,
-                       "gap_days": gap, "difference_fen": np.zeros(len(pl), dtype=np.int64)})
+                       "gap_days": gap, "difference_fen": np.int64(0)})
         # lines beyond the payments of their key and amount repeat the key's first match
         extra = np.flatnonzero(l_rank >= counts)
         if not len(extra) or not len(pk):
