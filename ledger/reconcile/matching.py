@@ -295,7 +295,9 @@ class _Book:
         self.line_open = np.ones(len(self.lines["id"]), dtype=bool)
         self.item_open = np.ones(len(self.items["id"]), dtype=bool)
         self._groups: list[pd.DataFrame] = []
-        self._members: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        #: per `add`: (group, is a line, id) per side with members, and whether each group
+        #: has one line and one payment, groups in increasing order (no sort needed)
+        self._members: list[tuple[list[tuple[np.ndarray, bool, np.ndarray]], bool]] = []
         self._next = 0
         line_tx, line_ref = self.lines["tx"], self.lines["ref"]
         known_tx = (line_tx >= 0) & _isin(line_tx, self.items["tx"])
@@ -338,18 +340,22 @@ class _Book:
         values = {name: np.asarray(info[name]) for name in _INFO if name in info}
         group = g + offset
         self._groups.append((group, category, rule, values))
+        sides, pairs = [], True
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
             positions = np.asarray(frame["pos"]).astype(np.int64, copy=False)
             if not len(positions):
+                pairs = False
                 continue
             members = np.asarray(frame["g"])
-            self._members.append((group if members is g else  # (one pair per group)
-                                  members.astype(np.int64, copy=False) + offset,
-                                  np.full(len(positions), side == "line"),
-                                  table["id"][positions]))
+            pairs &= members is g  # (a rule's groups, one member each: one pair per group)
+            sides.append((group if members is g else
+                          members.astype(np.int64, copy=False) + offset,
+                          side == "line", table["id"][positions]))
             if close:
                 open_[positions] = False
+        if sides:
+            self._members.append((sides, pairs and bool((g[1:] > g[:-1]).all())))
 
     def _group_frame(self) -> pd.DataFrame:
         """The groups recorded, one row each, as one frame: each column filled piece by piece
@@ -393,25 +399,13 @@ class _Book:
             columns=["group", "category", "rule", "confidence", "certain", "gap_days",
                      "difference_fen", "related"])
         if self._members:
-            key, is_line, ids = (np.concatenate(parts) for parts in zip(*self._members))
-            # by group, side ("item" before "line") and id: groups come in order already,
-            # so one sort of group and side (runs in order: merged in linear time), and ids
-            # sorted only where a side of a group has several
-            key *= 2
-            key += is_line
-            del is_line
-            order = np.argsort(key, kind="stable")
-            key = key[order]
-            ids = ids[order]
-            del order
-            tied = key[1:] == key[:-1]
-            if tied.any():
-                shared = np.zeros(len(key), dtype=bool)
-                shared[1:] = tied
-                shared[:-1] |= tied
-                rows = np.flatnonzero(shared)
-                ids[rows] = ids[rows[np.lexsort((rows, ids[rows], key[rows]))]]
-            del tied
+            # by group, side ("item" before "line") and id: each `add` numbers its groups
+            # after the last one's, so the adds' members are sorted one by one into place
+            total = sum(len(ids) for sides, _ in self._members for *_, ids in sides)
+            key, ids = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+            at = 0
+            for sides, pairs in self._members:
+                at = _place_members(sides, pairs, key, ids, at)
             members = pd.DataFrame({
                 "group": key >> 1,
                 "side": np.array(["item", "line"], dtype=object)[key & 1],
@@ -425,6 +419,38 @@ class _Book:
         members["group"] = members["group"].astype("int64")
         members["id"] = members["id"].astype("int64")
         return MatchResult(groups, members)
+
+
+def _place_members(sides: list[tuple[np.ndarray, bool, np.ndarray]], pairs: bool,
+                   key: np.ndarray, ids: np.ndarray, at: int) -> int:
+    """Write one `add`'s members into `key` (2 * group + is a line) and `ids` from `at`,
+    sorted by key and id; the position after them. `pairs`: one line and one payment per
+    group, groups increasing (the reference rule's): interleaved, no sort."""
+    if pairs:
+        (line_group, _, line_ids), (_, _, item_ids) = sides
+        n = len(line_group)
+        pair_key = key[at:at + 2 * n]
+        np.multiply(line_group, 2, out=pair_key[0::2])
+        np.add(pair_key[0::2], 1, out=pair_key[1::2])
+        ids[at:at + 2 * n:2] = item_ids
+        ids[at + 1:at + 2 * n:2] = line_ids
+        return at + 2 * n
+    # one stable sort of group and side (runs in order: merged in linear time), and ids
+    # sorted only where a side of a group has several
+    part_key = np.concatenate([group * 2 + is_line for group, is_line, _ in sides])
+    part_ids = np.concatenate([side_ids for *_, side_ids in sides])
+    order = np.argsort(part_key, kind="stable")
+    part_key, part_ids = part_key[order], part_ids[order]
+    tied = part_key[1:] == part_key[:-1]
+    if tied.any():
+        shared = np.zeros(len(part_key), dtype=bool)
+        shared[1:] = tied
+        shared[:-1] |= tied
+        rows = np.flatnonzero(shared)
+        part_ids[rows] = part_ids[rows[np.lexsort((rows, part_ids[rows], part_key[rows]))]]
+    key[at:at + len(part_key)] = part_key
+    ids[at:at + len(part_ids)] = part_ids
+    return at + len(part_key)
 
 
 #: a group's figures beside category and rule, and their values when a rule gives none
