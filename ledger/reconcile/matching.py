@@ -892,8 +892,10 @@ def _split_rule(book: _Book, rule: dict[str, Any]) -> None:
     window, parts = rule["window_days"], rule["max_parts"]
     for many_side in ("line", "item"):
         for key in (["ref"], ["name", "day"]):
-            lines = book.open_lines() if key == ["ref"] else book.open_lines(unkeyed=True)
-            items = book.open_items()
+            columns = ["id", "pos", "day", "amount", *key]  # (names coded only when asked)
+            lines = book.open_lines(columns=columns) if key == ["ref"] \
+                else book.open_lines(unkeyed=True, columns=columns)
+            items = book.open_items(columns=columns)
             many, one = (lines, items) if many_side == "line" else (items, lines)
             many = many[many[key[0]] >= 0]
             one = one[one[key[0]] >= 0]
