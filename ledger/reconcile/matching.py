@@ -294,7 +294,8 @@ class _Book:
         self.names = _NameCodes(_column(lines, "counterparty"), _column(items, "counterparty"))
         self.line_open = np.ones(len(self.lines["id"]), dtype=bool)
         self.item_open = np.ones(len(self.items["id"]), dtype=bool)
-        self._groups: list[pd.DataFrame] = []
+        #: per `add`: (group, category, rule, the figures given: arrays or scalars)
+        self._groups: list[tuple[np.ndarray, str, str | None, dict[str, np.ndarray]]] = []
         #: per `add`: (group, is a line, id) per side with members, and whether each group
         #: has one line and one payment, groups in increasing order (no sort needed)
         self._members: list[tuple[list[tuple[np.ndarray, bool, np.ndarray]], bool]] = []
@@ -366,15 +367,13 @@ class _Book:
         total = sum(sizes)
         bounds = np.cumsum([0, *sizes])
         columns: dict[str, Any] = {"group": np.concatenate([group for group, *_ in pieces])}
-        kinds = np.repeat(np.array([CATEGORIES.index(c) for _, c, _, _ in pieces]), sizes)
-        columns["category"] = pd.array(np.array(CATEGORIES, dtype=object)[kinds], dtype="str")
+        columns["category"] = pd.array(np.repeat(np.array(
+            [category for _, category, _, _ in pieces], dtype=object), sizes), dtype="str")
         rules = [rule for _, _, rule, _ in pieces]
+        # (a rule's name is text; with a group no rule made, the column is of objects)
+        columns["rule"] = np.repeat(np.array(rules, dtype=object), sizes)
         if all(isinstance(rule, str) for rule in rules):
-            names = sorted(set(rules))
-            columns["rule"] = pd.array(np.array(names, dtype=object)[np.repeat(
-                np.array([names.index(r) for r in rules]), sizes)], dtype="str")
-        else:
-            columns["rule"] = np.repeat(np.array(rules, dtype=object), sizes)
+            columns["rule"] = pd.array(columns["rule"], dtype="str")
         for name, default in _INFO.items():
             given = [values.get(name, default) for *_, values in pieces]
             dtypes = {value.dtype for value in given}
