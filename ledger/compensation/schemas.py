@@ -327,5 +327,7 @@ class SettlementQuerySchema(PageQuerySchema, InputSchema):
 
 
 class StatementQuerySchema(InputSchema):
-    format = fields.String(load_default="xlsx", validate=validate.OneOf(["csv", "xlsx"]),
-                           metadata={"description": "csv (UTF-8 with BOM) or xlsx"})
+    format = fields.String(load_default="xlsx",
+                           validate=validate.OneOf(["csv", "xlsx", "html"]),
+                           metadata={"description": "csv (UTF-8 with BOM), xlsx, or html (a "
+                                                    "printable page, Chinese with English)"})

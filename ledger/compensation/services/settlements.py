@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.services import parties
-from ecovalue import audit, spreadsheet
+from ecovalue import audit, printable, spreadsheet
 from ecovalue.auth import Principal, authorize
 from ecovalue.clock import utcnow
 from ecovalue.errors import ValidationFailed
@@ -329,15 +329,62 @@ def statement_tables(session: Session, settlement: CompensationSettlement
         [p.seq, p.payer_key, p.payee_key, p.from_account, p.to_account, p.amount_fen,
          _yuan(p.amount_fen), p.status, p.pending_tx_id, p.resolution_tx_id]
         for p in payments(session, settlement.id)]
-    return {"结算 Settlement": head, "条件 Conditions": conditions, "各方 Positions": positions,
-            "支付 Payments": paid}
+    clearing_rows = [["条件 Condition", "处理 Action", "扣减方 From party",
+                      "收款方 To party", "金额(分) Amount (fen)", "金额(元) Amount (yuan)"]] + [
+        [a["condition"], ACTION_LABELS.get(a["action"], a["action"]), a["source"], a["party"],
+         a["amount_fen"], _yuan(a["amount_fen"])] for a in statement.get("adjustments", [])]
+    return {"结算 Settlement": head, "条件 Conditions": conditions, "清算 Clearing": clearing_rows,
+            "各方 Positions": positions, "支付 Payments": paid}
+
+
+#: how a failed condition's money was cleared, Chinese with English
+ACTION_LABELS = {"withhold": "扣减并退还出资方 withheld, returned to the contributors",
+                 "redirect": "转付指定方 redirected to a named party",
+                 "split": "按份额分给指定方 split among named parties"}
+#: what a settlement's status means, Chinese with English
+STATUS_LABELS = {"prepared": "待审批 prepared, waiting for approval",
+                 "approved": "已审批支付 approved and paid", "rejected": "已驳回 rejected"}
+
+
+def statement_html(session: Session, settlement: CompensationSettlement) -> str:
+    """The statement as a printable page (the house's printable template, as the household
+    and village statements of benefit sharing): the same tables as the spreadsheet, the
+    failed conditions' clearing, and who prepared and decided it."""
+    tables = statement_tables(session, settlement)
+    agreement = settlement.statement["agreement"]
+    info = printable.table(
+        ["结算 Settlement", "协议 Agreement", "名称 Name", "版本 Version", "期间 Period",
+         "金额(元) Amount (yuan)", "状态 Status"],
+        [[settlement.id, settlement.agreement_code, agreement.get("name_zh"),
+          agreement["version"], settlement.period, printable.yuan(settlement.amount_fen),
+          STATUS_LABELS.get(settlement.status, settlement.status)]])
+    parts = [info]
+    for name in ("条件 Conditions", "清算 Clearing", "各方 Positions", "支付 Payments"):
+        head, *rows = tables[name]
+        parts.append(printable.heading(name))
+        parts.append(printable.table(head, rows) if rows else
+                     "<p>无 None" + (" — 全部条件达标 every condition met"
+                                     if name == "清算 Clearing" else "") + "</p>")
+    parts.append(printable.table(
+        ["编制人 Prepared by", "编制时间 Prepared at (UTC)", "审批人 Decided by",
+         "审批时间 Decided at (UTC)", "意见 Note"],
+        [[settlement.prepared_by, settlement.prepared_at, settlement.decided_by,
+          settlement.decided_at, settlement.decision_note]]))
+    return printable.page(
+        f"生态保护补偿结算单 Compensation settlement statement — {settlement.agreement_code} "
+        f"{settlement.period}", "".join(parts), units=printable.AMOUNTS_NOTE,
+        note=f"协议条款摘要 terms SHA-256 {agreement.get('terms_sha256') or ''}")
 
 
 def export_statement(session: Session, actor: Principal, settlement_id: int,
                      fmt: str) -> bytes:
-    """A settlement's statement as XLSX (one sheet per table) or CSV (the tables one after
-    another, a blank row between), through the shell's formula-safe writer."""
-    tables = statement_tables(session, get_settlement(session, actor, settlement_id))
+    """A settlement's statement as XLSX (one sheet per table), CSV (the tables one after
+    another, a blank row between), through the shell's formula-safe writer, or a printable
+    HTML page (UTF-8)."""
+    settlement = get_settlement(session, actor, settlement_id)
+    if fmt == "html":
+        return statement_html(session, settlement).encode("utf-8")
+    tables = statement_tables(session, settlement)
     if fmt == "xlsx":
         return spreadsheet.write_xlsx(tables)
     rows: list[list[Any]] = []

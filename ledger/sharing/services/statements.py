@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Party
 from ecovalue import audit, protect, spreadsheet
 from ecovalue.auth import Principal, authorize
+from ecovalue.printable import heading, page, table, yuan
 from ledger.sharing import errors
 from ledger.sharing.models import SharingRun, SharingRunLine
 from ledger.sharing.services.register import READER
@@ -28,13 +28,6 @@ KIND_LABELS = {"distribution": "利益分配 benefit distribution",
                "single_tree": "单株碳汇 single-tree carbon purchase"}
 LINE_LABELS = {"household": "农户 household", "collective": "村集体 collective",
                "account": "账户 account"}
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan text with two decimals, exactly (no float): 135000 -> '1350.00'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 def _party(session: Session, party_id: int, kinds: Sequence[str]) -> Party:
@@ -158,26 +151,8 @@ def village_xlsx(statement: dict[str, Any]) -> bytes:
     return spreadsheet.write_xlsx({"村对账单 Village": rows})
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
-td,th{{border:1px solid #999;padding:4px 6px;font-size:13px}}th{{background:#eee}}
-td.n{{text-align:right}}@media print{{a{{display:none}}}}</style></head>
-<body><h1>{title}</h1>{body}<p><small>金额单位：元（分）Amounts in yuan (fen). 银行账号已遮蔽
-Bank accounts masked. {note}</small></p></body></html>"""
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        cls = ' class="n"' if isinstance(v, int) else ""
-        return f"<td{cls}>{html.escape('' if v is None else str(v))}</td>"
-
-    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" +
-            "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows) + "</table>")
-
-
 def household_html(statement: dict[str, Any]) -> str:
-    info = _table(["户主 Household", "身份证号 ID card", "银行账号 Bank account", "开户行 Bank"],
+    info = table(["户主 Household", "身份证号 ID card", "银行账号 Bank account", "开户行 Bank"],
                   [[statement["name_zh"], statement["id_number_masked"],
                     statement["bank_account_masked"], statement["bank_name"]]])
     rows = []
@@ -188,29 +163,26 @@ def household_html(statement: dict[str, Any]) -> str:
         rows.append([r["paid_on"], r["kind_label"], r["reference"], r["payer"],
                      yuan(r["amount_fen"]), sources])
     rows.append(["合计 Total", "", "", "", yuan(statement["received_fen"]), ""])
-    body = info + "<h2>收入明细及资金来源 Receipts and where each fen came from</h2>" + _table(
+    body = info + "<h2>收入明细及资金来源 Receipts and where each fen came from</h2>" + table(
         ["日期 Date", "类别 Kind", "批次 Reference", "付款方/购买方 Payer or buyer",
          "金额 Amount", "资金来源 Sources (payer, transaction, amount)"], rows)
-    return _PAGE.format(title=html.escape(f"农户收益对账单 Household statement — "
-                                          f"{statement['name_zh']}"), body=body,
-                        note="来源按基金流入比例分摊 Sources: pro rata to the fund's inflows.")
+    return page(f"农户收益对账单 Household statement — {statement['name_zh']}", body,
+                note="来源按基金流入比例分摊 Sources: pro rata to the fund's inflows.")
 
 
 def village_html(statement: dict[str, Any]) -> str:
     parts = []
     for run in statement["runs"]:
-        parts.append(f"<h2>{html.escape(run['reference'])} — {html.escape(run['kind_label'])}"
-                     f" — {html.escape(str(run['paid_on']))} — {html.escape(run['payer'] or '')}"
-                     "</h2>")
-        parts.append(_table(["行 Line", "对象 Recipient", "户主/名称 Name",
+        parts.append(heading(f"{run['reference']} — {run['kind_label']} — {run['paid_on']} — "
+                             f"{run['payer'] or ''}"))
+        parts.append(table(["行 Line", "对象 Recipient", "户主/名称 Name",
                              "银行账号 Bank account", "基数 Basis", "金额 Amount"],
                             [[ln["line_no"], ln["kind_label"], ln["name_zh"],
                               ln["bank_account_masked"], ln["basis_value"],
                               yuan(ln["amount_fen"])] for ln in run["lines"]] +
                             [["合计 Total", "", "", "", "", yuan(run["total_fen"])]]))
-    return _PAGE.format(title=html.escape(f"村级收益对账单 Village statement — "
-                                          f"{statement['name_zh']}"),
-                        body="".join(parts) or "<p>无 None</p>", note="")
+    return page(f"村级收益对账单 Village statement — {statement['name_zh']}",
+                "".join(parts) or "<p>无 None</p>")
 
 
 def payment_file(session: Session, actor: Principal, run_id: int, fmt: str) -> tuple[bytes, str]:
