@@ -26,6 +26,7 @@ from ledger.sharing.services.runs import get_run
 
 KIND_LABELS = {"distribution": "利益分配 benefit distribution",
                "single_tree": "单株碳汇 single-tree carbon purchase"}
+REVERSAL_LABEL = "红字冲销 reversal"
 LINE_LABELS = {"household": "农户 household", "collective": "村集体 collective",
                "account": "账户 account"}
 
@@ -81,7 +82,8 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
     collective = _party(session, collective_party_id, ("village_collective",))
     stmt = sa.select(SharingRunLine, SharingRun).join(
         SharingRun, SharingRun.id == SharingRunLine.run_id).where(
-        SharingRunLine.village_party_id == collective.id, SharingRun.status == "paid")
+        SharingRunLine.village_party_id == collective.id,
+        SharingRun.status.in_(("paid", "reversed")))
     if run_id is not None:
         stmt = stmt.where(SharingRun.id == run_id)
     rows = session.execute(stmt.order_by(SharingRun.paid_on, SharingRun.id,
@@ -96,9 +98,13 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
             "kind_label": KIND_LABELS[run.kind], "paid_on": run.paid_on,
             "payer": run.payer_account_code if run.kind == "distribution"
             else parties[run.buyer_party_id].name_zh if run.buyer_party_id else None,
-            "memo": run.memo, "total_fen": 0, "lines": []})
+            "memo": run.memo, "total_fen": 0, "status": run.status,
+            "reversed_on": run.reversed_on, "reversal_reason": run.reversal_reason,
+            "net_fen": 0, "lines": []})
         p = parties.get(line.party_id or 0)
         entry["total_fen"] += line.amount_fen
+        if run.status != "reversed":
+            entry["net_fen"] += line.amount_fen
         entry["lines"].append({
             "line_no": line.line_no, "kind": line.kind, "kind_label": LINE_LABELS[line.kind],
             "party_id": line.party_id, "name_zh": p.name_zh if p else None,
@@ -107,7 +113,8 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
             "amount_fen": line.amount_fen, "transaction_id": line.transaction_id})
     return {"collective_party_id": collective.id, "name_zh": collective.name_zh,
             "name_en": collective.name_en, "runs": list(runs.values()),
-            "total_fen": sum(r["total_fen"] for r in runs.values())}
+            "total_fen": sum(r["net_fen"] for r in runs.values()),
+            "reversed_fen": sum(r["total_fen"] - r["net_fen"] for r in runs.values())}
 
 
 # --- exports -----------------------------------------------------------------------------------
@@ -119,13 +126,25 @@ def household_xlsx(statement: dict[str, Any]) -> bytes:
         "金额(元) Amount (yuan)", "金额(分) Amount (fen)", "资金来源 Source (transaction)",
         "来源付款方 Source payer", "来源金额(分) Source amount (fen)"]]
     for r in statement["receipts"]:
-        for i, s in enumerate(r["sources"] or [{}]):
+        for i, s in enumerate(r["sources"] or [{}] if r["paid_fen"] else []):
             first = i == 0
             rows.append([r["paid_on"] if first else None, r["kind_label"] if first else None,
                          r["reference"] if first else None, r["payer"] if first else None,
                          yuan(r["amount_fen"]) if first else None,
                          r["amount_fen"] if first else None, s.get("transaction_id"),
                          s.get("payer_name_zh"), s.get("amount_fen")])
+        if r["reversed_fen"]:  # 红字: the same sources paid back
+            for i, s in enumerate(r["sources"] or [{}]):
+                first = i == 0
+                rows.append([r["reversed_on"] if first else None,
+                             REVERSAL_LABEL if first else None,
+                             r["reference"] if first else None,
+                             f"{r['reversal_reason']} (冲销交易 reversal transaction "
+                             f"#{r['reversal_transaction_id']})" if first else None,
+                             yuan(-r["reversed_fen"]) if first else None,
+                             -r["reversed_fen"] if first else None,
+                             s.get("transaction_id"), s.get("payer_name_zh"),
+                             -s["amount_fen"] if "amount_fen" in s else None])
     rows.append(["合计 Total", None, None, None, yuan(statement["received_fen"]),
                  statement["received_fen"], None, None, None])
     head = [["户主 Household", statement["name_zh"]],
@@ -146,6 +165,10 @@ def village_xlsx(statement: dict[str, Any]) -> bytes:
                          ln["kind_label"], ln["name_zh"], ln["bank_account_masked"], ln["part"],
                          ln["basis_value"], yuan(ln["amount_fen"]), ln["amount_fen"],
                          ln["transaction_id"]])
+        if run["status"] == "reversed":
+            rows.append([run["reference"], run["reversed_on"], REVERSAL_LABEL, None, None,
+                         None, None, run["reversal_reason"], None, yuan(-run["total_fen"]),
+                         -run["total_fen"], None])
     rows.append(["合计 Total", None, None, None, None, None, None, None, None,
                  yuan(statement["total_fen"]), statement["total_fen"], None])
     return spreadsheet.write_xlsx({"村对账单 Village": rows})
@@ -160,8 +183,13 @@ def household_html(statement: dict[str, Any]) -> str:
         sources = "; ".join(f"{s.get('payer_name_zh') or s.get('kind')} "
                             f"(#{s.get('transaction_id') or '-'}) {yuan(s['amount_fen'])}"
                             for s in r["sources"])
-        rows.append([r["paid_on"], r["kind_label"], r["reference"], r["payer"],
-                     yuan(r["amount_fen"]), sources])
+        if r["paid_fen"]:
+            rows.append([r["paid_on"], r["kind_label"], r["reference"], r["payer"],
+                         yuan(r["amount_fen"]), sources])
+        if r["reversed_fen"]:
+            rows.append([r["reversed_on"], REVERSAL_LABEL, r["reference"],
+                         r["reversal_reason"], yuan(-r["reversed_fen"]),
+                         f"冲销交易 reversal transaction #{r['reversal_transaction_id']}"])
     rows.append(["合计 Total", "", "", "", yuan(statement["received_fen"]), ""])
     body = info + "<h2>收入明细及资金来源 Receipts and where each fen came from</h2>" + table(
         ["日期 Date", "类别 Kind", "批次 Reference", "付款方/购买方 Payer or buyer",
@@ -180,7 +208,10 @@ def village_html(statement: dict[str, Any]) -> str:
                             [[ln["line_no"], ln["kind_label"], ln["name_zh"],
                               ln["bank_account_masked"], ln["basis_value"],
                               yuan(ln["amount_fen"])] for ln in run["lines"]] +
-                            [["合计 Total", "", "", "", "", yuan(run["total_fen"])]]))
+                            ([[REVERSAL_LABEL, str(run["reversed_on"]), "",
+                               run["reversal_reason"], "", yuan(-run["total_fen"])]]
+                             if run["status"] == "reversed" else []) +
+                            [["合计 Total", "", "", "", "", yuan(run["net_fen"])]]))
     return page(f"村级收益对账单 Village statement — {statement['name_zh']}",
                 "".join(parts) or "<p>无 None</p>")
 
