@@ -37,7 +37,7 @@ from ledger.compensation.models import (
     CompensationPayment,
     CompensationSettlement,
 )
-from ledger.compensation.services import agreements, assessments
+from ledger.compensation.services import agreements, assessments, gep
 from ledger.compensation.services.common import CNY, fetch
 
 PREPARE = "compensation.settlement.prepare"
@@ -94,15 +94,18 @@ def _live(session: Session, code: str, period: str) -> CompensationSettlement | 
 
 def _statement(agreement: CompensationAgreement, period: str, amount_fen: int,
                result: clearing.Clearing, used: Mapping[tuple[str, str], Any],
-               names: Mapping[int, str]) -> dict[str, Any]:
+               names: Mapping[int, str],
+               from_valuation: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     by_key = {p["key"]: p for p in agreement.terms["parties"]}
     return {
         "agreement": {"id": agreement.id, "code": agreement.code, "version": agreement.version,
                       "kind": agreement.kind, "name_zh": agreement.name_zh,
                       "terms_sha256": agreement.terms_sha256},
         "period": period, "amount_fen": amount_fen, "all_met": result.all_met,
-        "evaluations": [{**dataclasses.asdict(e), "assessment_id":
-                         used[(e.section, e.indicator)].id} for e in result.evaluations],
+        "evaluations": [{**dataclasses.asdict(e), **(
+            {"assessment_id": None, "valuation": from_valuation[(e.section, e.indicator)]}
+            if (e.section, e.indicator) in from_valuation else
+            {"assessment_id": used[(e.section, e.indicator)].id})} for e in result.evaluations],
         "positions": [{**dataclasses.asdict(p), "party_id": by_key[p.party]["party_id"],
                        "name_zh": names[by_key[p.party]["party_id"]],
                        "region_code": by_key[p.party].get("region_code")}
@@ -130,10 +133,15 @@ def prepare(session: Session, actor: Principal, code: str, period: str) -> tuple
         return existing, False
     instalment = next(i for i in terms_module.schedule_of(terms) if i.period == period)
     conditions = terms_module.conditions_of(terms)
-    used = assessments.latest(session, {c.section for c in conditions}, period)
+    from_valuation = gep.evaluate(session, terms, period)
+    used = assessments.latest(session, {c.section for c in conditions
+                                        if (c.section, c.indicator) not in from_valuation},
+                              period)
+    values = {**{k: a.value for k, a in used.items()},
+              **{k: v["value"] for k, v in from_valuation.items()}}
     try:
         result = clearing.clear(instalment.payment_fen, terms_module.parties_of(terms),
-                                conditions, {k: a.value for k, a in used.items()})
+                                conditions, values)
     except clearing.MissingValues as exc:
         raise MissingAssessments(
             f"{len(exc.missing)} condition(s) of {code} have no monitored value for {period}; "
@@ -149,7 +157,8 @@ def prepare(session: Session, actor: Principal, code: str, period: str) -> tuple
         agreement_id=agreement.id, agreement_code=code, period=period,
         live_key=f"{code}/{period}", status="prepared", amount_fen=instalment.payment_fen,
         payments_total_fen=sum(t.amount_fen for t in result.transfers),
-        statement=_statement(agreement, period, instalment.payment_fen, result, used, names),
+        statement=_statement(agreement, period, instalment.payment_fen, result, used, names,
+                             from_valuation),
         prepared_at=now, prepared_by=actor.label)
     try:
         with session.begin_nested():  # a racing preparation of the period may commit first
@@ -314,7 +323,10 @@ def statement_tables(session: Session, settlement: CompensationSettlement
     conditions = [["条件 Condition", "断面 Section", "指标 Indicator", "目标 Target",
                    "比较 Comparison", "监测值 Value", "达标 Met", "监测记录 Assessment id"]] + [
         [e["condition"], e["section"], e["indicator"], e["target"], e["comparison"],
-         e["value"], "是 yes" if e["met"] else "否 no", e["assessment_id"]]
+         e["value"], "是 yes" if e["met"] else "否 no", e["assessment_id"] if e.get(
+             "valuation") is None else f"GEP 核算 valuation runs {e['valuation']['base_run_id']}"
+                                      f" ({e['valuation']['base_year']}) -> "
+                                      f"{e['valuation']['run_id']} ({e['valuation']['year']})"]
         for e in statement["evaluations"]]
     positions = [["参与方 Party", "主体 Party id", "名称 Name", "行政区划 Region",
                   "出资(分) Contribution (fen)", "分配(分) Allocation (fen)",
