@@ -14,7 +14,9 @@ plant A's payment, 40,000.00 to plant B's), so wei's 21,000.00 came 12,600.00 fr
 from __future__ import annotations
 
 import datetime as dt
+import io
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
 import time_machine
@@ -135,6 +137,8 @@ def test_statements_and_period_totals_show_the_reversal(database, world):
         page = statements.household_html(st)
         village = statements.village_statement(s, ADMIN, world.dalang)
         vpage = statements.village_html(village)
+        book = openpyxl.load_workbook(io.BytesIO(statements.household_xlsx(st)))
+        vbook = openpyxl.load_workbook(io.BytesIO(statements.village_xlsx(village)))
         rows = totals.paid_by_village(s, ADMIN, date_from=TODAY, date_to=TODAY)
         march = totals.paid_by_village(s, ADMIN, date_from=dt.date(2025, 3, 1),
                                        date_to=dt.date(2025, 3, 31))
@@ -148,6 +152,15 @@ def test_statements_and_period_totals_show_the_reversal(database, world):
         ("reversed", 60_000_00, 0)
     assert (village["total_fen"], village["reversed_fen"]) == (0, 60_000_00)
     assert "-60000.00" in vpage
+    sheet = list(book["对账单 Statement"].iter_rows(values_only=True))
+    # the payment (two sources), its red-ink reversal (the same two, negative), the net total
+    assert [(r[1], r[5], r[8]) for r in sheet[1:]] == [
+        ("利益分配 benefit distribution", 21_000_00, 12_600_00), (None, None, 8_400_00),
+        ("红字冲销 reversal", -21_000_00, -12_600_00), (None, None, -8_400_00),
+        (None, 0, None)]
+    vsheet = list(vbook["村对账单 Village"].iter_rows(values_only=True))
+    assert [r[10] for r in vsheet if r[2] == "红字冲销 reversal"] == [-60_000_00]
+    assert vsheet[-1][10] == 0
     # paid and reversed on the same day: a positive and a negative row per village, net zero
     assert rows == march and next_month == []
     assert [(r["village_party_id"], r["reversal"], r["runs"], r["households"],
