@@ -75,6 +75,7 @@ import valuation.api
 import valuation.cli
 import valuation.demo
 import valuation.models
+import valuation.services.runs
 from ecovalue import __version__, declared, errors, protect, ratelimit
 from ecovalue import cli as shell_cli
 from ecovalue.api import BEARER, ProblemSchema
@@ -126,6 +127,8 @@ LEDGER_VERIFY_CHECKS = (ledger.carbon.services.verify, ledger.pilot.services.ver
 #: rows reconcile's period report reads from packages it may not import (never sideways)
 RECONCILE_REPORT_READERS = {
     "sharing.paid_by_village": ledger.sharing.services.totals.paid_by_village}
+#: valuation's run totals, for compensation's conditions on a GEP change (never sideways)
+COMPENSATION_GEP_READER = valuation.services.runs.gep_totals
 
 #: ReDoc's script, vendored (see vendor/redoc/README.md): no CDN on a county intranet
 REDOC_ASSETS = Path(__file__).resolve().parent / "vendor" / "redoc"
@@ -426,6 +429,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     }
     app.extensions["ledger.verify_checks"] = list(LEDGER_VERIFY_CHECKS)
     ledger.reconcile.services.reports.provide_readers(RECONCILE_REPORT_READERS)
+    ledger.compensation.services.gep.provide_reader(COMPENSATION_GEP_READER)
     for command in CLI_COMMANDS:
         app.cli.add_command(command)
     app.config["ECOVALUE_VERSION"] = __version__

@@ -177,6 +177,7 @@ POLICY: dict[str, dict[Role, Scope]] = {
     "sharing.run.prepare": {A: ANY, R: COUNTY, F: ANY},
     "sharing.run.approve": {A: ANY, F: ANY},  # never the preparer (four eyes)
     "sharing.run.cancel": {A: ANY, F: ANY},
+    "sharing.run.reverse": {A: ANY, F: ANY},  # 红字冲销; never the preparer (four eyes)
     # the one file with whole bank account numbers: the finance bureau only, audited
     "sharing.payment_file.download": {F: ANY},
     "sharing.purchase.create": {A: ANY, F: ANY, T: PARTY},  # a buyer pays from its account

@@ -14,10 +14,6 @@ import re
 from functools import cache
 from typing import Any
 
-from matplotlib import font_manager
-from matplotlib.backends.backend_pdf import FigureCanvasPdf
-from matplotlib.figure import Figure
-
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "AR PL UMing CN",
              "Droid Sans Fallback")
@@ -41,6 +37,8 @@ def obligation_of(view: dict[str, Any]) -> str | None:
 @cache
 def cjk_font() -> str | None:
     """The first installed font that draws Chinese, or None."""
+    from matplotlib import font_manager  # imported here: matplotlib costs ~0.4 s at start-up
+
     for family in CJK_FONTS:
         try:
             path = font_manager.findfont(font_manager.FontProperties(family=family),
@@ -101,6 +99,9 @@ The audit-chain hash is the hash of the retirement's event in the registry's aud
 
 
 def render_pdf(view: dict[str, Any], verify_url: str) -> bytes:
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+    from matplotlib.figure import Figure
+
     font = cjk_font()
     figure = Figure(figsize=(8.27, 11.69))  # A4, inches
     FigureCanvasPdf(figure)

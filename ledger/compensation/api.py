@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app
 
 from ecovalue.api import XLSX_MIMETYPE, Blueprint, current_actor, file_response, page_of, paginate
 from ecovalue.db import current_session
@@ -299,15 +299,20 @@ def get_settlement(settlement_id: int) -> Any:
 @blp.route("/settlements/<int:settlement_id>/statement")
 @blp.authenticated
 @blp.arguments(schemas.StatementQuerySchema, location="query")
-@blp.doc(responses={"200": {"description": "CSV (UTF-8 with BOM) or XLSX", "content": {
+@blp.doc(responses={"200": {"description": "CSV (UTF-8 with BOM), XLSX or a printable HTML "
+                                          "page", "content": {
     "text/csv": {"schema": {"type": "string"}},
-    XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+    XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}},
+    "text/html": {"schema": {"type": "string"}}}}})
 @errors(404)
 def export_statement(query: dict, settlement_id: int) -> Any:
-    """A settlement's statement as a spreadsheet: conditions, each party's position, the
-    payments (Chinese headers with English)."""
+    """A settlement's statement as a spreadsheet or a printable page (`format=html`):
+    conditions, the clearing of failed ones, each party's position, the payments (Chinese
+    with English)."""
     fmt = query["format"]
     data = settlements.export_statement(current_session(), current_actor(), settlement_id, fmt)
+    if fmt == "html":
+        return Response(data, mimetype="text/html")
     return file_response(data, f"settlement-{settlement_id}.{fmt}",
                          "text/csv" if fmt == "csv" else XLSX_MIMETYPE)
 

@@ -154,6 +154,14 @@ class MissingValues(ValueError):
         self.missing = list(missing)
 
 
+def gep_change_percent(base_gep_yuan: float, gep_yuan: float) -> float:
+    """The change of GEP from a base year, in percent: (GEP - GEP_base) / GEP_base x 100
+    (both in yuan at the same constant prices). A base that is not positive has no change."""
+    if not base_gep_yuan > 0:
+        raise ValueError("the base year's GEP must be positive")
+    return (gep_yuan - base_gep_yuan) / base_gep_yuan * 100.0
+
+
 def is_met(value: float, target: float, comparison: str) -> bool:
     return value <= target if comparison == "at_most" else value >= target
 

@@ -232,11 +232,11 @@ def settlement_show(settlement_id: int) -> None:
 @settlement_group.command("export")
 @click.argument("settlement_id", type=int)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="a .xlsx or .csv file")
+              help="a .xlsx, .csv or .html (printable page) file")
 @with_appcontext
 def settlement_export(settlement_id: int, output: Path) -> None:
-    """Write a settlement's statement to a spreadsheet."""
-    fmt = "csv" if output.suffix.lower() == ".csv" else "xlsx"
+    """Write a settlement's statement to a spreadsheet or a printable page (by the suffix)."""
+    fmt = {".csv": "csv", ".html": "html", ".htm": "html"}.get(output.suffix.lower(), "xlsx")
     with unit_of_work() as session:
         data = settlements.export_statement(session, operator(), settlement_id, fmt)
     output.write_bytes(data)

@@ -67,3 +67,8 @@ class SettlementNotPrepared(Conflict):
 class OwnSettlement(Forbidden):
     code, title = "compensation-own-settlement", ("The preparer of a settlement may not "
                                                    "approve it")
+
+
+class GepRunUnavailable(ValidationFailed):
+    code, title = "compensation-gep-run-unavailable", ("No published valuation run gives the "
+                                                        "GEP change")

@@ -58,17 +58,33 @@ class FailureIn(StrictSchema):
                                             "1-10000 (default the whole)"})
 
 
+class GepIn(StrictSchema):
+    region_code = fields.String(required=True, validate=validate.Length(min=6, max=12), metadata={
+        "description": "the region (GB/T 2260) whose published valuation runs give the change"})
+    base_year = Integer(load_default=None, allow_none=True, strict=True,
+                        validate=validate.Range(min=1949, max=2200), metadata={
+                            "description": "the year compared with (default: the year before "
+                                           "the period's, a year-on-year change)"})
+
+
 class ConditionIn(StrictSchema):
     key = fields.String(required=True, validate=_KEY)
     name_zh = _text(200, metadata={"description": "e.g. 清水铺断面水质达到III类"})
     name_en = _text(200)
-    section = fields.String(required=True, validate=_CODE, metadata={
-        "description": "code of a registered section (GET /compensation/sections)"})
+    section = fields.String(validate=_CODE, metadata={
+        "description": "code of a registered section (GET /compensation/sections); left out "
+                       "for a condition on `gep`"})
+    gep = fields.Nested(GepIn, metadata={
+        "description": "gep_change_percent from two published valuation runs of this region "
+                       "(the period's year against base_year), instead of a monitored value "
+                       "at a section: (GEP_year - GEP_base) / GEP_base x 100, at the runs' "
+                       "constant (base-year) prices"})
     indicator = fields.String(required=True, metadata={
         "description": "water_quality_class (GB 3838 class, met when at most the target), "
                        "forest_coverage_percent or gep_change_percent (met when at least the "
-                       "target; a GEP change is the published valuation's number, entered as "
-                       "a monitored value)", "enum": list(clearing.INDICATORS)})
+                       "target; a GEP change is read from published valuation runs with "
+                       "`gep`, or entered as a monitored value at a section)",
+        "enum": list(clearing.INDICATORS)})
     target = fields.Raw(required=True, metadata={
         "description": "water-quality class as I..V, 劣V or 1..6; else a number (percent)"})
     comparison = fields.String(load_default=None, allow_none=True, metadata={
@@ -327,5 +343,7 @@ class SettlementQuerySchema(PageQuerySchema, InputSchema):
 
 
 class StatementQuerySchema(InputSchema):
-    format = fields.String(load_default="xlsx", validate=validate.OneOf(["csv", "xlsx"]),
-                           metadata={"description": "csv (UTF-8 with BOM) or xlsx"})
+    format = fields.String(load_default="xlsx",
+                           validate=validate.OneOf(["csv", "xlsx", "html"]),
+                           metadata={"description": "csv (UTF-8 with BOM), xlsx, or html (a "
+                                                    "printable page, Chinese with English)"})

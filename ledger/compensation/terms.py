@@ -127,7 +127,7 @@ def problems(terms: Mapping[str, Any], *, known_sections: Collection[str],
 
     _schedule_problems(terms, err)
     keys = _party_problems(terms, err, party_exists, region_exists)
-    _condition_problems(terms, err, keys, known_sections)
+    _condition_problems(terms, err, keys, known_sections, region_exists)
     return errors
 
 
@@ -197,8 +197,45 @@ def _party_problems(terms: Mapping[str, Any], err: Callable[[str, str], None],
     return keys
 
 
+def gep_section(gep: Mapping[str, Any]) -> str:
+    """The key a GEP condition's value is filed under (in place of a section code): region
+    and base year (`prev`: the year before the period's)."""
+    return f"GEP:{gep['region_code']}:{gep.get('base_year') or 'prev'}"
+
+
+def period_year(period: str) -> int:
+    """The calendar year of a period (2019, 2019-07, 2019-Q3, 2019-H2 -> 2019)."""
+    return int(period[:4])
+
+
+def gep_years(gep: Mapping[str, Any], period: str) -> tuple[int, int]:
+    """(base year, year) a GEP condition compares for a period."""
+    year = period_year(period)
+    return (gep.get("base_year") or year - 1), year
+
+
+def _gep_problems(condition: Mapping[str, Any], where: str, periods: list[str],
+                  err: Callable[[str, str], None], region_exists: Callable[[str], bool]
+                  ) -> None:
+    gep = condition["gep"]
+    if condition.get("section") is not None:
+        err(f"{where}.section", "a condition on gep reads published valuation runs, not a "
+            "section: leave section out")
+    if condition["indicator"] != "gep_change_percent":
+        err(f"{where}.indicator", "a condition on gep is a gep_change_percent")
+    if not region_exists(gep["region_code"]):
+        err(f"{where}.gep.region_code", f"unknown region {gep['region_code']!r}")
+    base = gep.get("base_year")
+    if base is not None:
+        late = [p for p in periods if PERIOD_RE.match(p) and period_year(p) <= base]
+        if late:
+            err(f"{where}.gep.base_year", f"{base} is not before the year of period "
+                f"{late[0]}: a change is measured against an earlier year")
+
+
 def _condition_problems(terms: Mapping[str, Any], err: Callable[[str, str], None],
-                        keys: set[str], known_sections: Collection[str]) -> None:
+                        keys: set[str], known_sections: Collection[str],
+                        region_exists: Callable[[str], bool]) -> None:
     conditions = terms["conditions"]
     basis = terms["share_basis"]
     if len(conditions) > MAX_CONDITIONS:
@@ -210,7 +247,12 @@ def _condition_problems(terms: Mapping[str, Any], err: Callable[[str, str], None
         if not KEY_RE.match(condition["key"]) or condition["key"] in seen:
             err(f"{where}.key", "a unique key: lowercase letters, digits and '_'")
         seen.add(condition["key"])
-        if condition["section"] not in known_sections:
+        if condition.get("gep") is not None:
+            _gep_problems(condition, where, terms["periods"], err, region_exists)
+        elif condition.get("section") is None:
+            err(f"{where}.section", "required: a registered section, or gep for a GEP change "
+                "from published valuation runs")
+        elif condition["section"] not in known_sections:
             err(f"{where}.section", f"unknown section {condition['section']!r}: register it "
                 "first (POST /compensation/sections)")
         indicator = condition["indicator"]
@@ -275,13 +317,19 @@ def conditions_of(terms: Mapping[str, Any]) -> list[clearing.Condition]:
         target = indicator_value(c["indicator"], c["target"])
         assert target is not None  # validated
         result.append(clearing.Condition(
-            key=c["key"], section=c["section"], indicator=c["indicator"], target=target,
+            key=c["key"], section=gep_section(c["gep"]) if c.get("gep") else c["section"],
+            indicator=c["indicator"], target=target,
             comparison=c.get("comparison") or clearing.INDICATORS[c["indicator"]][1],
             party=failure["party"], action=failure["action"],
             recipients=tuple(clearing.Recipient(r["party"], r.get("share") or 1)
                              for r in failure.get("to") or []),
             portion_bp=failure.get("portion_bp", clearing.WHOLE_BP)))
     return result
+
+
+def gep_conditions(terms: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The `gep` of each condition that has one, by condition key."""
+    return {c["key"]: c["gep"] for c in terms["conditions"] if c.get("gep")}
 
 
 def schedule_of(terms: Mapping[str, Any]) -> list[schedule.Instalment]:

@@ -17,7 +17,8 @@ never commits, so a sibling's own rows and the ledger's postings commit or roll 
 
 The contract for the floors above is `post` (one transaction, or a pending one with
 `pending=True`), `post_batch`, `post_pending` / `void_pending`, `reverse_transaction`,
-`ensure_account` / `create_account`, `create_asset` / `get_asset`, and the reads
+`ensure_account` / `create_account` (and `account_id_sql`, the account `ensure_account`
+finds as a subquery for a sibling's own statement), `create_asset` / `get_asset`, and the reads
 `account_balance`, `party_balances`, `statement`, `account_inflows` (the credits of an
 account with who paid them, for tracing pooled money), `get_transaction`, and the one
 rounding rule for splitting an amount, `largest_remainder` (refusing with `SplitError`);
@@ -45,6 +46,7 @@ from ledger.core.services import (
     StatementLine,
     TransactionView,
     account_balance,
+    account_id_sql,
     account_inflows,
     assert_balance,
     close_period,
@@ -81,7 +83,8 @@ __all__ = [
     "AccountNotOwned", "AlreadyReversed", "BalanceView", "Inflow", "InsufficientBalance",
     "PendingAlreadyResolved", "PendingExpired", "PeriodClosed", "PostingSpec", "PostingView",
     "SplitError", "Statement", "StatementLine", "TransactionSpec", "TransactionView",
-    "account_balance", "account_inflows", "account_ref", "assert_balance", "close_period",
+    "account_balance", "account_id_sql", "account_inflows", "account_ref", "assert_balance",
+    "close_period",
     "create_account", "create_asset", "create_transaction", "ensure_account", "expire_pendings",
     "find_account", "get_account", "get_asset", "get_batch", "get_transaction",
     "largest_remainder", "list_accounts", "list_assertions", "list_assets", "list_periods",

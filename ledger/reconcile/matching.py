@@ -166,8 +166,16 @@ def _check_parameters(rule: dict[str, Any], at: str, err: Any) -> None:
 # --- normalisation (vectorised, on the distinct values only) ---------------------------------
 
 
-def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, distinct values) of an object array; code -1 where the value is missing."""
+def _distinct(values: np.ndarray, *, sparse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array; code -1 where the value is missing.
+    `sparse`: most values are missing (memos), so only the others are hashed (a hash table
+    sized for every row would be mostly empty)."""
+    if sparse:
+        present = ~pd.isna(values)
+        if 2 * int(np.count_nonzero(present)) < len(values):
+            codes = np.full(len(values), -1, dtype=np.intp)
+            codes[present], uniques = pd.factorize(values[present], use_na_sentinel=True)
+            return codes, np.asarray(uniques, dtype=object)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
 
@@ -286,8 +294,11 @@ class _Book:
         self.names = _NameCodes(_column(lines, "counterparty"), _column(items, "counterparty"))
         self.line_open = np.ones(len(self.lines["id"]), dtype=bool)
         self.item_open = np.ones(len(self.items["id"]), dtype=bool)
-        self._groups: list[pd.DataFrame] = []
-        self._members: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        #: per `add`: (group, category, rule, the figures given: arrays or scalars)
+        self._groups: list[tuple[np.ndarray, str, str | None, dict[str, np.ndarray]]] = []
+        #: per `add`: (group, is a line, id) per side with members, and whether each group
+        #: has one line and one payment, groups in increasing order (no sort needed)
+        self._members: list[tuple[list[tuple[np.ndarray, bool, np.ndarray]], bool]] = []
         self._next = 0
         line_tx, line_ref = self.lines["tx"], self.lines["ref"]
         known_tx = (line_tx >= 0) & _isin(line_tx, self.items["tx"])
@@ -301,8 +312,9 @@ class _Book:
         positions = np.flatnonzero(mask)
         wanted = _COLUMNS if columns is None else columns
         return pd.DataFrame({
-            c: self.names.of(side, positions) if c == "name" else table[c][positions]
-            for c in wanted if c in table or c == "name"},
+            c: self.names.of(side, positions) if c == "name"
+            else positions if c == "pos" else table[c][positions]
+            for c in wanted if c in table or c in ("name", "pos")},
             index=positions)
 
     def open_lines(self, *, unkeyed: bool = False,
@@ -318,53 +330,85 @@ class _Book:
         """Record groups: `info` has one row per new group (column `g`, local numbering, and
         confidence, certain, gap_days, difference_fen, related); `line_groups` and
         `item_groups` map local group -> row position (`pos`) on each side. Each is a frame or
-        a dict of arrays (a scalar stands for a whole column)."""
+        a dict of arrays (a scalar stands for a whole column). The group rows are kept as
+        arrays (a scalar as it came) and become one frame in `result`."""
         g = np.asarray(info["g"]) if "g" in info else np.zeros(0, dtype=np.int64)
         n = len(g)
         if not n:
             return
-
-        def column(name: str, default: np.ndarray) -> np.ndarray:
-            if name not in info:
-                return default
-            values = np.asarray(info[name])
-            return np.broadcast_to(values, (n,)).copy() if values.ndim == 0 else values
-
         offset = self._next
         self._next += int(g.max()) + 1
-        groups = pd.DataFrame({
-            "group": g + offset, "category": category, "rule": rule,
-            "confidence": column("confidence", np.full(n, np.nan)),
-            "certain": column("certain", np.zeros(n, dtype=bool)),
-            "gap_days": column("gap_days", np.zeros(n, dtype=np.int64)),
-            "difference_fen": column("difference_fen", np.zeros(n, dtype=np.int64)),
-            "related": column("related", np.full(n, pd.NA, dtype=object)),
-        })
-        self._groups.append(groups)
+        values = {name: np.asarray(info[name]) for name in _INFO if name in info}
+        group = g + offset
+        self._groups.append((group, category, rule, values))
+        sides, pairs = [], True
         for side, frame, table, open_ in (("line", line_groups, self.lines, self.line_open),
                                           ("item", item_groups, self.items, self.item_open)):
-            positions = np.asarray(frame["pos"]).astype(np.int64)
+            positions = np.asarray(frame["pos"]).astype(np.int64, copy=False)
             if not len(positions):
+                pairs = False
                 continue
-            self._members.append((np.asarray(frame["g"]).astype(np.int64) + offset,
-                                  np.full(len(positions), side == "line"),
-                                  table["id"][positions]))
+            members = np.asarray(frame["g"])
+            pairs &= members is g  # (a rule's groups, one member each: one pair per group)
+            sides.append((group if members is g else
+                          members.astype(np.int64, copy=False) + offset,
+                          side == "line", table["id"][positions]))
             if close:
                 open_[positions] = False
+        if sides:
+            self._members.append((sides, pairs and bool((g[1:] > g[:-1]).all())))
+
+    def _group_frame(self) -> pd.DataFrame:
+        """The groups recorded, one row each, as one frame: each column filled piece by piece
+        into one array (no frame per `add` to concatenate), with the dtypes a concatenation
+        of one frame per `add` has."""
+        pieces = self._groups
+        sizes = [len(group) for group, *_ in pieces]
+        total = sum(sizes)
+        bounds = np.cumsum([0, *sizes])
+        columns: dict[str, Any] = {"group": np.concatenate([group for group, *_ in pieces])}
+        columns["category"] = pd.array(np.repeat(np.array(
+            [category for _, category, _, _ in pieces], dtype=object), sizes), dtype="str")
+        rules = [rule for _, _, rule, _ in pieces]
+        # (a rule's name is text; with a group no rule made, the column is of objects)
+        columns["rule"] = np.repeat(np.array(rules, dtype=object), sizes)
+        if all(isinstance(rule, str) for rule in rules):
+            columns["rule"] = pd.array(columns["rule"], dtype="str")
+        for name, default in _INFO.items():
+            given = [values.get(name, default) for *_, values in pieces]
+            dtypes = {value.dtype for value in given}
+            if len(dtypes) > 1 and np.dtype(object) in dtypes:  # related: NA or a line id
+                dtypes = {np.dtype(object)}
+            if len(dtypes) != 1:  # (never so far: then as a concatenation would do it)
+                columns[name] = pd.concat([pd.Series(np.broadcast_to(v, (k,)))
+                                           for v, k in zip(given, sizes, strict=True)],
+                                          ignore_index=True).to_numpy()
+                continue
+            out = np.empty(total, dtype=dtypes.pop())
+            for value, low, high in zip(given, bounds[:-1], bounds[1:], strict=True):
+                out[low:high] = value
+            columns[name] = out
+        return pd.DataFrame({  # (object columns stay object: no text inferred from them)
+            name: pd.Series(values, dtype=object, copy=False)
+            if isinstance(values, np.ndarray) and values.dtype == object else values
+            for name, values in columns.items()}, copy=False)
 
     def result(self) -> MatchResult:
-        groups = pd.concat(self._groups, ignore_index=True) if self._groups else pd.DataFrame(
+        groups = self._group_frame() if self._groups else pd.DataFrame(
             columns=["group", "category", "rule", "confidence", "certain", "gap_days",
                      "difference_fen", "related"])
         if self._members:
-            group, is_line, ids = (np.concatenate(parts) for parts in zip(*self._members))
-            # by group, side ("item" before "line") and id: groups come in order already,
-            # so one sort of group and side, and ids sorted only where a side has several
-            order, _ = _ranked(group * 2 + is_line, ids, ids)
+            # by group, side ("item" before "line") and id: each `add` numbers its groups
+            # after the last one's, so the adds' members are sorted one by one into place
+            total = sum(len(ids) for sides, _ in self._members for *_, ids in sides)
+            key, ids = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+            at = 0
+            for sides, pairs in self._members:
+                at = _place_members(sides, pairs, key, ids, at)
             members = pd.DataFrame({
-                "group": group[order],
-                "side": np.array(["item", "line"], dtype=object)[is_line[order].astype(int)],
-                "id": ids[order]})
+                "group": key >> 1,
+                "side": np.array(["item", "line"], dtype=object)[key & 1],
+                "id": ids}, copy=False)
         else:
             members = pd.DataFrame(columns=["group", "side", "id"])
         if not groups["group"].is_monotonic_increasing:  # (they come in order)
@@ -374,6 +418,45 @@ class _Book:
         members["group"] = members["group"].astype("int64")
         members["id"] = members["id"].astype("int64")
         return MatchResult(groups, members)
+
+
+def _place_members(sides: list[tuple[np.ndarray, bool, np.ndarray]], pairs: bool,
+                   key: np.ndarray, ids: np.ndarray, at: int) -> int:
+    """Write one `add`'s members into `key` (2 * group + is a line) and `ids` from `at`,
+    sorted by key and id; the position after them. `pairs`: one line and one payment per
+    group, groups increasing (the reference rule's): interleaved, no sort."""
+    if pairs:
+        (line_group, _, line_ids), (_, _, item_ids) = sides
+        n = len(line_group)
+        pair_key = key[at:at + 2 * n]
+        np.multiply(line_group, 2, out=pair_key[0::2])
+        np.add(pair_key[0::2], 1, out=pair_key[1::2])
+        ids[at:at + 2 * n:2] = item_ids
+        ids[at + 1:at + 2 * n:2] = line_ids
+        return at + 2 * n
+    # one stable sort of group and side (runs in order: merged in linear time), and ids
+    # sorted only where a side of a group has several
+    part_key = np.concatenate([group * 2 + is_line for group, is_line, _ in sides])
+    part_ids = np.concatenate([side_ids for *_, side_ids in sides])
+    order = np.argsort(part_key, kind="stable")
+    part_key, part_ids = part_key[order], part_ids[order]
+    tied = part_key[1:] == part_key[:-1]
+    if tied.any():
+        shared = np.zeros(len(part_key), dtype=bool)
+        shared[1:] = tied
+        shared[:-1] |= tied
+        rows = np.flatnonzero(shared)
+        part_ids[rows] = part_ids[rows[np.lexsort((rows, part_ids[rows], part_key[rows]))]]
+    key[at:at + len(part_key)] = part_key
+    ids[at:at + len(part_ids)] = part_ids
+    return at + len(part_key)
+
+
+#: a group's figures beside category and rule, and their values when a rule gives none
+_INFO: dict[str, np.ndarray] = {
+    "confidence": np.asarray(np.nan), "certain": np.asarray(False),
+    "gap_days": np.asarray(0, dtype=np.int64), "difference_fen": np.asarray(0, dtype=np.int64),
+    "related": np.asarray(pd.NA, dtype=object)}
 
 
 #: the columns of a side as the rules see them (memo: lines only)
@@ -418,7 +501,7 @@ class _NameCodes:
 
 
 def _days(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").view(np.int64)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -429,22 +512,24 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(frame), None, dtype=object)
 
 
-def _shared_codes(left: np.ndarray, right: np.ndarray,
-                  key: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _shared_codes(left: np.ndarray, right: np.ndarray, key: Any) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """Integer codes of `key(value)` on both sides, equal where the keys are equal; -1 where
     the value is missing or its key is None; and, for more work per distinct value, the raw
-    values' codes on the left side and the distinct keys. The key is computed once per
-    distinct value (names and references repeat), and the rules then compare integers."""
+    values' codes on the left side, the distinct keys and whether one of them may hold
+    `EV` (`key` returns the keys, or None when every value is its own key, and that). The
+    key is computed once per distinct value (names and references repeat), and the rules
+    then compare integers."""
     raw, uniques = _distinct(np.concatenate([left, right]))
-    computed = key(uniques)
+    computed, ev = key(uniques)
     if computed is None:  # every distinct value is its own key: the codes are the raw ones
         keys = np.concatenate([uniques, np.array([None], dtype=object)])
-        codes = raw.astype(np.int64)
+        codes = raw.astype(np.int64, copy=False)
     else:
         keys = np.array([*computed, None], dtype=object)
         key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
-        codes = key_codes.astype(np.int64)[raw]
-    return codes[:len(left)], codes[len(left):], raw[:len(left)], keys
+        codes = key_codes.astype(np.int64, copy=False)[raw]
+    return codes[:len(left)], codes[len(left):], raw[:len(left)], keys, ev
 
 
 #: separates the distinct values joined into one text, so that each normalisation step runs
@@ -461,33 +546,35 @@ def _all_text(values: np.ndarray) -> bool:
     return bool(len(values)) and pd.api.types.infer_dtype(values, skipna=False) == "string"
 
 
-def _joined(values: np.ndarray) -> str | None:
-    """The distinct values as one text, or None when one of them holds the separator."""
-    texts = values.tolist() if _all_text(values) else \
-        [v if isinstance(v, str) else str(v) for v in values]
+def _joined(values: np.ndarray) -> tuple[str | None, bool]:
+    """(the distinct values as one text, or None when one of them holds the separator;
+    whether every value is a text)."""
+    text = _all_text(values)
+    texts = values.tolist() if text else [v if isinstance(v, str) else str(v) for v in values]
     joined = _SEP.join(texts)
-    return None if joined.count(_SEP) != len(texts) - 1 else joined
+    return (None if joined.count(_SEP) != len(texts) - 1 else joined), text
 
 
-def _reference_keys(values: np.ndarray) -> list[str | None] | None:
-    """`_reference_key` of every value, as a batch; None when every value is a text that is
-    its own key already (upper case ASCII, no spaces, not empty), as references mostly are."""
-    joined = _joined(values) if len(values) else None
+def _reference_keys(values: np.ndarray) -> tuple[list[str | None] | None, bool]:
+    """(`_reference_key` of every value, as a batch, or None when every value is a text that
+    is its own key already (upper case ASCII, no spaces, not empty), as references mostly
+    are; whether a key may hold `EV`, a ledger id)."""
+    joined, text = _joined(values) if len(values) else (None, False)
     if joined is None:
-        return [_reference_key(v) for v in values]
+        return [_reference_key(v) for v in values], True
     if joined.isascii() and not _SPACES.search(joined) and joined.upper() == joined \
             and _SEP * 2 not in joined and not joined.startswith(_SEP) \
-            and not joined.endswith(_SEP) and _all_text(values):
-        return None
+            and not joined.endswith(_SEP) and text:
+        return None, "EV" in joined
     if not joined.isascii():
         joined = unicodedata.normalize("NFKC", joined)
-    parts = _SPACES.sub("", joined).upper().split(_SEP)
-    return [p or None for p in parts]
+    joined = _SPACES.sub("", joined).upper()
+    return [p or None for p in joined.split(_SEP)], "EV" in joined
 
 
 def _name_keys(values: np.ndarray) -> list[str | None]:
     """`_name_key_of` of every value, as a batch."""
-    joined = _joined(values) if len(values) else None
+    joined = _joined(values)[0] if len(values) else None
     if joined is None:
         return [_name_key_of(v) for v in values]
     if not joined.isascii():
@@ -511,23 +598,34 @@ def _reference_ids(keys: np.ndarray) -> np.ndarray:
     joined = _SEP.join(texts)
     if not texts or "EV" not in joined:
         return out
+    hits = [(found.start(), int(found[1])) for found in _UPPER_EV.finditer(joined)]
+    if not hits:
+        return out
+    starts, numbers = (np.array(column, dtype=np.int64) for column in zip(*hits))
     ends = np.cumsum([len(t) + 1 for t in texts])
-    for found in _UPPER_EV.finditer(joined):
-        index = int(np.searchsorted(ends, found.start(), side="right"))
-        if out[index] < 0:
-            out[index] = int(found[1])
+    index = np.searchsorted(ends, starts, side="right")
+    first = _firsts(index)  # the first id in a reference counts
+    out[index[first]] = numbers[first]
     return out
+
+
+def _firsts(index: np.ndarray) -> np.ndarray:
+    """Where a sorted `index` takes a value for the first time."""
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = index[1:] != index[:-1]
+    return first
 
 
 def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
                  upper: bool = False) -> np.ndarray:
     """Per distinct text: the ledger id it names (EV-n), or -1 (`upper`: already in upper
     case, as normalised references are)."""
-    def has_ev(text: str) -> bool:
-        return "EV" in text if upper else ("EV" in text.upper() or "ＥＶ" in text.upper())
-
     out = np.full(len(texts), -1, dtype=np.int64)
-    chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and has_ev(t)]
+    if upper:
+        chosen = [i for i, t in enumerate(texts) if isinstance(t, str) and "EV" in t]
+    else:
+        chosen = [i for i, t in enumerate(texts)
+                  if isinstance(t, str) and ("EV" in (u := t.upper()) or "ＥＶ" in u)]
     if not chosen:
         return out
     candidates = [texts[i] for i in chosen]
@@ -538,13 +636,19 @@ def _written_ids(texts: np.ndarray, pattern: re.Pattern[str], *,
         normal = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
         parts = normal.split(_SEP)
         if len(parts) == len(candidates):
+            hits = [(found.start(), found.end(), int(found[1]))
+                    for found in pattern.finditer(normal)]
+            if not hits:
+                return out
+            starts, stops, numbers = (np.array(column, dtype=np.int64)
+                                      for column in zip(*hits))
             ends = np.cumsum([len(part) + 1 for part in parts]) - 1
-            seen = np.zeros(len(candidates), dtype=bool)
-            for found in pattern.finditer(normal):
-                index = int(np.searchsorted(ends, found.start(), side="right"))
-                if found.end() <= ends[index] and not seen[index]:
-                    seen[index] = True
-                    out[chosen[index]] = int(found[1]) or -1
+            index = np.searchsorted(ends, starts, side="right")
+            inside = stops <= ends[index]
+            index, numbers = index[inside], numbers[inside]
+            first = _firsts(index)  # the first id in a text counts (EV-0 names nothing)
+            out[np.asarray(chosen, dtype=np.int64)[index[first]]] = \
+                np.where(numbers[first] != 0, numbers[first], -1)
             return out
     for i, text in zip(chosen, candidates, strict=True):
         out[i] = _transaction_of(text, pattern) or -1
@@ -560,11 +664,10 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
                                           (items, "transaction_id", "effective_date")):
         sides.append({
             "id": frame[id_column].to_numpy(dtype=np.int64),
-            "pos": np.arange(len(frame), dtype=np.int64),
             "day": _days(frame[date_column]) if len(frame) else np.zeros(0, dtype=np.int64),
             "amount": frame["amount_fen"].to_numpy(dtype=np.int64)})
     left, right = sides
-    left["ref"], right["ref"], raw_refs, ref_keys = _shared_codes(
+    left["ref"], right["ref"], raw_refs, ref_keys, ev = _shared_codes(
         _column(lines, "reference"), _column(items, "reference"), _reference_keys)
     # a statement line's ledger id: its transaction_id column, else EV-n in reference or memo
     if "transaction_id" in lines:
@@ -572,14 +675,15 @@ def _prepare(lines: pd.DataFrame, items: pd.DataFrame,
         tx = stated.fillna(-1).to_numpy(dtype=np.int64)
     else:
         tx = np.full(len(lines), -1, dtype=np.int64)
-    by_reference = _reference_ids(ref_keys) if pattern.pattern == TRANSACTION_PATTERN \
-        else _written_ids(ref_keys, pattern, upper=True)
-    tx = np.where(tx >= 0, tx, by_reference[raw_refs])
-    memo_codes, memo_uniques = _distinct(_column(lines, "memo"))
+    if pattern.pattern != TRANSACTION_PATTERN:
+        tx = np.where(tx >= 0, tx, _written_ids(ref_keys, pattern, upper=True)[raw_refs])
+    elif ev:  # (a reference without EV names no ledger id)
+        tx = np.where(tx >= 0, tx, _reference_ids(ref_keys)[raw_refs])
+    memo_codes, memo_uniques = _distinct(_column(lines, "memo"), sparse=True)
     memo_ids = _written_ids(np.array([*memo_uniques, None], dtype=object), pattern)
     tx = np.where(tx >= 0, tx, memo_ids[memo_codes])
     left["tx"] = tx
-    left["memo"] = memo_codes.astype(np.int64)
+    left["memo"] = memo_codes.astype(np.int64, copy=False)
     right["tx"] = right["id"]
     return left, right
 
@@ -603,12 +707,13 @@ def _combined_key(*columns: np.ndarray) -> np.ndarray:
     return key
 
 
-def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray, *,
+            rank: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(order, k): the rows sorted by key, day, id and position, and each row's rank (in that
-    order) among those of its key. One sort of the key; only rows sharing a key with another
-    row are sorted again."""
+    order) among those of its key (`rank`: else None). One sort of the key; only rows sharing
+    a key with another row are sorted again."""
     n = len(key)
-    order = np.argsort(key)
+    order = np.argsort(key, kind="stable")  # (runs of sorted keys merge in linear time)
     sorted_key = key[order]
     change = np.ones(n, dtype=bool)
     change[1:] = sorted_key[1:] != sorted_key[:-1]
@@ -617,9 +722,39 @@ def _ranked(key: np.ndarray, day: np.ndarray, ids: np.ndarray) -> tuple[np.ndarr
     if shared.any():
         rows = order[shared]
         order[shared] = rows[np.lexsort((rows, ids[rows], day[rows], key[rows]))]
+    del sorted_key, shared
+    if not rank:
+        return order, None
     index = np.arange(n)
-    starts = np.maximum.accumulate(np.where(change, index, 0)) if n else index
-    return order, index - starts
+    starts = np.where(change, index, 0)
+    if n:
+        np.maximum.accumulate(starts, out=starts)
+    index -= starts
+    return order, index
+
+
+def _pair_keys(left: np.ndarray, left_amount: np.ndarray, lp: np.ndarray,
+               right: np.ndarray, right_amount: np.ndarray,
+               rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_combined_key` of (code, amount) at rows `lp` on the left and `rp` on the right, as
+    one key space, computed side by side (no concatenated copy)."""
+    code_l, code_r = left[lp], right[rp]
+    amount_l, amount_r = left_amount[lp], right_amount[rp]
+    lows = [min(int(a.min()), int(b.min())) for a, b in ((code_l, code_r), (amount_l, amount_r))]
+    highs = [max(int(a.max()), int(b.max())) for a, b in ((code_l, code_r), (amount_l, amount_r))]
+    code_width, amount_width = (high - low + 1 for low, high in zip(lows, highs, strict=True))
+    if code_width * amount_width >= 2 ** 62:  # too wide to multiply out: rank them jointly
+        both = _combined_key(np.concatenate([code_l, code_r]),
+                             np.concatenate([amount_l, amount_r]))
+        return both[:len(lp)], both[len(lp):]
+    out = []
+    for code, amount in ((code_l, amount_l), (code_r, amount_r)):
+        code -= lows[0]
+        code *= amount_width
+        amount -= lows[1]
+        code += amount
+        out.append(code)
+    return out[0], out[1]
 
 
 def _confidence(base: float, gap: np.ndarray) -> np.ndarray:
@@ -649,9 +784,8 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         if not len(lp) or not len(ip):
             continue
         # one key for (column, amount) on both sides; only keys on both sides can pair
-        both = _combined_key(np.concatenate([lines_all[column][lp], items_all[column][ip]]),
-                             np.concatenate([lines_all["amount"][lp], items_all["amount"][ip]]))
-        lk, ik = both[:len(lp)], both[len(lp):]
+        lk, ik = _pair_keys(lines_all[column], lines_all["amount"], lp,
+                            items_all[column], items_all["amount"], ip)
         # (a key on one side only pairs nothing: when one side is much the smaller, the
         # other is cut down to its keys before sorting; ranks within a key do not change)
         if 2 * len(lp) < len(ip):
@@ -663,25 +797,30 @@ def _reference_rule(book: _Book, rule: dict[str, Any]) -> None:
         if not len(lp) or not len(ip):
             continue
         l_order, l_rank = _ranked(lk, lines_all["day"][lp], lines_all["id"][lp])
-        i_order, i_rank = _ranked(ik, items_all["day"][ip], items_all["id"][ip])
+        assert l_rank is not None
+        i_order, _ = _ranked(ik, items_all["day"][ip], items_all["id"][ip], rank=False)
         lp, lk = lp[l_order], lk[l_order]
         ip, ik = ip[i_order], ik[i_order]
-        # the k-th line of a key pairs with the k-th payment of that key
-        pair_key = _combined_key(np.concatenate([lk, ik]), np.concatenate([l_rank, i_rank]))
-        found = pd.Index(pair_key[len(lp):]).get_indexer(pair_key[:len(lp)])
-        paired = found >= 0
-        pl, pi = lp[paired], ip[found[paired]]
-        gap = np.abs(lines_all["day"][pl] - items_all["day"][pi])
+        # the k-th line of a key pairs with the k-th payment of that key: the payments are
+        # sorted by key and rank, so that one sits `k` places after its key's first payment
+        first_item = np.searchsorted(ik, lk, side="left")
+        counts = np.searchsorted(ik, lk, side="right") - first_item
+        paired = l_rank < counts
+        pl, pi = lp[paired], ip[first_item[paired] + l_rank[paired]]
+        gap = lines_all["day"][pl]
+        gap -= items_all["day"][pi]
+        np.abs(gap, out=gap)
         within = gap <= window
-        pl, pi, gap, pk = pl[within], pi[within], gap[within], lk[paired][within]
+        pk = lk[paired]
+        if not within.all():
+            pl, pi, gap, pk = pl[within], pi[within], gap[within], pk[within]
         certain = bool(rule["auto_confirm"]) & (np.asarray(rule["confidence"]) >= 1)
         g = np.arange(len(pl), dtype=np.int64)
         book.add("matched", rule["name"], line_groups={"g": g, "pos": pl},
                  item_groups={"g": g, "pos": pi},
                  info={"g": g, "confidence": float(rule["confidence"]), "certain": certain,
-                       "gap_days": gap, "difference_fen": np.zeros(len(pl), dtype=np.int64)})
+                       "gap_days": gap, "difference_fen": np.int64(0)})
         # lines beyond the payments of their key and amount repeat the key's first match
-        counts = np.searchsorted(ik, lk, side="right") - np.searchsorted(ik, lk, side="left")
         extra = np.flatnonzero(l_rank >= counts)
         if not len(extra) or not len(pk):
             continue
@@ -752,8 +891,10 @@ def _split_rule(book: _Book, rule: dict[str, Any]) -> None:
     window, parts = rule["window_days"], rule["max_parts"]
     for many_side in ("line", "item"):
         for key in (["ref"], ["name", "day"]):
-            lines = book.open_lines() if key == ["ref"] else book.open_lines(unkeyed=True)
-            items = book.open_items()
+            columns = ["id", "pos", "day", "amount", *key]  # (names coded only when asked)
+            lines = book.open_lines(columns=columns) if key == ["ref"] \
+                else book.open_lines(unkeyed=True, columns=columns)
+            items = book.open_items(columns=columns)
             many, one = (lines, items) if many_side == "line" else (items, lines)
             many = many[many[key[0]] >= 0]
             one = one[one[key[0]] >= 0]

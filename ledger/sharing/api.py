@@ -17,7 +17,7 @@ from ecovalue.api import XLSX_MIMETYPE, Blueprint, current_actor, file_response,
 from ecovalue.clock import local_today
 from ecovalue.db import current_session
 from ledger.sharing import schemas
-from ledger.sharing.services import config, register, runs, statements, trace
+from ledger.sharing.services import config, register, reversal, runs, statements, trace
 
 blp = Blueprint("sharing", __name__, url_prefix="/sharing",
                 description="Benefit sharing (利益分配): villager register, sharing rules, "
@@ -266,6 +266,21 @@ def approve_run(run_id: int) -> Any:
 def cancel_run(run_id: int) -> Any:
     """Cancel a prepared distribution (nothing was paid)."""
     return runs.cancel_run(current_session(), current_actor(), run_id)
+
+
+@blp.route("/runs/<int:run_id>/reverse", methods=["POST"])
+@blp.authenticated
+@blp.idempotent
+@blp.arguments(schemas.SharingReverseIn())
+@blp.response(200, schemas.SharingRunSchema)
+@errors(404, 409, 422)
+def reverse_run(body: dict, run_id: int) -> Any:
+    """Reverse a paid distribution (红字冲销): every ledger transaction of it reversed, all or
+    none, dated today (finance, admin; never its preparer: 403 four-eyes). Reversing it again
+    returns it unchanged; a run that is not a paid distribution is 409
+    sharing-run-not-reversible."""
+    return reversal.reverse_run(current_session(), current_actor(), run_id,
+                                reason=body["reason"]).run
 
 
 @blp.route("/runs/<int:run_id>/payment-file")

@@ -4,6 +4,7 @@
     ecovalue sharing run prepare --reference R1 --fund FUND --rule SANMING --amount-fen 100000 \\
         --collective 7 --record-date 2026-11-30 --preparer wang
     ecovalue sharing run approve 1 --approver li     # another person than the preparer
+    ecovalue sharing run reverse 1 --reason "wrong record date"   # 红字冲销, all or none
     ecovalue sharing trace payment 42                 # where a plant's payment went
     ecovalue sharing trace household 12               # where a household's money came from
 
@@ -25,7 +26,7 @@ from flask.cli import with_appcontext
 from ecovalue.auth import system_principal
 from ecovalue.cli import operator, unit_of_work
 from ecovalue.clock import local_today
-from ledger.sharing.services import config, register, runs, statements, trace
+from ledger.sharing.services import config, register, reversal, runs, statements, trace
 from ledger.sharing.services.statements import yuan
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -152,6 +153,25 @@ def run_approve(run_id: int, approver: str) -> None:
         result = runs.approve_run(session, system_principal(f"cli:{approver}"), run_id)
     click.echo(f"run {run_id} {result.run.status}: ledger batch {result.run.ledger_batch_id}"
                + (" (already paid)" if result.replayed else ""))
+
+
+@run_group.command("reverse")
+@click.argument("run_id", type=int)
+@click.option("--reason", required=True, help="why (shown on the statements)")
+@click.option("--reverser", help="who reverses (not the preparer; default: the console "
+                                 "operator)")
+@with_appcontext
+def run_reverse(run_id: int, reason: str, reverser: str | None) -> None:
+    """Reverse a paid distribution (红字冲销): every ledger transaction of it, all or none."""
+    actor = system_principal(f"cli:{reverser}") if reverser else operator()
+    with unit_of_work() as session:
+        result = reversal.reverse_run(session, actor, run_id, reason=reason)
+        run = result.run
+        pairs = run.reversal_transaction_ids or []
+    click.echo(f"run {run_id} {run.status} on {run.reversed_on}: {yuan(run.amount_fen)} yuan "
+               f"back to {run.payer_account_code}, {len(pairs)} ledger transaction(s) reversed "
+               f"({', '.join(f'{a} -> {b}' for a, b in pairs)})"
+               + (" (already reversed)" if result.replayed else ""))
 
 
 @run_group.command("show")

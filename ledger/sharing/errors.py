@@ -87,5 +87,13 @@ class RunNotPrepared(Conflict):
     code, title = "sharing-run-not-prepared", "The run is not waiting for approval"
 
 
+class RunNotReversible(Conflict):
+    code, title = "sharing-run-not-reversible", "Only a paid distribution can be reversed"
+
+
+class OwnRunReversal(Forbidden):
+    code, title = "four-eyes", "The preparer may not reverse their own distribution"
+
+
 class FourEyesViolation(Forbidden):
     code, title = "four-eyes", "The preparer may not approve their own distribution"

@@ -18,7 +18,7 @@ from ecovalue.db import Base, BigInt, BigIntPK, JSONDocument, UTCDateTime, utcno
 REGISTER_STATUSES = ("member", "left")
 SOURCE_KINDS = ("carbon_project", "product", "agreement", "fund", "other")
 RUN_KINDS = ("distribution", "single_tree")
-RUN_STATUSES = ("prepared", "paid", "cancelled")
+RUN_STATUSES = ("prepared", "paid", "cancelled", "reversed")
 LINE_KINDS = ("account", "collective", "household")
 
 
@@ -187,7 +187,8 @@ class SharingTreeProgramme(Base):
 class SharingRun(Base):
     """A distribution of a fund by a rule version (prepared, then approved and paid by the
     finance bureau), or a single-tree purchase (paid by the buyer at once). Paid in one
-    ledger batch: all lines or none."""
+    ledger batch: all lines or none. A paid distribution may be reversed (status
+    `reversed`): every transaction of its batch reversed in the ledger, all or none."""
 
     __tablename__ = "sharing_runs"
 
@@ -220,7 +221,7 @@ class SharingRun(Base):
     record_date: Mapped[dt.date] = mapped_column(sa.Date)
     #: attribution window: inflows effective on or after this date (None: from the start)
     window_from: Mapped[dt.date | None] = mapped_column(sa.Date)
-    #: prepared, paid or cancelled
+    #: prepared, paid, cancelled or reversed
     status: Mapped[str] = mapped_column(sa.String(10), index=True)
     #: remarks shown on statements
     memo: Mapped[str | None] = mapped_column(sa.String(300))
@@ -245,6 +246,16 @@ class SharingRun(Base):
     paid_on: Mapped[dt.date | None] = mapped_column(sa.Date)
     #: the ledger batch that paid it
     ledger_batch_id: Mapped[int | None] = mapped_column(BigInt)
+    #: who reversed the paid run (红字冲销; never its preparer), or None
+    reversed_by: Mapped[str | None] = mapped_column(sa.String(250))
+    #: when it was reversed (UTC)
+    reversed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: local date of the reversing postings (the month a period report shows it in)
+    reversed_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    #: why it was reversed (shown on the statements)
+    reversal_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    #: [original transaction id, its reversal's id] for every transaction of the paying batch
+    reversal_transaction_ids: Mapped[list | None] = mapped_column(JSONDocument)
 
     __table_args__ = (
         sa.CheckConstraint(_in("kind", RUN_KINDS), name="kind"),

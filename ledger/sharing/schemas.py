@@ -244,6 +244,19 @@ class SharingRunSchema(ma.Schema):
     paid_at = fields.DateTime(allow_none=True)
     paid_on = fields.Date(allow_none=True)
     ledger_batch_id = fields.Integer(allow_none=True)
+    reversed_by = fields.String(allow_none=True)
+    reversed_at = fields.DateTime(allow_none=True)
+    reversed_on = fields.Date(allow_none=True, metadata={
+        "description": "local date of the reversal (红字冲销) postings"})
+    reversal_reason = fields.String(allow_none=True)
+    reversal_transaction_ids = fields.List(fields.List(fields.Integer()), allow_none=True,
+                                           metadata={"description": "[original, reversal] "
+                                                     "ledger transaction ids"})
+
+
+class SharingReverseIn(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500), metadata={
+        "description": "why the paid distribution is reversed (shown on the statements)"})
 
 
 class SharingRunQuery(PageQuerySchema, InputSchema):
@@ -299,6 +312,16 @@ class SharingPayerSchema(ma.Schema):
     name_zh = fields.String(allow_none=True)
 
 
+class SharingReversedRunSchema(ma.Schema):
+    run_id = fields.Integer()
+    reference = fields.String()
+    paid_on = fields.Date(allow_none=True)
+    reversed_on = fields.Date(allow_none=True)
+    amount_fen = fields.Integer(metadata={"description": "the part of this payment the run "
+                                          "had paid out, back in the fund since"})
+    reason = fields.String(metadata={"description": "detail only (role-scoped)"})
+
+
 class SharingPaymentTraceSchema(ma.Schema):
     transaction_id = fields.Integer()
     kind = fields.String(metadata={"description": "fund_inflow or single_tree"})
@@ -312,6 +335,9 @@ class SharingPaymentTraceSchema(ma.Schema):
     undistributed_fen = fields.Integer(metadata={
         "description": "still in the fund: distributed + undistributed = amount"})
     by_village = fields.List(fields.Nested(SharingVillageTotalSchema))
+    reversed_runs = fields.List(fields.Nested(SharingReversedRunSchema), metadata={
+        "description": "distributions that paid part of it and were reversed (红字冲销): "
+                       "their part counts as undistributed"})
     rule = fields.String()
     recipients = fields.List(fields.Nested(SharingRecipientSchema), metadata={
         "description": "detail only (role-scoped)"})
@@ -338,7 +364,15 @@ class SharingReceiptSchema(ma.Schema):
     village_party_id = fields.Integer(allow_none=True)
     village_name_zh = fields.String(allow_none=True)
     transaction_id = fields.Integer(allow_none=True)
-    amount_fen = fields.Integer()
+    amount_fen = fields.Integer(metadata={"description": "the line paid (its sources sum to it)"})
+    status = fields.String(metadata={"description": "the run's: paid or reversed"})
+    reversed_on = fields.Date(allow_none=True)
+    reversal_transaction_id = fields.Integer(allow_none=True)
+    reversal_reason = fields.String(allow_none=True)
+    paid_fen = fields.Integer(metadata={"description": "amount_fen if paid between the dates"})
+    reversed_fen = fields.Integer(metadata={
+        "description": "amount_fen if reversed (红字冲销) between the dates"})
+    net_fen = fields.Integer(metadata={"description": "paid_fen - reversed_fen"})
     payer = fields.String(allow_none=True, metadata={"description": "fund account or buyer"})
     buyer_party_id = fields.Integer(allow_none=True)
     buyer_name_zh = fields.String(allow_none=True)
@@ -356,7 +390,9 @@ class SharingPayerTotalSchema(ma.Schema):
 class SharingHouseholdTraceSchema(ma.Schema):
     household_party_id = fields.Integer()
     name_zh = fields.String()
-    received_fen = fields.Integer()
+    received_fen = fields.Integer(metadata={"description": "net: paid_fen - reversed_fen"})
+    paid_fen = fields.Integer()
+    reversed_fen = fields.Integer()
     receipts = fields.List(fields.Nested(SharingReceiptSchema))
     by_payer = fields.List(fields.Nested(SharingPayerTotalSchema))
 
@@ -399,7 +435,11 @@ class SharingVillageRunSchema(ma.Schema):
     paid_on = fields.Date(allow_none=True)
     payer = fields.String(allow_none=True)
     memo = fields.String(allow_none=True)
-    total_fen = fields.Integer()
+    total_fen = fields.Integer(metadata={"description": "the run's lines of this village"})
+    status = fields.String(metadata={"description": "paid or reversed"})
+    reversed_on = fields.Date(allow_none=True)
+    reversal_reason = fields.String(allow_none=True)
+    net_fen = fields.Integer(metadata={"description": "total_fen, or 0 once reversed"})
     lines = fields.List(fields.Nested(SharingVillageLineSchema))
 
 
@@ -407,7 +447,8 @@ class SharingVillageStatementSchema(ma.Schema):
     collective_party_id = fields.Integer()
     name_zh = fields.String()
     name_en = fields.String(allow_none=True)
-    total_fen = fields.Integer()
+    total_fen = fields.Integer(metadata={"description": "net: what the village kept"})
+    reversed_fen = fields.Integer(metadata={"description": "paid, then reversed (红字冲销)"})
     runs = fields.List(fields.Nested(SharingVillageRunSchema))
 
 

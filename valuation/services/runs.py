@@ -590,3 +590,18 @@ def product_value(session: Session, actor: Principal | None, product_id: int, *,
         "note": "NPV of end-of-year flows t = 1..horizon; npv_per_unit is the present value "
                 "per unit of the flow over the period (a reference price), never added to GEP",
     }
+
+
+def gep_totals(session: Session, *, region_code: str, year: int) -> list[dict[str, Any]]:
+    """The runs of a region and accounting year, whatever their status, with their GEP totals
+    (yuan, full precision): the public reader the composition root hands to compensation,
+    whose agreement conditions on a GEP change read published runs (it may not import
+    valuation). Oldest first."""
+    rows = session.execute(
+        sa.select(ValuationRun.id, ValuationRun.status, ValuationRun.base_year,
+                  ValuationRun.gep_constant, ValuationRun.gep_current,
+                  ValuationRun.published_at)
+        .where(ValuationRun.region_code == region_code, ValuationRun.year == year)
+        .order_by(ValuationRun.id)).all()
+    return [{"run_id": r[0], "status": r[1], "base_year": r[2], "gep_constant_yuan": r[3],
+             "gep_current_yuan": r[4], "published_at": r[5]} for r in rows]

@@ -6,6 +6,6 @@ Every operation takes `(session, actor, ...)`, authorizes under a `compensation.
 change; money moves only through the ledger core's public API (`ledger.core`).
 """
 
-from ledger.compensation.services import agreements, assessments, sections, settlements
+from ledger.compensation.services import agreements, assessments, gep, sections, settlements
 
-__all__ = ["agreements", "assessments", "sections", "settlements"]
+__all__ = ["agreements", "assessments", "gep", "sections", "settlements"]

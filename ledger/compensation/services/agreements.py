@@ -38,7 +38,7 @@ def _snapshot(agreement: CompensationAgreement) -> dict:
 def check_terms(session: Session, actor: Principal, terms: Mapping[str, Any]) -> None:
     """Raise InvalidTerms listing every problem of `terms` (sections, parties and regions are
     looked up in this database)."""
-    wanted = {c["section"] for c in terms["conditions"]}
+    wanted = {c["section"] for c in terms["conditions"] if c.get("section") is not None}
     known = sections.known_codes(session, wanted)
 
     def party_exists(party_id: int) -> bool:

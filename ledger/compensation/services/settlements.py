@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.services import parties
-from ecovalue import audit, spreadsheet
+from ecovalue import audit, printable, spreadsheet
 from ecovalue.auth import Principal, authorize
 from ecovalue.clock import utcnow
 from ecovalue.errors import ValidationFailed
@@ -37,7 +37,7 @@ from ledger.compensation.models import (
     CompensationPayment,
     CompensationSettlement,
 )
-from ledger.compensation.services import agreements, assessments
+from ledger.compensation.services import agreements, assessments, gep
 from ledger.compensation.services.common import CNY, fetch
 
 PREPARE = "compensation.settlement.prepare"
@@ -94,15 +94,18 @@ def _live(session: Session, code: str, period: str) -> CompensationSettlement | 
 
 def _statement(agreement: CompensationAgreement, period: str, amount_fen: int,
                result: clearing.Clearing, used: Mapping[tuple[str, str], Any],
-               names: Mapping[int, str]) -> dict[str, Any]:
+               names: Mapping[int, str],
+               from_valuation: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     by_key = {p["key"]: p for p in agreement.terms["parties"]}
     return {
         "agreement": {"id": agreement.id, "code": agreement.code, "version": agreement.version,
                       "kind": agreement.kind, "name_zh": agreement.name_zh,
                       "terms_sha256": agreement.terms_sha256},
         "period": period, "amount_fen": amount_fen, "all_met": result.all_met,
-        "evaluations": [{**dataclasses.asdict(e), "assessment_id":
-                         used[(e.section, e.indicator)].id} for e in result.evaluations],
+        "evaluations": [{**dataclasses.asdict(e), **(
+            {"assessment_id": None, "valuation": from_valuation[(e.section, e.indicator)]}
+            if (e.section, e.indicator) in from_valuation else
+            {"assessment_id": used[(e.section, e.indicator)].id})} for e in result.evaluations],
         "positions": [{**dataclasses.asdict(p), "party_id": by_key[p.party]["party_id"],
                        "name_zh": names[by_key[p.party]["party_id"]],
                        "region_code": by_key[p.party].get("region_code")}
@@ -130,10 +133,15 @@ def prepare(session: Session, actor: Principal, code: str, period: str) -> tuple
         return existing, False
     instalment = next(i for i in terms_module.schedule_of(terms) if i.period == period)
     conditions = terms_module.conditions_of(terms)
-    used = assessments.latest(session, {c.section for c in conditions}, period)
+    from_valuation = gep.evaluate(session, terms, period)
+    used = assessments.latest(session, {c.section for c in conditions
+                                        if (c.section, c.indicator) not in from_valuation},
+                              period)
+    values = {**{k: a.value for k, a in used.items()},
+              **{k: v["value"] for k, v in from_valuation.items()}}
     try:
         result = clearing.clear(instalment.payment_fen, terms_module.parties_of(terms),
-                                conditions, {k: a.value for k, a in used.items()})
+                                conditions, values)
     except clearing.MissingValues as exc:
         raise MissingAssessments(
             f"{len(exc.missing)} condition(s) of {code} have no monitored value for {period}; "
@@ -149,7 +157,8 @@ def prepare(session: Session, actor: Principal, code: str, period: str) -> tuple
         agreement_id=agreement.id, agreement_code=code, period=period,
         live_key=f"{code}/{period}", status="prepared", amount_fen=instalment.payment_fen,
         payments_total_fen=sum(t.amount_fen for t in result.transfers),
-        statement=_statement(agreement, period, instalment.payment_fen, result, used, names),
+        statement=_statement(agreement, period, instalment.payment_fen, result, used, names,
+                             from_valuation),
         prepared_at=now, prepared_by=actor.label)
     try:
         with session.begin_nested():  # a racing preparation of the period may commit first
@@ -314,7 +323,10 @@ def statement_tables(session: Session, settlement: CompensationSettlement
     conditions = [["条件 Condition", "断面 Section", "指标 Indicator", "目标 Target",
                    "比较 Comparison", "监测值 Value", "达标 Met", "监测记录 Assessment id"]] + [
         [e["condition"], e["section"], e["indicator"], e["target"], e["comparison"],
-         e["value"], "是 yes" if e["met"] else "否 no", e["assessment_id"]]
+         e["value"], "是 yes" if e["met"] else "否 no", e["assessment_id"] if e.get(
+             "valuation") is None else f"GEP 核算 valuation runs {e['valuation']['base_run_id']}"
+                                      f" ({e['valuation']['base_year']}) -> "
+                                      f"{e['valuation']['run_id']} ({e['valuation']['year']})"]
         for e in statement["evaluations"]]
     positions = [["参与方 Party", "主体 Party id", "名称 Name", "行政区划 Region",
                   "出资(分) Contribution (fen)", "分配(分) Allocation (fen)",
@@ -329,15 +341,62 @@ def statement_tables(session: Session, settlement: CompensationSettlement
         [p.seq, p.payer_key, p.payee_key, p.from_account, p.to_account, p.amount_fen,
          _yuan(p.amount_fen), p.status, p.pending_tx_id, p.resolution_tx_id]
         for p in payments(session, settlement.id)]
-    return {"结算 Settlement": head, "条件 Conditions": conditions, "各方 Positions": positions,
-            "支付 Payments": paid}
+    clearing_rows = [["条件 Condition", "处理 Action", "扣减方 From party",
+                      "收款方 To party", "金额(分) Amount (fen)", "金额(元) Amount (yuan)"]] + [
+        [a["condition"], ACTION_LABELS.get(a["action"], a["action"]), a["source"], a["party"],
+         a["amount_fen"], _yuan(a["amount_fen"])] for a in statement.get("adjustments", [])]
+    return {"结算 Settlement": head, "条件 Conditions": conditions, "清算 Clearing": clearing_rows,
+            "各方 Positions": positions, "支付 Payments": paid}
+
+
+#: how a failed condition's money was cleared, Chinese with English
+ACTION_LABELS = {"withhold": "扣减并退还出资方 withheld, returned to the contributors",
+                 "redirect": "转付指定方 redirected to a named party",
+                 "split": "按份额分给指定方 split among named parties"}
+#: what a settlement's status means, Chinese with English
+STATUS_LABELS = {"prepared": "待审批 prepared, waiting for approval",
+                 "approved": "已审批支付 approved and paid", "rejected": "已驳回 rejected"}
+
+
+def statement_html(session: Session, settlement: CompensationSettlement) -> str:
+    """The statement as a printable page (the house's printable template, as the household
+    and village statements of benefit sharing): the same tables as the spreadsheet, the
+    failed conditions' clearing, and who prepared and decided it."""
+    tables = statement_tables(session, settlement)
+    agreement = settlement.statement["agreement"]
+    info = printable.table(
+        ["结算 Settlement", "协议 Agreement", "名称 Name", "版本 Version", "期间 Period",
+         "金额(元) Amount (yuan)", "状态 Status"],
+        [[settlement.id, settlement.agreement_code, agreement.get("name_zh"),
+          agreement["version"], settlement.period, printable.yuan(settlement.amount_fen),
+          STATUS_LABELS.get(settlement.status, settlement.status)]])
+    parts = [info]
+    for name in ("条件 Conditions", "清算 Clearing", "各方 Positions", "支付 Payments"):
+        head, *rows = tables[name]
+        parts.append(printable.heading(name))
+        parts.append(printable.table(head, rows) if rows else
+                     "<p>无 None" + (" — 全部条件达标 every condition met"
+                                     if name == "清算 Clearing" else "") + "</p>")
+    parts.append(printable.table(
+        ["编制人 Prepared by", "编制时间 Prepared at (UTC)", "审批人 Decided by",
+         "审批时间 Decided at (UTC)", "意见 Note"],
+        [[settlement.prepared_by, settlement.prepared_at, settlement.decided_by,
+          settlement.decided_at, settlement.decision_note]]))
+    return printable.page(
+        f"生态保护补偿结算单 Compensation settlement statement — {settlement.agreement_code} "
+        f"{settlement.period}", "".join(parts), units=printable.AMOUNTS_NOTE,
+        note=f"协议条款摘要 terms SHA-256 {agreement.get('terms_sha256') or ''}")
 
 
 def export_statement(session: Session, actor: Principal, settlement_id: int,
                      fmt: str) -> bytes:
-    """A settlement's statement as XLSX (one sheet per table) or CSV (the tables one after
-    another, a blank row between), through the shell's formula-safe writer."""
-    tables = statement_tables(session, get_settlement(session, actor, settlement_id))
+    """A settlement's statement as XLSX (one sheet per table), CSV (the tables one after
+    another, a blank row between), through the shell's formula-safe writer, or a printable
+    HTML page (UTF-8)."""
+    settlement = get_settlement(session, actor, settlement_id)
+    if fmt == "html":
+        return statement_html(session, settlement).encode("utf-8")
+    tables = statement_tables(session, settlement)
     if fmt == "xlsx":
         return spreadsheet.write_xlsx(tables)
     rows: list[list[Any]] = []

@@ -7,6 +7,7 @@ are credit-normal (credits - debits). The write path is `ledger.core.posting`.
 
 from ledger.core.rules import PostingSpec, TransactionSpec
 from ledger.core.services.accounts import (
+    account_id_sql,
     create_account,
     create_asset,
     ensure_account,
@@ -51,7 +52,7 @@ from ledger.core.views import PostingView, TransactionView, load_views
 
 __all__ = [
     "BalanceView", "Inflow", "PostingSpec", "PostingView", "Statement", "StatementLine",
-    "TransactionSpec", "TransactionView", "account_balance", "account_inflows",
+    "TransactionSpec", "TransactionView", "account_balance", "account_id_sql", "account_inflows",
     "assert_balance", "close_period",
     "create_account", "create_asset", "create_transaction", "ensure_account",
     "expire_pendings", "find_account", "get_account", "get_asset", "get_batch",

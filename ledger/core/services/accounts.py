@@ -171,6 +171,19 @@ def ensure_account(session: Session, actor: Principal, *, party_id: int, asset: 
                           name=name, action=action)
 
 
+def account_id_sql(party_id: Any, asset: str, kind: str, code: str | None = None) -> Any:
+    """The id of the account `ensure_account` finds (NULL while there is none), as a scalar
+    subquery that a sibling puts into a statement of its own, so that reading the accounts
+    of an operation costs no statement each; `party_id` may be a value or a SQL expression
+    (a column of that statement). A NULL is opened with `ensure_account`."""
+    stmt = sa.select(LedgerAccount.id).join(LedgerAsset, LedgerAsset.id == LedgerAccount.asset_id) \
+        .where(LedgerAccount.party_id == party_id, LedgerAsset.code == asset,
+               LedgerAccount.kind == kind)
+    if code is not None:
+        stmt = stmt.where(LedgerAccount.code == code)
+    return stmt.order_by(LedgerAccount.id).limit(1).scalar_subquery()
+
+
 def find_account(session: Session, ref: int | str) -> LedgerAccount:
     """An account by id or code, whoever asks (callers authorize); AccountNotFound if none."""
     if (isinstance(ref, int) and not valid_id(ref)) or (isinstance(ref, str) and "\x00" in ref):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,32 +106,44 @@ def _setting(column: sa.Column) -> Any:
     return sa.select(column).where(_SETTINGS.c.id == 1).scalar_subquery()
 
 
-def _batch_rule(column: sa.Column) -> Any:
-    return sa.select(column).where(
-        _BATCH_RULES.c.asset_code == sa.bindparam("asset", type_=sa.String)).scalar_subquery()
+def _batch_rule(column: sa.Column, asset: Any) -> Any:
+    return sa.select(column).where(_BATCH_RULES.c.asset_code == asset).scalar_subquery()
 
 
-_PREVIOUS_DAY = sa.select(sa.func.max(_TRADES.c.trade_date)).where(
-    _TRADES.c.asset_code == sa.bindparam("asset", type_=sa.String),
-    _TRADES.c.trade_date < sa.bindparam("today", type_=sa.Date)).scalar_subquery()
-
-
-def _previous_day_sum(column: sa.Column) -> Any:
+def _previous_day_sum(column: sa.Column, asset: Any, today: Any) -> Any:
+    previous_day = sa.select(sa.func.max(_TRADES.c.trade_date)).where(
+        _TRADES.c.asset_code == asset, _TRADES.c.trade_date < today).scalar_subquery()
     return sa.select(sa.func.sum(column)).where(
-        _TRADES.c.asset_code == sa.bindparam("asset", type_=sa.String),
-        _TRADES.c.trade_date == _PREVIOUS_DAY).scalar_subquery()
+        _TRADES.c.asset_code == asset, _TRADES.c.trade_date == previous_day).scalar_subquery()
 
 
 _RULE_FIELDS = ("price_band_bp", "block_band_bp", "block_min_t", "fee_bp", "fee_min_fen",
                 "operator_party_id")
-#: one statement: the settings row (or NULLs), the registry's operator, the batch's rule (or
-#: NULLs) and the previous trading day's value and volume of the batch
-_CONTEXT = sa.select(
-    *(_setting(_SETTINGS.c[name]) for name in _RULE_FIELDS),
-    sa.select(_REGISTRY.c.operator_party_id).where(_REGISTRY.c.id == 1).scalar_subquery(),
-    _batch_rule(_BATCH_RULES.c.reference_price_fen_per_tco2e),
-    _batch_rule(_BATCH_RULES.c.price_band_bp), _batch_rule(_BATCH_RULES.c.block_band_bp),
-    _previous_day_sum(_TRADES.c.value_fen), _previous_day_sum(_TRADES.c.quantity_t))
+_OPERATOR_OF_REGISTRY = sa.select(_REGISTRY.c.operator_party_id).where(
+    _REGISTRY.c.id == 1).scalar_subquery()
+#: the party of the market's escrow and fee accounts as SQL: the market's operator, else the
+#: registry's (`operator`)
+OPERATOR = sa.func.coalesce(_setting(_SETTINGS.c.operator_party_id), _OPERATOR_OF_REGISTRY)
+#: how many columns `context_columns` gives
+CONTEXT_WIDTH = 12
+
+
+def context_columns(asset: Any, today: Any) -> list[Any]:
+    """What `context` reads, as CONTEXT_WIDTH scalar subqueries of the batch `asset` and the
+    day `today` (bound parameters, or columns of a statement these go into, such as the
+    listing a take updates): the settings row (or NULLs), the registry's operator, the batch's
+    rule (or NULLs) and the previous trading day's value and volume of the batch."""
+    return [*(_setting(_SETTINGS.c[name]) for name in _RULE_FIELDS), _OPERATOR_OF_REGISTRY,
+            _batch_rule(_BATCH_RULES.c.reference_price_fen_per_tco2e, asset),
+            _batch_rule(_BATCH_RULES.c.price_band_bp, asset),
+            _batch_rule(_BATCH_RULES.c.block_band_bp, asset),
+            _previous_day_sum(_TRADES.c.value_fen, asset, today),
+            _previous_day_sum(_TRADES.c.quantity_t, asset, today)]
+
+
+#: one statement: `context_columns` of the bound batch and day
+_CONTEXT = sa.select(*context_columns(sa.bindparam("asset", type_=sa.String),
+                                      sa.bindparam("today", type_=sa.Date)))
 
 
 def close_of(value_fen: int | None, volume_t: int | None) -> int | None:
@@ -142,12 +154,9 @@ def close_of(value_fen: int | None, volume_t: int | None) -> int | None:
     return (2 * value + volume) // (2 * volume)
 
 
-def context(session: Session, asset_code: str | None = None,
-            today: dt.date | None = None) -> Context:
-    """The rules, the operator and (with `asset_code` and `today`) the batch's overrides
-    and previous close, in one statement."""
-    row = session.execute(_CONTEXT, {
-        "asset": asset_code or "", "today": today or dt.date.min}).one()
+def context_of(row: Sequence[Any], asset_code: str | None = None,
+               today: dt.date | None = None) -> Context:
+    """The `Context` of the CONTEXT_WIDTH values `context_columns` read."""
     settings, registry_operator = row[:6], row[6]
     if settings[0] is None:  # no settings row: the defaults
         market = Rules(**DEFAULT_RULES, operator_party_id=None)
@@ -155,9 +164,18 @@ def context(session: Session, asset_code: str | None = None,
         market = Rules(*(int(v) if v is not None else None for v in settings))  # type: ignore[arg-type]
     if asset_code is None:
         return Context(market, registry_operator)
-    reference, band, block_band, value, volume = row[7:]
+    reference, band, block_band, value, volume = row[7:CONTEXT_WIDTH]
     return Context(market, registry_operator, asset_code, reference, band, block_band,
                    close_of(value, volume) if today is not None else None)
+
+
+def context(session: Session, asset_code: str | None = None,
+            today: dt.date | None = None) -> Context:
+    """The rules, the operator and (with `asset_code` and `today`) the batch's overrides
+    and previous close, in one statement."""
+    row = session.execute(_CONTEXT, {
+        "asset": asset_code or "", "today": today or dt.date.min}).one()
+    return context_of(row, asset_code, today)
 
 
 def rules_view(session: Session) -> dict:
@@ -334,12 +352,26 @@ def check_band(session: Session, asset_code: str, price: int, today: dt.date, *,
 # --- T+1 -------------------------------------------------------------------------------------
 
 
+_BOUGHT = MarketTrade.__table__
+
+
+def bought_today_column(party: Any, asset: Any, today: Any) -> Any:
+    """Tonnes of the batch `asset` the party bought on `today` and holds (not retired on
+    purchase), as a scalar subquery (of bound parameters or a statement's columns)."""
+    return sa.select(sa.func.coalesce(sa.func.sum(_BOUGHT.c.quantity_t), 0)).where(
+        _BOUGHT.c.buyer_party_id == party, _BOUGHT.c.asset_code == asset,
+        _BOUGHT.c.trade_date == today, _BOUGHT.c.certificate_number.is_(None)).scalar_subquery()
+
+
+_BOUGHT_TODAY = sa.select(bought_today_column(
+    sa.bindparam("party", type_=sa.BigInteger), sa.bindparam("asset", type_=sa.String),
+    sa.bindparam("today", type_=sa.Date)))
+
+
 def bought_today(session: Session, party_id: int, asset_code: str, today: dt.date) -> int:
     """Tonnes of the batch the party bought on `today` and holds (not retired on purchase)."""
-    return int(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(MarketTrade.quantity_t),
-                                                         0)).where(
-        MarketTrade.buyer_party_id == party_id, MarketTrade.asset_code == asset_code,
-        MarketTrade.trade_date == today, MarketTrade.certificate_number.is_(None))) or 0)
+    return int(session.execute(_BOUGHT_TODAY, {"party": party_id, "asset": asset_code,
+                                               "today": today}).scalar_one() or 0)
 
 
 def check_sellable(session: Session, actor: Principal, account: credits.Account,
@@ -349,11 +381,20 @@ def check_sellable(session: Session, actor: Principal, account: credits.Account,
     credits). Too little held at all is the registry's insufficient-credits."""
     held = credits.held_t(session, account)
     if quantity_t > held:
+        check_sellable_of(account, quantity_t, held, 0, today)
+    check_sellable_of(account, quantity_t, held,
+                      bought_today(session, account.party_id, account.asset_code, today), today)
+
+
+def check_sellable_of(account: credits.Account, quantity_t: int, held: int, today_t: int,
+                      today: dt.date) -> None:
+    """`check_sellable` of what was read already: the account holds `held` t, `today_t` of
+    them bought today."""
+    if quantity_t > held:
         raise carbon_errors.InsufficientCredits(
             f"account {account.code} holds {held} t of {account.asset_code}, fewer than "
             f"{quantity_t}", errors=[{"location": "json", "field": "quantity_t",
                                       "message": "more than held"}])
-    today_t = bought_today(session, account.party_id, account.asset_code, today)
     sellable = max(held - today_t, 0)
     if quantity_t > sellable:
         raise errors.SameDayResale(
@@ -367,6 +408,7 @@ def check_sellable(session: Session, actor: Principal, account: credits.Account,
 
 
 _EVENTS = MarketEvent.__table__
+_INSERT_EVENTS = _EVENTS.insert()
 #: a feed event: (kind, asset_code, party_ids, data)
 Event = tuple[str, str | None, list[int], dict]
 
@@ -380,4 +422,4 @@ def emit(session: Session, events: Iterable[Event],
              "data": audit.to_jsonable(data), "occurred_at": now}
             for kind, asset, parties, data in events]
     if rows:
-        session.connection().execute(_EVENTS.insert(), rows)
+        session.connection().execute(_INSERT_EVENTS, rows)

@@ -53,7 +53,7 @@ def trades(*, batch: str | None = None, trade_date: dt.date | None = None,
     return stmt.order_by(MarketTrade.id.desc())
 
 
-def trade_view(trade: MarketTrade, actor: Principal | None) -> dict:
+def trade_view(trade: MarketTrade | settlement.Trade, actor: Principal | None) -> dict:
     """A trade; the parties only for them and unscoped readers (public data has none)."""
     data = settlement.trade_data(trade)
     data["id"] = trade.id

@@ -4,22 +4,29 @@ price; escrow while open; cancel and expiry return what is left of it.
 Lock order of a take (so that concurrent takes, cancels and expiries queue and never
 deadlock): the Idempotency-Key (route), the listing row, the registry rows of the two
 carbon accounts (ascending), the ledger balance rows (ascending). On SQLite every writer
-holds the database's write lock from BEGIN. Two buyers racing for the last tonne: the second
-finds the listing filled and gets a clean 409 listing-closed.
+holds the database's write lock from BEGIN. A take locks the listing's row with the UPDATE
+that takes the tonnes, its guards in the WHERE clause (`_TAKE`): two buyers racing for the
+last tonne, the second's UPDATE waits for the first and then finds the row no longer matching
+(PostgreSQL re-checks the guards on the committed row); reading the listing then tells it why,
+a clean 409 listing-closed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ecovalue import audit
 from ecovalue.auth import Principal, authorize
 from ecovalue.auth.policy import row_filter
 from ledger import core as ledger
+from ledger.carbon.models import CarbonAccount, CarbonBlock
 from ledger.carbon.services import credits
 from ledger.market import errors
 from ledger.market.models import SIDES, MarketListing
@@ -107,15 +114,122 @@ def create_listing(session: Session, actor: Principal, *, side: str, batch: str,
     return listing
 
 
-def take(session: Session, actor: Principal, listing_id: int, *, quantity_t: int,
-         party_id: int | None = None, retirement: settlement.Retirement | None = None,
-         now: dt.datetime | None = None) -> Any:
-    """Take `quantity_t` tonnes of a listing at its price: buy from a sell listing, sell
-    into a buy listing; settled at once (delivery versus payment). Returns the trade."""
-    now, today = common.now_and_today(now)
-    party = common.acting_party(actor, "market.listing.take", party_id)
-    quantity = common.positive(quantity_t, "quantity_t", common.MAX_QUANTITY_T)
-    listing = get_listing(session, listing_id, lock=True)
+_LISTINGS = MarketListing.__table__
+_CARBON_ACCOUNTS = CarbonAccount.__table__
+_BLOCKS = CarbonBlock.__table__
+_Q = sa.bindparam("q", type_=sa.BigInteger)
+_PARTY = sa.bindparam("party", type_=sa.BigInteger)
+_NOW = sa.bindparam("now", type_=_LISTINGS.c.expires_at.type)
+_TODAY = sa.bindparam("today", type_=sa.Date)
+_L = _LISTINGS.c
+#: the updated listing's columns as the subqueries of the take's RETURNING name them: written
+#: out, table and all (see `_Qualified`), and cast to their type: SQLite gives a RETURNING's
+#: value no type affinity, and a comparison without it uses no index
+_ASSET, _BATCH, _OWNER, _SIDE = (
+    sa.cast(sa.literal_column(f"{_LISTINGS.name}.{column.name}"), column.type)
+    for column in (_L.asset_code, _L.batch_id, _L.party_id, _L.side))
+
+
+class _Qualified(ColumnElement):
+    """A subquery in a RETURNING clause, its columns named with their tables: SQLAlchemy's
+    SQLite compiler renders a RETURNING's columns bare, and inside a subquery that joins two
+    tables a bare `id` is ambiguous."""
+
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.type = inner.type
+
+
+@compiles(_Qualified)
+def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
+    kw.pop("include_table", None)
+    return str(compiler.process(element.inner, **kw))
+
+
+#: the listing's columns a take returns (after the update)
+_TAKEN_COLUMNS = (_L.id, _L.side, _L.party_id, _L.batch_id, _L.asset_code, _L.quantity_t,
+                  _L.remaining_t, _L.price_fen_per_tco2e, _L.min_lot_t, _L.escrow_fen,
+                  _L.cash_account_id, _L.expires_at, _L.status)
+
+
+def _tradable(party: Any, column: sa.Column) -> Any:
+    """`column` of the party's tradable registry account in the listing's batch (as
+    `credits.tradable_account` finds it)."""
+    return sa.select(column).where(
+        _CARBON_ACCOUNTS.c.batch_id == _BATCH, _CARBON_ACCOUNTS.c.party_id == party,
+        _CARBON_ACCOUNTS.c.role == "tradable").order_by(
+        _CARBON_ACCOUNTS.c.ledger_account_id).limit(1).scalar_subquery()
+
+
+def _escrow(column: sa.Column) -> Any:
+    """`column` of the batch's escrow account in the registry (`credits.escrow_account`)."""
+    return sa.select(column).where(
+        _CARBON_ACCOUNTS.c.code == _ASSET + credits.ESCROW_SUFFIX).scalar_subquery()
+
+
+def _when_buy(value: Any) -> Any:
+    return sa.case((_SIDE == "buy", value), else_=None)
+
+
+#: A take in ONE statement, the listing's row lock included: the guards (open, not expired,
+#: not the taker's own, enough left, the minimum lot) are in the WHERE clause, so that the
+#: database decides the race for the last tonne (PostgreSQL re-checks them on the row a
+#: concurrent take has just committed); it returns the listing as updated and what the take
+#: reads besides: the context (`common.context_columns`), the batch's escrow account, the
+#: taker's and the listing party's tradable accounts, the taker's held and bought-today
+#: tonnes (the T+1 check of selling into a buy listing), the taker's CNY account and the
+#: operator's fee and money-escrow accounts. An account not opened yet reads NULL.
+_TAKE = _LISTINGS.update().where(
+    _L.id == sa.bindparam("listing_id", type_=sa.BigInteger), _L.status == "open",
+    _L.expires_at > _NOW, _L.party_id != _PARTY, _L.remaining_t >= _Q,
+    sa.or_(_L.min_lot_t <= _Q, _L.remaining_t == _Q),
+).values(
+    remaining_t=_L.remaining_t - _Q,
+    escrow_fen=_L.escrow_fen - sa.case((_L.side == "buy", _Q * _L.price_fen_per_tco2e),
+                                       else_=0),
+    status=sa.case((_L.remaining_t == _Q, "filled"), else_=_L.status),
+    closed_at=sa.case((_L.remaining_t == _Q, _NOW), else_=_L.closed_at),
+).returning(*_TAKEN_COLUMNS, *(_Qualified(column) for column in (
+    *common.context_columns(_ASSET, _TODAY),
+    _escrow(_CARBON_ACCOUNTS.c.ledger_account_id), _escrow(_CARBON_ACCOUNTS.c.party_id),
+    _escrow(_CARBON_ACCOUNTS.c.role),
+    _tradable(_PARTY, _CARBON_ACCOUNTS.c.ledger_account_id),
+    _tradable(_PARTY, _CARBON_ACCOUNTS.c.code),
+    _tradable(_OWNER, _CARBON_ACCOUNTS.c.ledger_account_id),
+    _tradable(_OWNER, _CARBON_ACCOUNTS.c.code),
+    _when_buy(sa.select(sa.func.coalesce(sa.func.sum(
+        _BLOCKS.c.end_serial - _BLOCKS.c.start_serial + 1), 0)).where(
+        _BLOCKS.c.account_id == _tradable(_PARTY, _CARBON_ACCOUNTS.c.ledger_account_id)
+    ).scalar_subquery()),
+    _when_buy(common.bought_today_column(_PARTY, _ASSET, _TODAY)),
+    ledger.account_id_sql(_PARTY, common.CNY, "holding"),
+    ledger.account_id_sql(common.OPERATOR, common.CNY, "fee", common.FEES_CNY),
+    ledger.account_id_sql(common.OPERATOR, common.CNY, "escrow", common.ESCROW_CNY))))
+
+
+class _Taken(NamedTuple):
+    """A listing as a take left it."""
+
+    id: int
+    side: str
+    party_id: int
+    batch_id: int
+    asset_code: str
+    quantity_t: int
+    remaining_t: int
+    price_fen_per_tco2e: int
+    min_lot_t: int
+    escrow_fen: int
+    cash_account_id: int
+    expires_at: dt.datetime
+    status: str
+
+
+def _refuse_take(listing: MarketListing, party: int, quantity: int, now: dt.datetime) -> None:
+    """Why a listing cannot be taken (the take's guards, in this order)."""
     if listing.status != "open":
         raise errors.ListingClosed(f"listing {listing.id} is {listing.status}; nothing is left "
                                    "to take", status_of_listing=listing.status)
@@ -135,46 +249,91 @@ def take(session: Session, actor: Principal, listing_id: int, *, quantity_t: int
             f"listing {listing.id} sells in lots of at least {listing.min_lot_t} t (or its "
             f"whole rest of {listing.remaining_t} t)", "quantity_t",
             f"at least {listing.min_lot_t}", errors.BelowMinimumLot)
-    # the rules, operator, band and previous close in one read; the batch's id and code are
-    # on the listing (no read of the batch)
-    ctx = common.context(session, listing.asset_code, today)
+
+
+def _claim(session: Session, listing_id: int, party: int, quantity: int, now: dt.datetime,
+           today: dt.date) -> Any:
+    """The take's statement (`_TAKE`); when its guards leave the listing untouched, the
+    listing read (locked) tells which refusal it is."""
+    if isinstance(listing_id, bool) or not isinstance(listing_id, int) \
+            or not 0 < listing_id <= common.MAX_ID:
+        raise errors.ListingNotFound(f"no listing {listing_id}")
+    params = {"listing_id": listing_id, "party": party, "q": quantity, "now": now,
+              "today": today}
+    for _ in range(2):
+        row = session.connection().execute(_TAKE, params).first()
+        if row is not None:
+            break
+        _refuse_take(get_listing(session, listing_id, lock=True), party, quantity, now)
+    else:  # pragma: no cover - a listing only ever gets less takeable
+        raise errors.ListingClosed(f"listing {listing_id} changed while being taken")
+    # a listing this session holds as an object is stale now
+    if session.identity_map:
+        loaded = session.identity_map.get(Session.identity_key(MarketListing, listing_id))
+        if loaded is not None:
+            session.expire(loaded)
+    return row
+
+
+def take(session: Session, actor: Principal, listing_id: int, *, quantity_t: int,
+         party_id: int | None = None, retirement: settlement.Retirement | None = None,
+         now: dt.datetime | None = None) -> Any:
+    """Take `quantity_t` tonnes of a listing at its price: buy from a sell listing, sell
+    into a buy listing; settled at once (delivery versus payment). Returns the trade.
+
+    The listing is updated (and locked) first, in the statement that reads all the take
+    needs (`_TAKE`); a refusal after it (band, T+1, money) rolls the unit of work back."""
+    now, today = common.now_and_today(now)
+    party = common.acting_party(actor, "market.listing.take", party_id)
+    quantity = common.positive(quantity_t, "quantity_t", common.MAX_QUANTITY_T)
+    row = _claim(session, listing_id, party, quantity, now, today)
+    width = len(_TAKEN_COLUMNS)
+    listing = _Taken(*row[:width])
+    ctx = common.context_of(row[width:width + common.CONTEXT_WIDTH], listing.asset_code, today)
+    (escrow_id, escrow_party, escrow_role, taker_id, taker_code, owner_id, owner_code,
+     taker_held, taker_today, taker_cash, fee_id, money_escrow) = \
+        row[width + common.CONTEXT_WIDTH:]
     common.check_band(session, listing.asset_code, listing.price_fen_per_tco2e, today, ctx=ctx)
     batch = credits.BatchFacts(listing.batch_id, listing.asset_code)
+
+    def tradable(account_id: int | None, code: str | None, of: int) -> credits.Account:
+        if account_id is None or code is None:  # opened now
+            return common.holding(session, actor, batch, of)
+        return credits.Account(account_id, batch.id, of, "tradable", code, batch.asset_code)
+
     if listing.side == "sell":
+        escrow = credits.Account(
+            escrow_id, batch.id, escrow_party, escrow_role,
+            f"{batch.asset_code}{credits.ESCROW_SUFFIX}", batch.asset_code) \
+            if escrow_id is not None else common.escrow_credits(session, actor, batch, ctx)
         deal = settlement.Deal(
             mode="listed", batch=batch, seller_party_id=listing.party_id, buyer_party_id=party,
             quantity_t=quantity, price_fen_per_tco2e=listing.price_fen_per_tco2e,
-            credits_from=common.escrow_credits(session, actor, batch, ctx),
-            money_from=common.cash_account(session, actor, party),
-            seller_cash=listing.cash_account_id, listing_id=listing.id, retirement=retirement)
+            credits_from=escrow,
+            money_from=taker_cash or common.cash_account(session, actor, party),
+            seller_cash=listing.cash_account_id, listing_id=listing.id, retirement=retirement,
+            buyer_holding=tradable(taker_id, taker_code, party), fee_account_id=fee_id)
     else:
         if retirement is not None:
             raise common.invalid("the seller into a buy listing cannot retire the buyer's "
                                  "credits", "retire", "leave it out when selling")
-        own = common.holding(session, actor, batch, party)
-        common.check_sellable(session, actor, own, quantity, today)
+        own = tradable(taker_id, taker_code, party)
+        common.check_sellable_of(own, quantity, int(taker_held or 0), int(taker_today or 0),
+                                 today)
         deal = settlement.Deal(
             mode="listed", batch=batch, seller_party_id=party, buyer_party_id=listing.party_id,
             quantity_t=quantity, price_fen_per_tco2e=listing.price_fen_per_tco2e,
-            credits_from=own, money_from=common.escrow_cash(session, actor, ctx),
-            seller_cash=common.cash_account(session, actor, party), listing_id=listing.id)
-    remaining = listing.remaining_t - quantity
-    escrow_fen = listing.escrow_fen - (quantity * listing.price_fen_per_tco2e
-                                       if listing.side == "buy" else 0)
-    status = "filled" if remaining == 0 else "open"
+            credits_from=own,
+            money_from=money_escrow or common.escrow_cash(session, actor, ctx),
+            seller_cash=taker_cash or common.cash_account(session, actor, party),
+            listing_id=listing.id,
+            buyer_holding=tradable(owner_id, owner_code, listing.party_id),
+            fee_account_id=fee_id)
     changed: common.Event = (
-        "listing.filled" if status == "filled" else "listing.changed", listing.asset_code,
-        [listing.party_id], {**listing_data(listing), "remaining_t": remaining,
-                             "escrow_fen": escrow_fen, "status": status})
-    # change the listing's row only after the ledger has posted: ORM changes pending while
-    # the ledger pipelines its statements (PostgreSQL) would be flushed inside that pipeline.
-    # The listing's event goes into the feed with the trade's, in one statement.
-    trade = settlement.settle(session, actor, deal, now=now, ctx=ctx, events=[changed])
-    listing.remaining_t, listing.escrow_fen = remaining, escrow_fen
-    if status == "filled":
-        listing.status, listing.closed_at = status, now
-    session.flush()
-    return trade
+        "listing.filled" if listing.status == "filled" else "listing.changed",
+        listing.asset_code, [listing.party_id], listing_data(listing))
+    # the listing's event goes into the feed with the trade's, in one statement
+    return settlement.settle(session, actor, deal, now=now, ctx=ctx, events=[changed])
 
 
 def _return_escrow(session: Session, actor: Principal, listing: MarketListing,
@@ -259,7 +418,7 @@ def sees_party(actor: Principal | None, action: str, party_ids: list[int]) -> bo
     return scope.everything or (scope.party is not None and scope.party in party_ids)
 
 
-def listing_data(listing: MarketListing) -> dict:
+def listing_data(listing: MarketListing | _Taken) -> dict:
     return {"listing_id": listing.id, "side": listing.side, "batch": listing.asset_code,
             "quantity_t": listing.quantity_t, "remaining_t": listing.remaining_t,
             "price_fen_per_tco2e": listing.price_fen_per_tco2e, "min_lot_t": listing.min_lot_t,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -86,11 +87,46 @@ class Deal:
     #: who retires on the buyer's behalf when not the settling actor: an auction's winner
     #: asked for the retirement with its bid (authorized then), the close is someone else's
     retire_as: Principal | None = None
+    #: the buyer's tradable account and the fee account when the caller has read them
+    #: already (a take reads them with the listing); looked up (or opened) when None
+    buyer_holding: credits.Account | None = None
+    fee_account_id: int | None = None
+
+
+_TRADES = MarketTrade.__table__
+_INSERT_TRADE = _TRADES.insert().returning(_TRADES.c.id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trade:
+    """A trade as settled (the row written, without an ORM object: a trade never changes)."""
+
+    id: int
+    mode: str
+    listing_id: int | None
+    block_trade_id: int | None
+    auction_id: int | None
+    bid_id: int | None
+    batch_id: int
+    asset_code: str
+    seller_party_id: int
+    buyer_party_id: int
+    quantity_t: int
+    price_fen_per_tco2e: int
+    value_fen: int
+    fee_fen: int
+    trade_date: dt.date
+    executed_at: dt.datetime
+    ledger_transaction_id: int
+    carbon_event_id: int
+    blocks: list[str]
+    actor: str
+    certificate_number: str | None
 
 
 def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime | None = None,
            ctx: common.Context | None = None,
-           events: list[common.Event] | None = None) -> MarketTrade:
+           events: list[common.Event] | None = None) -> Trade:
     """Settle `deal` (the caller has checked who may, the listing, band and T+1 rules).
     `ctx` is the operation's `common.context` (read here when not given); `events` are the
     caller's own feed events, appended after the trade's in the same statement."""
@@ -99,15 +135,17 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
     market = ctx.rules
     value = deal.quantity_t * deal.price_fen_per_tco2e
     fee = pricing.fee_fen(value, market.fee_bp, market.fee_min_fen)
-    buyer_holding = common.holding(session, actor, deal.batch, deal.buyer_party_id)
+    buyer_holding = deal.buyer_holding or common.holding(session, actor, deal.batch,
+                                                         deal.buyer_party_id)
     plan = credits.plan_movement(session, source=deal.credits_from, target=buyer_holding,
                                  quantity_t=deal.quantity_t, kind="transfer", escrow=True)
     asset = deal.batch.asset_code
     money = [ledger.PostingSpec(deal.money_from, common.CNY, "debit", value),
              ledger.PostingSpec(deal.seller_cash, common.CNY, "credit", value - fee)]
     if fee:
-        money.append(ledger.PostingSpec(common.fee_account(session, actor, ctx), common.CNY,
-                                        "credit", fee))
+        money.append(ledger.PostingSpec(
+            deal.fee_account_id or common.fee_account(session, actor, ctx), common.CNY,
+            "credit", fee))
     view = ledger.post(session, actor, ledger.TransactionSpec(
         type="market.settlement",
         memo=f"{deal.mode} trade: {deal.quantity_t} t {asset} at {deal.price_fen_per_tco2e} "
@@ -118,14 +156,15 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
         postings=[*plan.postings(), *money]), action=common.SETTLE, now=now)
     moved = credits.apply_movement(session, actor, plan, ledger_transaction_id=view.id,
                                    reason=f"market {deal.mode} trade", now=now)
-    trade = MarketTrade(
-        mode=deal.mode, listing_id=deal.listing_id, block_trade_id=deal.block_trade_id,
-        auction_id=deal.auction_id, bid_id=deal.bid_id, batch_id=deal.batch.id,
-        asset_code=asset, seller_party_id=deal.seller_party_id,
-        buyer_party_id=deal.buyer_party_id, quantity_t=deal.quantity_t,
-        price_fen_per_tco2e=deal.price_fen_per_tco2e, value_fen=value, fee_fen=fee,
-        trade_date=today, executed_at=now, ledger_transaction_id=view.id,
-        carbon_event_id=moved.event_id, blocks=moved.blocks, actor=actor.label)
+    values: dict[str, Any] = {
+        "mode": deal.mode, "listing_id": deal.listing_id, "block_trade_id": deal.block_trade_id,
+        "auction_id": deal.auction_id, "bid_id": deal.bid_id, "batch_id": deal.batch.id,
+        "asset_code": asset, "seller_party_id": deal.seller_party_id,
+        "buyer_party_id": deal.buyer_party_id, "quantity_t": deal.quantity_t,
+        "price_fen_per_tco2e": deal.price_fen_per_tco2e, "value_fen": value, "fee_fen": fee,
+        "trade_date": today, "executed_at": now, "ledger_transaction_id": view.id,
+        "carbon_event_id": moved.event_id, "blocks": moved.blocks, "actor": actor.label,
+        "certificate_number": None}
     feed: list[common.Event] = []
     if deal.retirement is not None:
         r = deal.retirement
@@ -134,9 +173,10 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
                                  purpose=r.purpose, compliance_year=r.compliance_year,
                                  jurisdiction=r.jurisdiction, reason=r.reason, now=now)
         assert retired.retirement is not None
-        trade.certificate_number = retired.retirement.certificate_number
-    session.add(trade)
-    session.flush()
+        values["certificate_number"] = retired.retirement.certificate_number
+    # a Core insert: the trade is written once and never changed, no unit-of-work flush
+    trade_id: int = session.connection().execute(_INSERT_TRADE, values).scalar_one()
+    trade = Trade(id=trade_id, **values)
     parties = [deal.seller_party_id, deal.buyer_party_id]
     feed.append(("trade", asset, parties, trade_data(trade)))
     feed.append(("settlement", asset, parties, {
@@ -152,7 +192,7 @@ def settle(session: Session, actor: Principal, deal: Deal, *, now: dt.datetime |
     return trade
 
 
-def trade_data(trade: MarketTrade) -> dict:
+def trade_data(trade: MarketTrade | Trade) -> dict:
     """A trade as the feed and the API show it (parties kept apart: see `feed`)."""
     return {"trade_id": trade.id, "mode": trade.mode, "batch": trade.asset_code,
             "listing_id": trade.listing_id, "block_trade_id": trade.block_trade_id,

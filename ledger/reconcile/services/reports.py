@@ -134,6 +134,8 @@ _TX_COLUMNS = [("交易号", "transaction"), ("日期", "date"), ("类型", "typ
 #: the market's trading modes, as the settlement metadata names them
 MARKET_MODES = {"listed": "挂牌 listed", "block": "大宗协议 block", "auction": "单向竞价 auction"}
 SHARING_KINDS = {"distribution": "分配 distribution", "single_tree": "单株碳汇 single tree"}
+#: a reversed run's rows (negated, in the month of the reversal) say so in their kind
+REVERSAL_LABEL = "红字冲销 reversal"
 
 
 def _market(session: Session, actor: Principal, first: dt.date, last: dt.date) -> Section:
@@ -168,6 +170,11 @@ def _market(session: Session, actor: Principal, first: dt.date, last: dt.date) -
              f"{yuan(fees)} yuan")
 
 
+def _sharing_kind(row: Mapping[str, Any]) -> str:
+    kind = SHARING_KINDS.get(row["kind"], row["kind"])
+    return f"{kind} · {REVERSAL_LABEL}" if row.get("reversal") else kind
+
+
 def _sharing(session: Session, actor: Principal, first: dt.date, last: dt.date) -> Section:
     """Per fund (or tree programme) and village: what the paid benefit-sharing runs sent to
     households, the collective and named accounts, and how many households they paid."""
@@ -179,7 +186,7 @@ def _sharing(session: Session, actor: Principal, first: dt.date, last: dt.date) 
         village = r["village_name_zh"] if r["village_party_id"] is not None \
             else "指定账户 named accounts"
         rows.append([r["fund_or_programme"], r["name_zh"],
-                     SHARING_KINDS.get(r["kind"], r["kind"]), r["village_party_id"], village,
+                     _sharing_kind(r), r["village_party_id"], village,
                      r["runs"], r["households"], r["households_fen"], r["collective_fen"],
                      r["accounts_fen"], total, yuan(total)])
         fund = per_fund.setdefault(r["fund_or_programme"], [0, 0])

@@ -3,7 +3,15 @@
 Money moves only through `ledger.core` (`post_batch`); the arithmetic is
 `ledger.sharing.allocation` (pure)."""
 
-from ledger.sharing.services import config, register, runs, statements, totals, trace
+from ledger.sharing.services import (
+    config,
+    register,
+    reversal,
+    runs,
+    statements,
+    totals,
+    trace,
+)
 from ledger.sharing.services.checks import verify
 
-__all__ = ["config", "register", "runs", "statements", "totals", "trace", "verify"]
+__all__ = ["config", "register", "reversal", "runs", "statements", "totals", "trace", "verify"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Party
 from ecovalue import audit, protect, spreadsheet
 from ecovalue.auth import Principal, authorize
+from ecovalue.printable import heading, page, table, yuan
 from ledger.sharing import errors
 from ledger.sharing.models import SharingRun, SharingRunLine
 from ledger.sharing.services.register import READER
@@ -26,15 +26,9 @@ from ledger.sharing.services.runs import get_run
 
 KIND_LABELS = {"distribution": "利益分配 benefit distribution",
                "single_tree": "单株碳汇 single-tree carbon purchase"}
+REVERSAL_LABEL = "红字冲销 reversal"
 LINE_LABELS = {"household": "农户 household", "collective": "村集体 collective",
                "account": "账户 account"}
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan text with two decimals, exactly (no float): 135000 -> '1350.00'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 def _party(session: Session, party_id: int, kinds: Sequence[str]) -> Party:
@@ -88,7 +82,8 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
     collective = _party(session, collective_party_id, ("village_collective",))
     stmt = sa.select(SharingRunLine, SharingRun).join(
         SharingRun, SharingRun.id == SharingRunLine.run_id).where(
-        SharingRunLine.village_party_id == collective.id, SharingRun.status == "paid")
+        SharingRunLine.village_party_id == collective.id,
+        SharingRun.status.in_(("paid", "reversed")))
     if run_id is not None:
         stmt = stmt.where(SharingRun.id == run_id)
     rows = session.execute(stmt.order_by(SharingRun.paid_on, SharingRun.id,
@@ -103,9 +98,13 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
             "kind_label": KIND_LABELS[run.kind], "paid_on": run.paid_on,
             "payer": run.payer_account_code if run.kind == "distribution"
             else parties[run.buyer_party_id].name_zh if run.buyer_party_id else None,
-            "memo": run.memo, "total_fen": 0, "lines": []})
+            "memo": run.memo, "total_fen": 0, "status": run.status,
+            "reversed_on": run.reversed_on, "reversal_reason": run.reversal_reason,
+            "net_fen": 0, "lines": []})
         p = parties.get(line.party_id or 0)
         entry["total_fen"] += line.amount_fen
+        if run.status != "reversed":
+            entry["net_fen"] += line.amount_fen
         entry["lines"].append({
             "line_no": line.line_no, "kind": line.kind, "kind_label": LINE_LABELS[line.kind],
             "party_id": line.party_id, "name_zh": p.name_zh if p else None,
@@ -114,7 +113,8 @@ def village_statement(session: Session, actor: Principal, collective_party_id: i
             "amount_fen": line.amount_fen, "transaction_id": line.transaction_id})
     return {"collective_party_id": collective.id, "name_zh": collective.name_zh,
             "name_en": collective.name_en, "runs": list(runs.values()),
-            "total_fen": sum(r["total_fen"] for r in runs.values())}
+            "total_fen": sum(r["net_fen"] for r in runs.values()),
+            "reversed_fen": sum(r["total_fen"] - r["net_fen"] for r in runs.values())}
 
 
 # --- exports -----------------------------------------------------------------------------------
@@ -126,13 +126,25 @@ def household_xlsx(statement: dict[str, Any]) -> bytes:
         "金额(元) Amount (yuan)", "金额(分) Amount (fen)", "资金来源 Source (transaction)",
         "来源付款方 Source payer", "来源金额(分) Source amount (fen)"]]
     for r in statement["receipts"]:
-        for i, s in enumerate(r["sources"] or [{}]):
+        for i, s in enumerate(r["sources"] or [{}] if r["paid_fen"] else []):
             first = i == 0
             rows.append([r["paid_on"] if first else None, r["kind_label"] if first else None,
                          r["reference"] if first else None, r["payer"] if first else None,
                          yuan(r["amount_fen"]) if first else None,
                          r["amount_fen"] if first else None, s.get("transaction_id"),
                          s.get("payer_name_zh"), s.get("amount_fen")])
+        if r["reversed_fen"]:  # 红字: the same sources paid back
+            for i, s in enumerate(r["sources"] or [{}]):
+                first = i == 0
+                rows.append([r["reversed_on"] if first else None,
+                             REVERSAL_LABEL if first else None,
+                             r["reference"] if first else None,
+                             f"{r['reversal_reason']} (冲销交易 reversal transaction "
+                             f"#{r['reversal_transaction_id']})" if first else None,
+                             yuan(-r["reversed_fen"]) if first else None,
+                             -r["reversed_fen"] if first else None,
+                             s.get("transaction_id"), s.get("payer_name_zh"),
+                             -s["amount_fen"] if "amount_fen" in s else None])
     rows.append(["合计 Total", None, None, None, yuan(statement["received_fen"]),
                  statement["received_fen"], None, None, None])
     head = [["户主 Household", statement["name_zh"]],
@@ -153,31 +165,17 @@ def village_xlsx(statement: dict[str, Any]) -> bytes:
                          ln["kind_label"], ln["name_zh"], ln["bank_account_masked"], ln["part"],
                          ln["basis_value"], yuan(ln["amount_fen"]), ln["amount_fen"],
                          ln["transaction_id"]])
+        if run["status"] == "reversed":
+            rows.append([run["reference"], run["reversed_on"], REVERSAL_LABEL, None, None,
+                         None, None, run["reversal_reason"], None, yuan(-run["total_fen"]),
+                         -run["total_fen"], None])
     rows.append(["合计 Total", None, None, None, None, None, None, None, None,
                  yuan(statement["total_fen"]), statement["total_fen"], None])
     return spreadsheet.write_xlsx({"村对账单 Village": rows})
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
-td,th{{border:1px solid #999;padding:4px 6px;font-size:13px}}th{{background:#eee}}
-td.n{{text-align:right}}@media print{{a{{display:none}}}}</style></head>
-<body><h1>{title}</h1>{body}<p><small>金额单位：元（分）Amounts in yuan (fen). 银行账号已遮蔽
-Bank accounts masked. {note}</small></p></body></html>"""
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        cls = ' class="n"' if isinstance(v, int) else ""
-        return f"<td{cls}>{html.escape('' if v is None else str(v))}</td>"
-
-    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" +
-            "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows) + "</table>")
-
-
 def household_html(statement: dict[str, Any]) -> str:
-    info = _table(["户主 Household", "身份证号 ID card", "银行账号 Bank account", "开户行 Bank"],
+    info = table(["户主 Household", "身份证号 ID card", "银行账号 Bank account", "开户行 Bank"],
                   [[statement["name_zh"], statement["id_number_masked"],
                     statement["bank_account_masked"], statement["bank_name"]]])
     rows = []
@@ -185,32 +183,37 @@ def household_html(statement: dict[str, Any]) -> str:
         sources = "; ".join(f"{s.get('payer_name_zh') or s.get('kind')} "
                             f"(#{s.get('transaction_id') or '-'}) {yuan(s['amount_fen'])}"
                             for s in r["sources"])
-        rows.append([r["paid_on"], r["kind_label"], r["reference"], r["payer"],
-                     yuan(r["amount_fen"]), sources])
+        if r["paid_fen"]:
+            rows.append([r["paid_on"], r["kind_label"], r["reference"], r["payer"],
+                         yuan(r["amount_fen"]), sources])
+        if r["reversed_fen"]:
+            rows.append([r["reversed_on"], REVERSAL_LABEL, r["reference"],
+                         r["reversal_reason"], yuan(-r["reversed_fen"]),
+                         f"冲销交易 reversal transaction #{r['reversal_transaction_id']}"])
     rows.append(["合计 Total", "", "", "", yuan(statement["received_fen"]), ""])
-    body = info + "<h2>收入明细及资金来源 Receipts and where each fen came from</h2>" + _table(
+    body = info + "<h2>收入明细及资金来源 Receipts and where each fen came from</h2>" + table(
         ["日期 Date", "类别 Kind", "批次 Reference", "付款方/购买方 Payer or buyer",
          "金额 Amount", "资金来源 Sources (payer, transaction, amount)"], rows)
-    return _PAGE.format(title=html.escape(f"农户收益对账单 Household statement — "
-                                          f"{statement['name_zh']}"), body=body,
-                        note="来源按基金流入比例分摊 Sources: pro rata to the fund's inflows.")
+    return page(f"农户收益对账单 Household statement — {statement['name_zh']}", body,
+                note="来源按基金流入比例分摊 Sources: pro rata to the fund's inflows.")
 
 
 def village_html(statement: dict[str, Any]) -> str:
     parts = []
     for run in statement["runs"]:
-        parts.append(f"<h2>{html.escape(run['reference'])} — {html.escape(run['kind_label'])}"
-                     f" — {html.escape(str(run['paid_on']))} — {html.escape(run['payer'] or '')}"
-                     "</h2>")
-        parts.append(_table(["行 Line", "对象 Recipient", "户主/名称 Name",
+        parts.append(heading(f"{run['reference']} — {run['kind_label']} — {run['paid_on']} — "
+                             f"{run['payer'] or ''}"))
+        parts.append(table(["行 Line", "对象 Recipient", "户主/名称 Name",
                              "银行账号 Bank account", "基数 Basis", "金额 Amount"],
                             [[ln["line_no"], ln["kind_label"], ln["name_zh"],
                               ln["bank_account_masked"], ln["basis_value"],
                               yuan(ln["amount_fen"])] for ln in run["lines"]] +
-                            [["合计 Total", "", "", "", "", yuan(run["total_fen"])]]))
-    return _PAGE.format(title=html.escape(f"村级收益对账单 Village statement — "
-                                          f"{statement['name_zh']}"),
-                        body="".join(parts) or "<p>无 None</p>", note="")
+                            ([[REVERSAL_LABEL, str(run["reversed_on"]), "",
+                               run["reversal_reason"], "", yuan(-run["total_fen"])]]
+                             if run["status"] == "reversed" else []) +
+                            [["合计 Total", "", "", "", "", yuan(run["net_fen"])]]))
+    return page(f"村级收益对账单 Village statement — {statement['name_zh']}",
+                "".join(parts) or "<p>无 None</p>")
 
 
 def payment_file(session: Session, actor: Principal, run_id: int, fmt: str) -> tuple[bytes, str]:

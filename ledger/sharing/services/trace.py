@@ -11,6 +11,8 @@ households; which yuan went where is therefore a rule, not a fact. The rule:
    payment date, pro rata to what each of them still has unattributed to earlier
    distributions, by largest remainder to the fen (ties: the older inflow). This is fixed
    in `sharing_run_sources` at payment and never recomputed.
+   A distribution that was reversed (红字冲销) keeps its attribution as history, but it no
+   longer counts: its money is back in the fund, unattributed, for a later distribution.
 3. **Within a distribution.** Each recipient line's amount is attributed to the run's
    sources by `allocation.attribution_matrix`: every cell is the exact pro-rata
    `line x source / run amount` rounded down or up, rows summing exactly to the line,
@@ -19,7 +21,10 @@ households; which yuan went where is therefore a rule, not a fact. The rule:
    stored has its matrix computed by the same rule when asked).
 
 So for a payment into a fund, the recipients' parts plus what is still undistributed sum
-exactly to the payment; for a household's receipt, its sources sum exactly to the receipt.
+exactly to the payment (a reversed distribution is listed beside them, in `reversed_runs`,
+its part counted as undistributed again); for a household's receipt, its sources sum exactly
+to the receipt, and a household's net (`received_fen`) is what it was paid less what was
+reversed.
 A single-tree purchase is paid straight to the households: its source is the buyer.
 """
 
@@ -48,16 +53,24 @@ from ledger.sharing.models import (
 from ledger.sharing.services.register import READER
 
 
+def counted_sources(fund_id: int) -> sa.Select:
+    """(inflow transaction id, fen attributed) of a fund's inflows to its distributions that
+    were not reversed."""
+    reversed_runs = sa.select(SharingRun.id).where(SharingRun.status == "reversed")
+    return sa.select(SharingRunSource.inflow_transaction_id,
+                     sa.func.sum(SharingRunSource.amount_fen)) \
+        .where(SharingRunSource.fund_id == fund_id,
+               SharingRunSource.run_id.not_in(reversed_runs)) \
+        .group_by(SharingRunSource.inflow_transaction_id)
+
+
 def unattributed(session: Session, fund: SharingFund, *, window_from: dt.date | None,
                  date_to: dt.date) -> tuple[list[core.Inflow], np.ndarray]:
     """The fund's inflows in the window (not reversed), and what each still has unattributed."""
     inflows = [i for i in core.account_inflows(session, READER, fund.account_code,
                                                date_from=window_from, date_to=date_to)
                if i.reversed_by_id is None]
-    used = dict(session.execute(
-        sa.select(SharingRunSource.inflow_transaction_id, sa.func.sum(SharingRunSource.amount_fen))
-        .where(SharingRunSource.fund_id == fund.id)
-        .group_by(SharingRunSource.inflow_transaction_id)).all())
+    used = dict(session.execute(counted_sources(fund.id)).all())
     remaining = np.array([max(i.amount - int(used.get(i.transaction_id, 0)), 0)
                           for i in inflows], dtype=np.int64)
     return inflows, remaining
@@ -177,6 +190,7 @@ def trace_payment(session: Session, actor: Principal | None, transaction_id: int
         .where(SharingRunLine.transaction_id == transaction_id,
                SharingRun.kind == "single_tree").limit(1)).first()
     receipts: list[Receipt] = []
+    reversals: list[dict[str, Any]] = []
     if purchase_line is not None:
         run = session.get(SharingRun, purchase_line[0])
         assert run is not None
@@ -215,6 +229,12 @@ def trace_payment(session: Session, actor: Principal | None, transaction_id: int
         for run in runs:
             lines, sources, matrix = _run_matrix(session, run)
             column = matrix[:, sources.index(transaction_id)]
+            if run.status == "reversed":  # paid, then paid back: undistributed again
+                reversals.append({"run_id": run.id, "reference": run.reference,
+                                  "paid_on": run.paid_on, "reversed_on": run.reversed_on,
+                                  "amount_fen": int(column.sum()),
+                                  **({"reason": run.reversal_reason} if detail else {})})
+                continue
             distributed += int(column.sum())
             run_id, reference, paid = run.id, run.reference, run.paid_on
             receipts.extend([
@@ -244,6 +264,7 @@ def trace_payment(session: Session, actor: Principal | None, transaction_id: int
         "payers": [{"party_id": p, "name_zh": names.get(p)} for p in payers],
         "payer_accounts": payer_accounts,
         "distributed_fen": amount - undistributed, "undistributed_fen": undistributed,
+        "reversed_runs": reversals,
         "by_village": sorted(villages.values(), key=lambda v: (v["village_party_id"] is None,
                                                                v["village_party_id"] or 0)),
         "rule": "pro rata to unattributed inflows, largest remainder to the fen "
@@ -260,7 +281,10 @@ def trace_household(session: Session, actor: Principal, household_party_id: int,
                     ) -> dict[str, Any]:
     """Where every fen a household received came from: each paid line of the household, with
     its sources (inflows of the fund, each with its payer; or the buyer of a single-tree
-    purchase), each line's sources summing exactly to it."""
+    purchase), each line's sources summing exactly to it. A line of a reversed distribution
+    is listed with its reversal (`reversed_on`, `reversal_transaction_id`): between the
+    dates, `paid_fen` is the line if it was paid then, `reversed_fen` the line if it was
+    reversed then, `net_fen` their difference; `received_fen` and `by_payer` are net."""
     authorize(actor, "sharing.trace.read")
     party = session.get(Party, household_party_id) if isinstance(household_party_id, int) \
         and 0 < household_party_id < 2**63 else None
@@ -269,11 +293,15 @@ def trace_household(session: Session, actor: Principal, household_party_id: int,
     stmt = sa.select(SharingRunLine, SharingRun).join(
         SharingRun, SharingRun.id == SharingRunLine.run_id).where(
         SharingRunLine.party_id == party.id, SharingRunLine.kind != "account",
-        SharingRun.status == "paid", SharingRunLine.amount_fen > 0)
-    if date_from is not None:
-        stmt = stmt.where(SharingRun.paid_on >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(SharingRun.paid_on <= date_to)
+        SharingRun.status.in_(("paid", "reversed")), SharingRunLine.amount_fen > 0)
+
+    def within(column: Any) -> Any:
+        return sa.and_(column.is_not(None),
+                       *([column >= date_from] if date_from is not None else []),
+                       *([column <= date_to] if date_to is not None else []))
+
+    if date_from is not None or date_to is not None:
+        stmt = stmt.where(sa.or_(within(SharingRun.paid_on), within(SharingRun.reversed_on)))
     rows = session.execute(stmt.order_by(SharingRun.paid_on, SharingRun.id,
                                          SharingRunLine.line_no)).all()
     receipts: list[dict[str, Any]] = []
@@ -312,22 +340,39 @@ def trace_household(session: Session, actor: Principal, household_party_id: int,
                         "payer_accounts": [c for c, _ in inflow.payers],
                         "effective_date": inflow.effective_date, "memo": inflow.memo,
                         "amount_fen": part})
+        paid = line.amount_fen if _between(run.paid_on, date_from, date_to) else 0
+        reversed_fen = line.amount_fen if run.status == "reversed" and \
+            _between(run.reversed_on, date_from, date_to) else 0
+        reversal_of = dict(map(tuple, run.reversal_transaction_ids or []))
         receipts.append({"run_id": run.id, "reference": run.reference, "kind": run.kind,
                          "paid_on": run.paid_on, "line_no": line.line_no,
                          "village_party_id": line.village_party_id,
                          "transaction_id": line.transaction_id, "amount_fen": line.amount_fen,
+                         "status": run.status, "reversed_on": run.reversed_on,
+                         "reversal_transaction_id": reversal_of.get(line.transaction_id),
+                         "reversal_reason": run.reversal_reason, "paid_fen": paid,
+                         "reversed_fen": reversed_fen, "net_fen": paid - reversed_fen,
                          "sources": sources})
     names = _names(session, party_ids)
     by_payer: dict[int | None, int] = defaultdict(int)
     for receipt in receipts:
+        # -1, 0 or 1: a reversal pays each source back exactly what it funded
+        sign = receipt["net_fen"] // receipt["amount_fen"]
         for source in receipt["sources"]:
             source["payer_name_zh"] = names.get(source["payer_party_id"] or 0)
-            by_payer[source["payer_party_id"]] += source["amount_fen"]
+            by_payer[source["payer_party_id"]] += sign * source["amount_fen"]
     return {"household_party_id": party.id, "name_zh": party.name_zh,
-            "received_fen": sum(r["amount_fen"] for r in receipts), "receipts": receipts,
+            "received_fen": sum(r["net_fen"] for r in receipts),
+            "paid_fen": sum(r["paid_fen"] for r in receipts),
+            "reversed_fen": sum(r["reversed_fen"] for r in receipts), "receipts": receipts,
             "by_payer": [{"payer_party_id": p, "payer_name_zh": names.get(p or 0),
                           "amount_fen": v} for p, v in sorted(by_payer.items(),
                                                               key=lambda kv: kv[0] or 0)]}
+
+
+def _between(day: dt.date | None, date_from: dt.date | None, date_to: dt.date | None) -> bool:
+    return day is not None and (date_from is None or day >= date_from) and \
+        (date_to is None or day <= date_to)
 
 
 def run_sources(session: Session, run_id: int) -> dict[str, Any]:
@@ -338,7 +383,7 @@ def run_sources(session: Session, run_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": run.id, "reference": run.reference, "kind": run.kind,
                            "status": run.status, "amount_fen": run.amount_fen,
                            "paid_on": run.paid_on, "sources": []}
-    if run.status != "paid":
+    if run.status not in ("paid", "reversed"):  # a reversed run lists what had funded it
         return out
     if run.kind == "single_tree":
         names = _names(session, {run.buyer_party_id or 0})
@@ -374,10 +419,7 @@ def fund_inflows(session: Session, actor: Principal, fund_code: str, *,
 
     authorize(actor, "sharing.read")
     fund = get_fund(session, fund_code)
-    used = dict(session.execute(
-        sa.select(SharingRunSource.inflow_transaction_id, sa.func.sum(SharingRunSource.amount_fen))
-        .where(SharingRunSource.fund_id == fund.id)
-        .group_by(SharingRunSource.inflow_transaction_id)).all())
+    used = dict(session.execute(counted_sources(fund.id)).all())
     inflows = core.account_inflows(session, READER, fund.account_code, date_from=date_from,
                                    date_to=date_to)
     names = _names(session, {p for i in inflows for _, p in i.payers})

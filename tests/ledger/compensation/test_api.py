@@ -187,8 +187,9 @@ def test_statement_exports_as_xlsx_and_csv(client, tokens, agreement, problem):
     xlsx = client.get(url, headers=tokens.auditor)
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
     workbook = openpyxl.load_workbook(io.BytesIO(xlsx.data))
-    assert workbook.sheetnames == ["结算 Settlement", "条件 Conditions", "各方 Positions",
-                                   "支付 Payments"]
+    assert workbook.sheetnames == ["结算 Settlement", "条件 Conditions", "清算 Clearing",
+                                   "各方 Positions", "支付 Payments"]
+    assert list(workbook["清算 Clearing"].iter_rows(values_only=True))[1:] == []  # all met
     paid = list(workbook["支付 Payments"].iter_rows(values_only=True))
     assert paid[1][1:3] == ("xingyi", "wangmo") and paid[1][5] == 20 * M
     assert paid[1][6] == "20000000.00"
@@ -198,6 +199,29 @@ def test_statement_exports_as_xlsx_and_csv(client, tokens, agreement, problem):
     assert "净额(分) Net (fen)" in text and "COMP-CHISHUI-2018-WANGMO" in text
     problem(client.get(f"{url}?format=pdf", headers=tokens.auditor), 422)
     problem(client.get("/compensation/settlements/99/statement", headers=tokens.auditor), 404)
+    problem(client.get("/compensation/settlements/99/statement?format=html",
+                       headers=tokens.auditor), 404)
+
+
+def test_statement_as_a_printable_page(client, tokens, agreement, problem):
+    """Lianyuxi fails (劣V) in 2019: Xingyi's allocation (4/10 of 200,000,000 = 80,000,000
+    yuan) is redirected to Ceheng; Xingyi contributes 100,000,000 and receives nothing, so it
+    pays 40,000,000 to Wangmo (net 60,000,000 - 20,000,000) and 60,000,000 to Ceheng
+    (net 60,000,000 + 80,000,000 - 80,000,000)."""
+    _values(client, tokens, "2019", "II", "劣V")
+    settlement = client.post(f"/compensation/agreements/{agreement}/settlements",
+                             json={"period": "2019"}, headers=tokens.finance).get_json()
+    url = f"/compensation/settlements/{settlement['id']}/statement?format=html"
+    page = client.get(url, headers=tokens.auditor)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "赤水河流域横向生态保护补偿协议" in text and "<h2>清算 Clearing</h2>" in text
+    assert "转付指定方 redirected to a named party" in text
+    assert "<td>xingyi</td><td>ceheng</td><td class=\"n\">8000000000</td>" \
+        "<td>80000000.00</td>" in text
+    assert "<td>-100000000.00</td>" in text  # Xingyi's net position
+    assert "<td>40000000.00</td>" in text and "<td>60000000.00</td>" in text  # its payments
+    problem(client.get(url), 401)
 
 
 def test_a_terminated_agreement_settles_no_more(client, tokens, agreement, problem):

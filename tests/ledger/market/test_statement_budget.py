@@ -3,15 +3,15 @@ the core's budget counts them (`tests/ledger/test_statement_budget.py`): on SQLi
 into the driver, on PostgreSQL every round trip. Issue 11 cut a take from 28 statements on
 SQLite (the rules read four times, the registry's operator twice, the batch, its override
 and its previous close apart, the listing's event in a statement of its own) to 19 (taking
-a buy listing: 31 to 22, the seller's T+1 check adding its held and bought-today reads):
-the listing (locked), the context (rules, operator, override, previous close: one
-statement), the escrow and buyer accounts of the registry, the buyer's cash and the fee
-account of the ledger, the escrow's serial blocks, the ledger's post (5), the registry's
-blocks and event (4), the trade, the feed's events (one statement) and the listing's
-update. PostgreSQL, same code: 18 and 21 round trips measured alone; the budget allows one
-more, as a whole run left 22 on a buy listing's take once (the pooled connections' state of
-prepared statements). Lowering the numbers is welcome;
-raising them fails here instead of silently."""
+a buy listing: 31 to 22), then (session 20) to 13 either side: ONE statement updates the
+listing with its guards in the WHERE clause (the row lock, the race for the last tonne
+decided by the database) and returns, with the listing, the context (rules, operator,
+override, previous close), the escrow and both parties' registry accounts, the taker's held
+and bought-today tonnes (T+1) and the CNY accounts (taker, fee, money escrow); then the
+escrow's serial blocks, the ledger's post (5), the registry's blocks and event (4), the
+trade and the feed's events (one statement). PostgreSQL, same code: 12 round trips (the
+registry's row locks one more, the ledger's post fewer), 18 and 21 before. Lowering the
+numbers is welcome; raising them fails here instead of silently."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.ledger.test_statement_budget import WARM_UP, talks
 
 #: side of the listing taken -> (SQLite statements, PostgreSQL round trips), not counting
 #: the COMMIT (PostgreSQL counts the BEGIN, which psycopg sends with the first statement)
-BUDGET = {"sell": (19, 19), "buy": (22, 22)}
+BUDGET = {"sell": (13, 12), "buy": (13, 12)}
 
 
 def _listing(database, market, side: str) -> int:

@@ -10,7 +10,7 @@ import time_machine
 
 from ledger.market.services import listings
 from ledger.reconcile.services import reports
-from ledger.sharing.services import config, runs
+from ledger.sharing.services import config, reversal, runs
 from tests.ledger.carbon.conftest import ADMIN as CARBON_ADMIN
 from tests.ledger.carbon.conftest import NOW
 from tests.ledger.market.conftest import LATER, make_market
@@ -78,3 +78,28 @@ def test_sharing_section_per_fund_and_village_with_household_counts(database):
     assert "FUND: 123,456.78 yuan" in section.note
     # the distribution's ledger transactions are listed too, and the other sections are empty
     assert sections["distributions"].rows and not sections["market"].rows
+
+
+def test_a_run_reversed_in_the_month_shows_as_negative_red_ink_rows(database):
+    with time_machine.travel(NOW, tick=False):
+        world = make_world(database)
+        with database.unit_of_work() as s:
+            config.create_rule(s, ADMIN, code="SANMING", name_zh="三明林票 30/70", name_en=None,
+                               source_kind="fund", source_ref="FUND", definition=SANMING)
+            run_id = runs.prepare_run(
+                s, PREPARER, reference="R1", fund_code="FUND", rule_code="SANMING",
+                amount_fen=1_000_00, collective_party_ids=[world.dalang],
+                record_date=MARCH).run.id
+        with database.unit_of_work() as s:
+            runs.approve_run(s, APPROVER, run_id)
+        with database.unit_of_work() as s:
+            reversal.reverse_run(s, APPROVER, run_id, reason="登记有误 wrong register")
+        section = _sections(database)["sharing"]
+    columns = [en for _, en in section.columns]
+    rows = [dict(zip(columns, row, strict=True)) for row in section.rows]
+    paid = [r for r in rows if r["kind"] == "分配 distribution"]
+    red = [r for r in rows if r["kind"] == "分配 distribution · 红字冲销 reversal"]
+    assert len(paid) == len(red) == 1
+    assert paid[0]["total_fen"] == 1_000_00 and red[0]["total_fen"] == -1_000_00
+    assert red[0]["runs"] == -1 and red[0]["households"] == -paid[0]["households"]
+    assert "FUND: 0.00 yuan" in section.note

@@ -176,3 +176,65 @@ def test_register_over_http(client, tokens, world, problem):
     problem(client.post("/sharing/register/entries", headers=tokens.admin, json={
         "collective_party_id": world.dalang, "household_party_id": world.plant_a,
         "effective_date": "2025-02-01"}), 422, "sharing-unknown-household")
+
+
+def test_reversing_a_paid_run_over_http(client, tokens, world, flow, problem, database):
+    """The admin prepared the run, finance paid it; finance reverses it (the admin may not:
+    it prepared it). Every refusal is problem+json and writes nothing."""
+    url = f"/sharing/runs/{flow}/reverse"
+    problem(client.post(url, headers=tokens.finance, json={"reason": "x"}), 409,
+            "sharing-run-not-reversible")  # prepared, not paid
+    assert client.post(f"/sharing/runs/{flow}/approve", headers=tokens.finance).status_code \
+        == 200
+    problem(client.post(url, headers=tokens.finance), 400, "body-required")
+    for body in ({}, {"reason": ""}, {"reason": "x" * 501}, {"reason": 5},
+                 {"reason": "x", "amount_fen": 1}):
+        problem(client.post(url, headers=tokens.finance, json=body), 422)
+    problem(client.post(url, headers=tokens.finance, json={"reason": "bad\u0000"}), 400)
+    problem(client.post(url, headers=tokens.finance, json={"reason": "   "}), 422)
+    problem(client.post(url, headers=tokens.finance, json=["x"]), 422)
+    problem(client.post(url, json={"reason": "x"}), 401)
+    problem(client.post(url, headers=tokens.auditor, json={"reason": "x"}), 403, "forbidden")
+    problem(client.post(url, headers=tokens.admin, json={"reason": "x"}), 403, "four-eyes")
+    problem(client.post("/sharing/runs/999/reverse", headers=tokens.finance,
+                        json={"reason": "x"}), 404, "sharing-run-not-found")
+    fund = client.get("/ledger/accounts/FUND/balance", headers=tokens.finance).get_json()
+    assert fund["balance"] == 500_000_00 - 100_000_01
+    with database.unit_of_work() as s:
+        assert s.scalars(sa.select(AuditEvent).where(
+            AuditEvent.action == "sharing.run.reverse")).all() == []
+    key = {**tokens.finance, "Idempotency-Key": "reverse-1"}
+    done = client.post(url, headers=key, json={"reason": "记录日期有误 wrong record date"})
+    assert done.status_code == 200, done.get_json()
+    body = done.get_json()
+    assert body["status"] == "reversed" and body["reversal_reason"].startswith("记录日期")
+    [[original, reversal_id]] = body["reversal_transaction_ids"]
+    replay = client.post(url, headers=key, json={"reason": "记录日期有误 wrong record date"})
+    assert replay.get_json() == body and replay.headers.get("Idempotent-Replayed") == "true"
+    problem(client.post(url, headers=key, json={"reason": "another"}), 409)
+    again = client.post(url, headers=tokens.finance, json={"reason": "again"})
+    assert again.status_code == 200 and again.get_json() == body
+    fund = client.get("/ledger/accounts/FUND/balance", headers=tokens.finance).get_json()
+    assert fund["balance"] == 500_000_00  # paid back once
+    tx = client.get(f"/ledger/transactions/{reversal_id}", headers=tokens.finance).get_json()
+    assert tx["reverses_id"] == original
+    with database.unit_of_work() as s:
+        [event] = s.scalars(sa.select(AuditEvent).where(
+            AuditEvent.action == "sharing.run.reverse")).all()
+        assert event.entity_id == str(flow) and event.after["status"] == "reversed"
+    listed = client.get("/sharing/runs?status=reversed", headers=tokens.auditor).get_json()
+    assert [r["id"] for r in listed["items"]] == [flow]
+    wei = world.households["wei"]
+    st = client.get(f"/sharing/households/{wei}/statement", headers=tokens.auditor).get_json()
+    assert st["received_fen"] == 0 and st["paid_fen"] == st["reversed_fen"] > 0
+    assert [r["reversal_transaction_id"] for r in st["receipts"]] == [reversal_id]
+    page = client.get(f"/sharing/households/{wei}/statement.html",
+                      headers=tokens.auditor).get_data(as_text=True)
+    assert "红字冲销 reversal" in page
+    public = client.get(f"/sharing/public/payments/{world.inflows[0]}/recipients").get_json()
+    assert public["distributed_fen"] == 0 and public["undistributed_fen"] == \
+        public["amount_fen"]
+    assert [r["run_id"] for r in public["reversed_runs"]] == [flow]
+    assert "reason" not in public["reversed_runs"][0]
+    problem(client.get(f"/sharing/runs/{flow}/payment-file?format=csv",
+                       headers=tokens.finance), 409)
