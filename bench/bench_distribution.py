@@ -8,8 +8,8 @@
     villagers 70 % by shares): `runs.prepare_run` (register as of the record date, the rule,
     the allocation, every line stored with its digest) then `runs.approve_run` (four eyes,
     fund check, attribution to the fund's inflows, one `ledger.core.post_batch` of
-    ceil(N / 999) transactions with N + 1 credits and their debits, guard, balances, audit),
-    each committed;
+    ceil(N / 999) transactions with N + 1 credits and their debits, guard, balances, audit;
+    at this size it takes the staged, set-based path, `ledger.core.staged`), each committed;
 (b) the baseline: the same largest-remainder allocation (numpy) plus a raw DBAPI
     `executemany` of the same transaction header and posting rows into the ledger's tables (no
     register, rules, checks, balances, lines or audit), committed;

@@ -656,10 +656,14 @@ def write_balances(session: Session, totals: Mapping[int, Totals], now: dt.datet
                                              driver.Error) from exc
         return
     updated = stamp(now)
+    # the rows of a batch share a few dates: each is converted to text once
+    days: dict[dt.date | None, str | None] = {None: None}
     with _driver_cursor(session) as cursor:
         cursor.executemany(_SQLITE_BALANCES, [
             (t.posted_debits, t.posted_credits, t.pending_debits, t.pending_credits,
-             _day(t.last_effective_date), t.version + 1, updated, a) for a, t in changed])
+             days[t.last_effective_date] if t.last_effective_date in days
+             else days.setdefault(t.last_effective_date, _day(t.last_effective_date)),
+             t.version + 1, updated, a) for a, t in changed])
 
 
 def daily_changes(session: Session, account_id: int, since: dt.date

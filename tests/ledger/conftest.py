@@ -5,16 +5,28 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import os
 
 import pytest
 import sqlalchemy as sa
 
 from catalog.models import Party
 from ecovalue.auth import system_principal
-from ledger.core import services
+from ledger.core import services, staged
 from ledger.core.posting import PostingSpec, TransactionSpec
 
 _credit_codes = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _staged_batches(request, monkeypatch):
+    """ECOVALUE_TEST_STAGED_BATCHES=1 sends every batch of the ledger tests through the
+    staged path (`ledger.core.staged`, normally for batches of 5,000 legs or more), so the
+    whole batch test set checks that it posts, guards and refuses as the ordinary path
+    does. The statement budget test pins each path's budget itself."""
+    if os.environ.get("ECOVALUE_TEST_STAGED_BATCHES") == "1" and \
+            request.node.module.__name__ != "tests.ledger.test_statement_budget":
+        monkeypatch.setattr(staged, "STAGED_MIN_LEGS", 1)
 #: the clock of service-level tests: 12:00 in Shanghai on 20 March 2024
 NOW = dt.datetime(2024, 3, 20, 4, 0, tzinfo=dt.UTC)
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ecovalue.auth.policy import Principal, authorize, row_filter
+from ecovalue.bulk import paused_gc
 from ecovalue.db import utcnow
-from ledger.core import errors, posting, replay, rules, store
+from ledger.core import errors, posting, replay, rules, staged, store
 from ledger.core.calendar import local_date, month_of
 from ledger.core.models import LedgerAccount, LedgerAsset, LedgerBatch
 from ledger.core.rules import Prepared, TransactionSpec, valid_id
@@ -254,11 +255,14 @@ def expire_pendings(session: Session, actor: Principal, *, now: dt.datetime | No
     return done
 
 
+@paused_gc()
 def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSpec], *,
                memo: str | None = None, now: dt.datetime | None = None,
                action: str = CREATE, enter: str = posting.ENTER) -> tuple[int, list[int]]:
     """Post many transactions at once, all or nothing (errors name `transactions.<i>`).
-    Guards are checked on the batch's end state. Returns (batch id, transaction ids)."""
+    Guards are checked on the batch's end state. Returns (batch id, transaction ids). A
+    batch of `staged.STAGED_MIN_LEGS` legs or more is posted set-based in SQL
+    (`ledger.core.staged`), with the same guards and errors."""
     now = now or utcnow()
     authorize(actor, action, party=actor.party_id)
     if not specs:
@@ -277,6 +281,12 @@ def post_batch(session: Session, actor: Principal, specs: Sequence[TransactionSp
         raise errors.InvalidTransaction("memo too long", errors=[
             {"location": "json", "field": "memo",
              "message": f"at most {rules.MAX_MEMO} characters"}])
+    if sum(len(s.postings) for s in specs if isinstance(s.postings, Sequence)) \
+            >= staged.STAGED_MIN_LEGS:
+        done = staged.post_batch(session, actor, specs, memo=memo, now=now, action=action,
+                                 enter=enter)
+        if done is not None:
+            return done
     lookup = posting.look_up(session, actor, specs, now=now)
     prepared = posting.prepare(actor, specs, lookup, now=now, action=action, enter=enter,
                                batch=True)

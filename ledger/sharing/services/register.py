@@ -209,24 +209,38 @@ def villages_as_of(session: Session, collective_party_ids: Sequence[int], as_of:
     id), from the register as of the record date: one ordered scan per collective, the
     latest entry of each household kept. `only`: restrict the households to these (each must
     be in one of the collectives' registers and have joined by the record date)."""
-    e = SharingRegisterEntry
+    return villages_with_accounts(session, collective_party_ids, as_of, only=only)[0]
+
+
+#: a collective's register entries up to a date, in household and date order, each with the
+#: household's ledger account code (driver level: a village may have 100,000 households)
+_ENTRIES_WITH_ACCOUNTS = (
+    "SELECT e.household_party_id, e.status, e.shares, e.members, e.trees, e.area_m2, "
+    "a.account_code FROM sharing_register_entries AS e "
+    "LEFT JOIN sharing_accounts AS a ON a.party_id = e.household_party_id "
+    "WHERE e.collective_party_id = %s AND e.effective_date <= %s "
+    "ORDER BY e.household_party_id, e.effective_date")
+
+
+def villages_with_accounts(session: Session, collective_party_ids: Sequence[int],
+                           as_of: dt.date, *, only: Iterable[int] | None = None
+                           ) -> tuple[list[Village], dict[int, str]]:
+    """`villages_as_of`, with the ledger account code of each household in them, read in
+    the same scan."""
     villages = []
+    accounts: dict[int, str] = {}
     found: set[int] = set()
     wanted = None if only is None else set(only)
     session.flush()
     for collective_party_id in collective_party_ids:
         latest: dict[int, Any] = {}
-        # Core rows (no ORM loading, so flushed first): a village may have 100,000 households
-        for row in session.connection().execute(
-                sa.select(e.household_party_id, e.status, e.shares, e.members, e.trees,
-                          e.area_m2)
-                .where(e.collective_party_id == collective_party_id, e.effective_date <= as_of)
-                .order_by(e.household_party_id, e.effective_date)):
+        for row in driver_rows(session, _ENTRIES_WITH_ACCOUNTS, (collective_party_id, as_of)):
             latest[row[0]] = row
         rows = [r for r in latest.values() if r[1] == "member"]
         if wanted is not None:
             rows = [r for r in rows if r[0] in wanted]
             found.update(r[0] for r in rows)
+        accounts.update((r[0], r[6]) for r in rows if r[6] is not None)
         array = np.array([(r[0], r[2], r[3], r[4], r[5]) for r in rows],
                          dtype=np.int64).reshape(-1, 5)
         villages.append(Village(collective_party_id, array[:, 0], {
@@ -236,7 +250,27 @@ def villages_as_of(session: Session, collective_party_ids: Sequence[int], as_of:
         missing = sorted(wanted - found)
         if missing:
             _explain_missing(session, collective_party_ids, missing, as_of)
-    return villages
+    return villages, accounts
+
+
+def driver_rows(session: Session, sql: str, params: Sequence[Any]) -> list[tuple]:
+    """The rows of a read (`%s` placeholders, dates as `dt.date`) on the driver's cursor, in
+    the session's transaction: plain tuples of ints and text, without SQLAlchemy's per-row
+    work (what a 100,000-household run reads). Pending ORM changes are not flushed first."""
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:  # the driver's placeholder, and dates stored as ISO text
+        sql = sql.replace("%s", "?")
+        params = [p.isoformat() if isinstance(p, dt.date) else p for p in params]
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    except raw.Error as exc:  # pragma: no cover - the error SQLAlchemy would raise
+        raise sa.exc.DBAPIError.instance(sql, params, exc, raw.Error) from exc
+    finally:
+        cursor.close()
 
 
 def accounts_in(session: Session, collective_party_ids: Sequence[int]) -> dict[int, str]:
