@@ -46,18 +46,23 @@ def test_market_section_sums_trades_tonnes_value_and_fees_by_day_batch_and_mode(
     assert fees > 0 and "2 trades, 150 tCO2e" in market_section.note
 
 
+def _paid_run(database, amount_fen: int, villages: list[int]) -> int:
+    """A Sanming 30/70 distribution of the demo fund, prepared and approved (paid)."""
+    with database.unit_of_work() as s:
+        config.create_rule(s, ADMIN, code="SANMING", name_zh="三明林票 30/70", name_en=None,
+                           source_kind="fund", source_ref="FUND", definition=SANMING)
+        run_id = runs.prepare_run(
+            s, PREPARER, reference="R1", fund_code="FUND", rule_code="SANMING",
+            amount_fen=amount_fen, collective_party_ids=villages, record_date=MARCH).run.id
+    with database.unit_of_work() as s:
+        runs.approve_run(s, APPROVER, run_id)
+    return run_id
+
+
 def test_sharing_section_per_fund_and_village_with_household_counts(database):
     with time_machine.travel(NOW, tick=False):
         world = make_world(database)
-        with database.unit_of_work() as s:
-            config.create_rule(s, ADMIN, code="SANMING", name_zh="三明林票 30/70", name_en=None,
-                               source_kind="fund", source_ref="FUND", definition=SANMING)
-            run_id = runs.prepare_run(
-                s, PREPARER, reference="R1", fund_code="FUND", rule_code="SANMING",
-                amount_fen=123_456_78, collective_party_ids=[world.dalang, world.xinhe],
-                record_date=MARCH).run.id
-        with database.unit_of_work() as s:
-            runs.approve_run(s, APPROVER, run_id)
+        run_id = _paid_run(database, 123_456_78, [world.dalang, world.xinhe])
         with database.session(write=False) as s:
             lines = list(s.scalars(runs.lines_of(s, ADMIN, run_id)))
         sections = _sections(database)
@@ -83,15 +88,7 @@ def test_sharing_section_per_fund_and_village_with_household_counts(database):
 def test_a_run_reversed_in_the_month_shows_as_negative_red_ink_rows(database):
     with time_machine.travel(NOW, tick=False):
         world = make_world(database)
-        with database.unit_of_work() as s:
-            config.create_rule(s, ADMIN, code="SANMING", name_zh="三明林票 30/70", name_en=None,
-                               source_kind="fund", source_ref="FUND", definition=SANMING)
-            run_id = runs.prepare_run(
-                s, PREPARER, reference="R1", fund_code="FUND", rule_code="SANMING",
-                amount_fen=1_000_00, collective_party_ids=[world.dalang],
-                record_date=MARCH).run.id
-        with database.unit_of_work() as s:
-            runs.approve_run(s, APPROVER, run_id)
+        run_id = _paid_run(database, 1_000_00, [world.dalang])
         with database.unit_of_work() as s:
             reversal.reverse_run(s, APPROVER, run_id, reason="登记有误 wrong register")
         section = _sections(database)["sharing"]
