@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import pstats
 import random
-import re
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ledger import DATA_KEY, HOLDINGS, make_database, seed  # noqa: E402
 from ledger_app import add_bare  # noqa: E402
+from profiling import driver_calls, print_top  # noqa: E402
 
 from ecovalue import migrate  # noqa: E402
 from ecovalue.app import create_app  # noqa: E402
@@ -155,21 +154,11 @@ def main() -> None:
                 calls = sum(nc for nc, _ in found)
                 print(f"  {label:<52} {cumulative / args.requests * 1000:6.2f} ms   "
                       f"({calls / args.requests:.1f} calls per POST)")
-            sqlite_calls = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _c)
-                               in raw.items()
-                               if re.search(r"'(execute|executemany)' of 'sqlite3", name))
-            waits = sum(nc for (file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
-                        if name == "wait" and "psycopg/connection.py" in file)
+            sqlite_calls, waits = driver_calls(profile)
             print(f"  sqlite3 execute/executemany calls per POST: "
                   f"{sqlite_calls / args.requests:.1f}; psycopg waits for the server per "
                   f"POST: {waits / args.requests:.1f}")
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
-            print(out.getvalue())
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(
-                r"(ecovalue|ledger|catalog)/[a-z_/]+\.py", args.top)
-            print(out.getvalue())
+            print_top(profile, args.top)
             db.dispose()
         finally:
             drop()

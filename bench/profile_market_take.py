@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import os
 import pstats
-import re
 import sys
 import tempfile
 import time
@@ -32,18 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ledger import DATA_KEY, make_database  # noqa: E402
 from bench_market import BUYERS, seed  # noqa: E402
+from profiling import driver_calls, print_top  # noqa: E402
 
 from ecovalue import migrate, protect  # noqa: E402
 from ecovalue.app import create_app  # noqa: E402
-
-
-def _driver_calls(profile: cProfile.Profile) -> tuple[int, int]:
-    raw = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    sqlite = sum(nc for (_file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
-                 if re.search(r"'(execute|executemany)' of 'sqlite3", name))
-    waits = sum(nc for (file, _line, name), (_cc, nc, _tt, _ct, _c) in raw.items()
-                if name == "wait" and "psycopg/connection.py" in file)
-    return sqlite, waits
 
 
 def main() -> None:
@@ -111,7 +101,7 @@ def main() -> None:
                 profiles[name] = profile
             print(f"database: {db.dialect}; {requests} in-process POSTs per round")
             for name, rounds in (("take", takes), ("ledger POST", posts)):
-                sqlite, waits = _driver_calls(profiles[name])
+                sqlite, waits = driver_calls(profiles[name])
                 print(f"  {name:<12} best {min(rounds) * 1000:6.2f} ms (rounds "
                       f"{', '.join(f'{r * 1000:.2f}' for r in rounds)} ms); sqlite3 "
                       f"execute calls {sqlite / requests:.1f}, psycopg waits "
@@ -121,13 +111,7 @@ def main() -> None:
             profile = profiles["take"]
             if os.environ.get("PROFILE_CALLERS"):
                 pstats.Stats(profile).print_callers(os.environ["PROFILE_CALLERS"])
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
-            print(out.getvalue())
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(
-                r"(ecovalue|ledger|catalog)/[a-z_/]+\.py", args.top)
-            print(out.getvalue())
+            print_top(profile, args.top)
             db.dispose()
         finally:
             drop()
