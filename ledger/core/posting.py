@@ -201,11 +201,7 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
         raise errors.InvalidTransaction("a batch needs at least one transaction", errors=[
             {"location": "json", "field": "transactions", "message": "empty"}])
     ids = store.allocate_ids(session, len(prepared))
-    batch = LedgerBatch(transaction_count=len(prepared), content_sha256="", memo=memo,
-                        author=actor.label, created_at=now)
-    session.add(batch)
-    session.flush()
-    rows = store.BatchRows(session, author=actor.label, now=now, batch_id=batch.id)
+    batch, rows = open_batch(session, actor, len(prepared), memo=memo, now=now)
     digest_rows: list[tuple] = []
     for tx_id, p in zip(ids, prepared, strict=True):
         rows.add(tx_id, p.type, p.phase, p.effective_date, p.spec.memo, p.spec.metadata,
@@ -225,12 +221,30 @@ def write_batch(session: Session, actor: Principal, prepared: Sequence[Prepared]
     rules.check_range(totals)
     store.write_balances(session, totals, now)
     _check_history(session, rules.backdated_debits(prepared, previous_dates))
-    batch.content_sha256 = rules.batch_digest(digest_rows)
+    close_batch(session, actor, batch, ids, rules.batch_digest(digest_rows))
+    return batch.id, ids
+
+
+def open_batch(session: Session, actor: Principal, count: int, *, memo: str | None,
+               now: dt.datetime) -> tuple[LedgerBatch, store.BatchRows]:
+    """A batch's header row (its digest filled in by `close_batch`) and the collector of its
+    transactions' rows."""
+    batch = LedgerBatch(transaction_count=count, content_sha256="", memo=memo,
+                        author=actor.label, created_at=now)
+    session.add(batch)
+    session.flush()
+    return batch, store.BatchRows(session, author=actor.label, now=now, batch_id=batch.id)
+
+
+def close_batch(session: Session, actor: Principal, batch: LedgerBatch, ids: Sequence[int],
+                content_sha256: str) -> None:
+    """The batch's content digest stored, and its one audit event."""
+    batch.content_sha256 = content_sha256
     session.flush()
     audit.record(session, actor, "ledger.batch.post", "ledger_batch", batch.id, after={
-        "id": batch.id, "transaction_count": len(prepared), "first_transaction_id": ids[0],
-        "last_transaction_id": ids[-1], "content_sha256": batch.content_sha256, "memo": memo})
-    return batch.id, ids
+        "id": batch.id, "transaction_count": batch.transaction_count,
+        "first_transaction_id": ids[0], "last_transaction_id": ids[-1],
+        "content_sha256": content_sha256, "memo": batch.memo})
 
 
 def _lock(session: Session, actor: Principal, prepared: Sequence[Prepared],

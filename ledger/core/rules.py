@@ -103,7 +103,11 @@ def digest_line(row: Sequence[Any]) -> str:
 
 def batch_digest(rows: Iterable[Sequence[Any]]) -> str:
     """SHA-256 over one line per row, fields joined by '|' (None as empty)."""
-    lines = list(map(digest_line, rows))
+    return lines_digest(list(map(digest_line, rows)))
+
+
+def lines_digest(lines: Sequence[str]) -> str:
+    """SHA-256 over digest lines already formatted (`digest_line`), each ended by a newline."""
     text = "\n".join(lines) + "\n" if lines else ""
     return hashlib.sha256(text.encode()).hexdigest()
 

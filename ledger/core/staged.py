@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -48,13 +47,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ecovalue import audit
 from ecovalue.auth.policy import Principal
 from ecovalue.db import bulk_insert, dialect_name
 from ledger.core import posting, rules, store
 from ledger.core.amounts import MAX_AMOUNT
 from ledger.core.calendar import local_date, month_of
-from ledger.core.models import LedgerBatch
 from ledger.core.rules import AccountRow, Prepared, TransactionSpec
 
 #: batches with at least this many legs take the staged path (below it the ordinary path's
@@ -277,11 +274,7 @@ def _write(session: Session, actor: Principal, specs: Sequence[TransactionSpec],
            staged: _Staged, ids: list[int], *, memo: str | None, now: dt.datetime,
            stored_day: Any) -> tuple[int, list[int]]:
     postgres = dialect_name(session) == "postgresql"
-    batch = LedgerBatch(transaction_count=len(specs), content_sha256="", memo=memo,
-                        author=actor.label, created_at=now)
-    session.add(batch)
-    session.flush()
-    headers = store.BatchRows(session, author=actor.label, now=now, batch_id=batch.id)
+    batch, headers = posting.open_batch(session, actor, len(specs), memo=memo, now=now)
     # the lines of `rules.batch_digest`, a transaction's header then its legs (the code
     # named is the account's, matched exactly; the asset its asset, checked), the legs
     # (ints and text, never None) formatted at once
@@ -295,9 +288,5 @@ def _write(session: Session, actor: Principal, specs: Sequence[TransactionSpec],
     _sql(session, _INSERT_POSTINGS, {"day": stored_day, "false": False if postgres else 0})
     _sql(session, _UPDATE_BALANCES, {
         "day": stored_day, "now": now if postgres else store.stamp(now)})
-    batch.content_sha256 = hashlib.sha256(("\n".join(lines) + "\n").encode()).hexdigest()
-    session.flush()
-    audit.record(session, actor, "ledger.batch.post", "ledger_batch", batch.id, after={
-        "id": batch.id, "transaction_count": len(specs), "first_transaction_id": ids[0],
-        "last_transaction_id": ids[-1], "content_sha256": batch.content_sha256, "memo": memo})
+    posting.close_batch(session, actor, batch, ids, rules.lines_digest(lines))
     return batch.id, ids
