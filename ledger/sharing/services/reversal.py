@@ -31,8 +31,8 @@ from ecovalue.clock import local_date, utcnow
 from ecovalue.errors import ValidationFailed
 from ledger import core
 from ledger.sharing import errors
-from ledger.sharing.models import SharingFund, SharingRun
-from ledger.sharing.services.runs import RunResult, get_run
+from ledger.sharing.models import SharingFund
+from ledger.sharing.services.runs import RunResult, get_run, prepared_by
 
 ACTION = "sharing.run.reverse"
 MAX_REASON = 500
@@ -45,12 +45,6 @@ def _reason(reason: object) -> str:
             {"location": "json", "field": "reason",
              "message": f"required, 1 to {MAX_REASON} characters"}])
     return text
-
-
-def _preparer(run: SharingRun, actor: Principal) -> bool:
-    if run.prepared_token_id is not None or actor.token_id is not None:
-        return run.prepared_token_id == actor.token_id
-    return run.prepared_by == actor.label
 
 
 def reverse_run(session: Session, actor: Principal, run_id: int, *, reason: str,
@@ -69,7 +63,7 @@ def reverse_run(session: Session, actor: Principal, run_id: int, *, reason: str,
             else f"{run.status}, not paid"
         raise errors.RunNotReversible(f"run {run.id} is {what}: only a paid distribution can "
                                       "be reversed", status=run.status)
-    if _preparer(run, actor):
+    if prepared_by(run, actor):
         raise errors.OwnRunReversal(f"run {run.id} was prepared by {run.prepared_by}: another "
                                     "finance officer reverses it")
     assert run.ledger_batch_id is not None and run.fund_id is not None

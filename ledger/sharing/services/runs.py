@@ -235,10 +235,15 @@ def _lines(session: Session, actor: Principal, blocks: list[allocation.Block],
     return lines
 
 
+def prepared_by(run: SharingRun, actor: Principal) -> bool:
+    """Whether `actor` prepared `run` (by token where either has one, else by label)."""
+    if run.prepared_token_id is not None or actor.token_id is not None:
+        return run.prepared_token_id == actor.token_id
+    return run.prepared_by == actor.label
+
+
 def _four_eyes(run: SharingRun, actor: Principal) -> None:
-    same = (run.prepared_token_id == actor.token_id) if run.prepared_token_id is not None \
-        or actor.token_id is not None else run.prepared_by == actor.label
-    if same:
+    if prepared_by(run, actor):
         raise errors.FourEyesViolation(
             f"run {run.id} was prepared by {run.prepared_by}: another finance officer "
             "approves it")
