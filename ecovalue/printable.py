@@ -26,11 +26,17 @@ AMOUNTS_NOTE = "金额单位：元（分）Amounts in yuan (fen). "
 MASKED_NOTE = "银行账号已遮蔽 Bank accounts masked. "
 
 
-def yuan(fen: int) -> str:
-    """Fen as yuan text with two decimals, exactly (no float): 135000 -> '1350.00'."""
+def yuan(fen: int, *, grouped: bool = False) -> str:
+    """Fen as yuan text with two decimals, exactly (no float): 135000 -> '1350.00', or
+    '1,350.00' `grouped` in thousands (the house's one rendering of fen as yuan)."""
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole}.{cents:02d}"
+    return f"{sign}{whole:,}.{cents:02d}" if grouped else f"{sign}{whole}.{cents:02d}"
+
+
+def yuan_grouped(fen: int) -> str:
+    """`yuan` grouped in thousands: 123456789 -> '1,234,567.89'."""
+    return yuan(fen, grouped=True)
 
 
 def escape(value: Any) -> str:

@@ -22,14 +22,10 @@ import marshmallow as ma
 from flask.cli import with_appcontext
 
 from ecovalue.cli import operator, unit_of_work
+from ecovalue.printable import yuan_grouped as _yuan
 from ledger.compensation import schemas
 from ledger.compensation.models import CompensationSettlement
 from ledger.compensation.services import agreements, assessments, sections, settlements
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
 def _terms(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ecovalue import printable
 from ecovalue.db import INT64_MAX
 
 #: the largest amount, and the largest running total, a 64-bit signed column holds
@@ -41,9 +42,7 @@ def signed_problem(value: Any) -> str | None:
 
 def yuan_text(amount_fen: int) -> str:
     """Exact decimal rendering of fen as yuan: 123456 -> '1234.56', -5 -> '-0.05'."""
-    sign = "-" if amount_fen < 0 else ""
-    whole, fen = divmod(abs(amount_fen), 100)
-    return f"{sign}{whole}.{fen:02d}"
+    return printable.yuan(amount_fen)
 
 
 #: products below this stay exact in int64 (the vectorised path); beyond, Python integers

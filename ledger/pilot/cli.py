@@ -14,14 +14,8 @@ import click
 from flask.cli import with_appcontext
 
 from ecovalue.cli import operator, unit_of_work
+from ecovalue.printable import yuan_grouped as _yuan
 from ledger.pilot.services import compliance, factors
-
-
-def _yuan(fen: int) -> str:
-    """Fen shown as yuan, exactly (no float on the way)."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 @click.group("pilot")

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ecovalue import spreadsheet
+from ecovalue.printable import yuan_grouped as _yuan
 
 #: canonical field -> headers banks use for it (compared without case, spaces, width)
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -198,9 +199,6 @@ def _fingerprint(parts: Sequence[Any]) -> str:
                           .encode()).hexdigest()
 
 
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
 def parse_statement(data: bytes, *, period: dt.date,

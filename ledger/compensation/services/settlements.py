@@ -307,11 +307,6 @@ def view(session: Session, settlement: CompensationSettlement) -> dict[str, Any]
     }
 
 
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
-
-
 def statement_tables(session: Session, settlement: CompensationSettlement
                      ) -> dict[str, list[list[Any]]]:
     """The statement as tables (Chinese headers, English alongside), for CSV and XLSX."""
@@ -334,17 +329,18 @@ def statement_tables(session: Session, settlement: CompensationSettlement
                   "应得(分) Receives (fen)", "净额(分) Net (fen)", "净额(元) Net (yuan)"]] + [
         [p["party"], p["party_id"], p["name_zh"], p["region_code"], p["contribution_fen"],
          p["allocation_fen"], p["withheld_fen"], p["received_fen"], p["receives_fen"],
-         p["net_fen"], _yuan(p["net_fen"])] for p in statement["positions"]]
+         p["net_fen"], printable.yuan(p["net_fen"])] for p in statement["positions"]]
     paid = [["序号 Seq", "付款方 Payer", "收款方 Payee", "付款账户 From account",
              "收款账户 To account", "金额(分) Amount (fen)", "金额(元) Amount (yuan)",
              "状态 Status", "账务交易 Ledger tx", "处理交易 Resolution tx"]] + [
         [p.seq, p.payer_key, p.payee_key, p.from_account, p.to_account, p.amount_fen,
-         _yuan(p.amount_fen), p.status, p.pending_tx_id, p.resolution_tx_id]
+         printable.yuan(p.amount_fen), p.status, p.pending_tx_id, p.resolution_tx_id]
         for p in payments(session, settlement.id)]
     clearing_rows = [["条件 Condition", "处理 Action", "扣减方 From party",
                       "收款方 To party", "金额(分) Amount (fen)", "金额(元) Amount (yuan)"]] + [
         [a["condition"], ACTION_LABELS.get(a["action"], a["action"]), a["source"], a["party"],
-         a["amount_fen"], _yuan(a["amount_fen"])] for a in statement.get("adjustments", [])]
+         a["amount_fen"], printable.yuan(a["amount_fen"])]
+        for a in statement.get("adjustments", [])]
     return {"结算 Settlement": head, "条件 Conditions": conditions, "清算 Clearing": clearing_rows,
             "各方 Positions": positions, "支付 Payments": paid}
 

@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ecovalue import clock, spreadsheet
+from ecovalue import clock, printable, spreadsheet
 from ecovalue.auth import Principal, authorize
 from ledger import core as ledger
 from ledger.carbon.models import CarbonBatch, CarbonEvent, CarbonRetirement
@@ -78,9 +78,8 @@ class Report:
     sections: list[Section]
 
 
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+#: fen as yuan grouped in thousands, the report's and console's rendering
+yuan = printable.yuan_grouped
 
 
 def _fund_balances(session: Session, actor: Principal, first: dt.date,
